@@ -1,0 +1,1 @@
+"""Channel adapters: SMS and voice over Twilio, and the console channel for the embedded demo."""

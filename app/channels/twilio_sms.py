@@ -1,0 +1,86 @@
+"""Sending texts with Twilio's REST API through the real ``twilio`` client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from app.channels.base import OutboundText, SendError, SendResult
+from app.channels.twilio_http import RedirectingHttpClient
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+# The library logs request parameters at INFO; bodies and numbers must never reach our logs.
+logging.getLogger("twilio").setLevel(logging.WARNING)
+
+RETRYABLE_CODES = {20429, 20500, 20503, 30022, 30023}
+
+
+def build_client(settings: Settings, *, timeout: float = 10.0) -> Client:
+    if settings.twilio_api_base_url:
+        http_client = RedirectingHttpClient(settings.twilio_api_base_url, timeout=timeout)
+        return Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client, environment={})
+    from twilio.http.http_client import TwilioHttpClient
+
+    return Client(
+        settings.twilio_account_sid, settings.twilio_auth_token, http_client=TwilioHttpClient(timeout=timeout)
+    )
+
+
+class TwilioSmsChannel:
+    name = "sms"
+
+    def __init__(self, settings: Settings, client: Client | None = None):
+        if not settings.twilio_account_sid or not settings.twilio_auth_token:
+            raise ValueError("OUTREACH_CHANNEL=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        if not settings.twilio_from_number and not settings.twilio_messaging_service_sid:
+            raise ValueError("OUTREACH_CHANNEL=twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        self.settings = settings
+        self.client = client or build_client(settings)
+
+    def send(self, message: OutboundText) -> SendResult:
+        sender: dict[str, str] = (
+            {"messaging_service_sid": self.settings.twilio_messaging_service_sid}
+            if self.settings.twilio_messaging_service_sid
+            else {"from_": self.settings.twilio_from_number}
+        )
+        try:
+            created = self.client.messages.create(
+                to=message.to, body=message.body, status_callback=message.status_callback, **sender
+            )
+        except TwilioRestException as exc:
+            status = exc.status
+            retryable = status == 429 or status >= 500 or (exc.code in RETRYABLE_CODES)
+            raise SendError(
+                f"twilio refused: {exc.code}", code=exc.code, http_status=status, retryable=retryable
+            ) from None
+        except TwilioException as exc:
+            raise SendError(
+                f"twilio error: {type(exc).__name__}", code=None, http_status=None, retryable=True
+            ) from None
+        except requests.RequestException as exc:
+            raise SendError(f"network: {type(exc).__name__}", code=None, http_status=None, retryable=True) from None
+        segments = int(created.num_segments) if created.num_segments else None
+        return SendResult(provider_sid=str(created.sid), status=str(created.status), segments=segments)
+
+    def find_sent(self, message: OutboundText) -> SendResult | None:
+        """After a crash between Twilio's answer and our commit: did Twilio take this text already?"""
+        try:
+            recent = self.client.messages.list(
+                to=message.to, date_sent_after=dt.datetime.now(dt.UTC) - dt.timedelta(days=1), limit=50
+            )
+        except (TwilioException, requests.RequestException):
+            log.warning("could not look up earlier sends for message id=%s", message.message_id)
+            raise SendError("lookup failed", code=None, http_status=None, retryable=True) from None
+        for sent in recent:
+            if sent.body == message.body and (sent.direction or "").startswith("outbound"):
+                return SendResult(
+                    provider_sid=str(sent.sid),
+                    status=str(sent.status),
+                    segments=int(sent.num_segments) if sent.num_segments else None,
+                )
+        return None

@@ -1,0 +1,218 @@
+"""The ``outreach`` command: a Flask CLI group over ``create_app`` (DESIGN §3)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+from sqlalchemy import select
+
+from app.runtime import Runtime
+
+
+def _create_app() -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+def _rt() -> Runtime:
+    rt: Runtime = current_app.extensions["outreach"]
+    return rt
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
+def main() -> None:
+    """Outreach: scheduled SMS and voice check-ins with an escalation queue."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from app.migrations import upgrade
+
+    upgrade(_rt().settings.database_url, revision)
+    click.echo("database is up to date")
+
+
+def _parse_now(value: str | None) -> dt.datetime:
+    if not value:
+        return dt.datetime.now(dt.UTC)
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give a time zone offset, e.g. 2026-11-25T14:00:00+00:00")
+    return parsed.astimezone(dt.UTC)
+
+
+@main.command()
+@click.option("--now", "now_text", default=None, help="ISO 8601 time with offset (default: the real time)")
+def tick(now_text: str | None) -> None:
+    """Process all work due up to now: the scheduler's one step."""
+    from app.scheduling.sweeper import tick as run_tick
+
+    counts = run_tick(_rt(), _parse_now(now_text))
+    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@main.command()
+@click.argument("mrn")
+@click.argument("campaign")
+@click.option("--anchor", required=True, help="anchor date, e.g. the discharge date (YYYY-MM-DD)")
+@click.option("--program", default=None, help="program slug (default: the first program)")
+def enroll(mrn: str, campaign: str, anchor: str, program: str | None) -> None:
+    """Enroll the patient with MRN in CAMPAIGN (enrolling again moves the anchor)."""
+    from app.models import Patient, Program, utcnow
+    from app.patients import default_program
+    from app.scheduling.enrollments import UnknownCampaign
+    from app.scheduling.enrollments import enroll as do_enroll
+
+    rt = _rt()
+    try:
+        anchor_date = dt.date.fromisoformat(anchor)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
+    with rt.sessions() as session, session.begin():
+        prog = (
+            session.scalars(select(Program).where(Program.slug == program)).first()
+            if program
+            else default_program(session)
+        )
+        if prog is None:
+            raise click.ClickException(f"no program '{program}'")
+        patient = session.scalars(select(Patient).where(Patient.program_id == prog.id, Patient.mrn == mrn)).first()
+        if patient is None:
+            raise click.ClickException(f"no patient with MRN {mrn}")
+        try:
+            enrollment = do_enroll(session, rt, patient, campaign, anchor_date, utcnow())
+        except UnknownCampaign:
+            raise click.ClickException(
+                f"unknown campaign '{campaign}' (known: {', '.join(sorted(rt.content.campaigns))})"
+            ) from None
+        click.echo(f"enrollment {enrollment.id}: next due {enrollment.next_due_at}")
+
+
+@main.command("import-patients")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--program", default=None)
+def import_patients(path: Path, program: str | None) -> None:
+    """Create or update patients from a CSV with DESIGN §3's patient fields as columns."""
+    from app.models import Program, utcnow
+    from app.patients import ValidationFailed, default_program, upsert_patient
+
+    rt = _rt()
+    created = updated = failed = 0
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        for line_no, row in enumerate(csv.DictReader(fh), start=2):
+            data = dict(row)
+            data["conditions"] = [c.strip() for c in (row.get("conditions") or "").split(";") if c.strip()]
+            try:
+                with rt.sessions() as session, session.begin():
+                    prog = (
+                        session.scalars(select(Program).where(Program.slug == program)).first()
+                        if program
+                        else default_program(session)
+                    )
+                    if prog is None:
+                        raise click.ClickException(f"no program '{program}'")
+                    _, was_created = upsert_patient(session, prog, data, actor=f"import:{path.name}", now=utcnow())
+                created += was_created
+                updated += not was_created
+            except ValidationFailed as exc:
+                failed += 1
+                click.echo(f"{path}:{line_no}: {exc}", err=True)
+    click.echo(f"created={created} updated={updated} failed={failed}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["care_manager", "supervisor", "admin"]), default="care_manager")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_user_command(email: str, role: str, password: str) -> None:
+    """Create a staff user (or reset their password and role)."""
+    from app.web.auth import create_user
+
+    try:
+        create_user(_rt(), email, password, role)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {email} saved with role {role}")
+
+
+@main.command("lint-content")
+def lint_content() -> None:
+    """Validate every flow, campaign, red-flag and education file."""
+    from app.content import load_content
+    from app.flows.loader import FlowError
+
+    try:
+        library = load_content(_rt().settings.content_dir)
+    except FlowError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(
+        f"{len(library.flows)} flows, {len(library.campaigns)} campaigns, "
+        f"{sum(len(v) for v in library.education.values())} education texts: ok"
+    )
+
+
+@main.command("seed-demo")
+def seed_demo_command() -> None:
+    """Create the demo program, patients and care manager (idempotent)."""
+    from app.demo import seed_demo
+
+    for line in seed_demo(_rt()):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--tick-seconds", default=30, type=int, help="how often the demo's scheduler runs")
+def demo(host: str, port: int, tick_seconds: int) -> None:
+    """Seed the demo, run the scheduler in the background and serve the app (the embedded default)."""
+    import threading
+
+    from app.demo import seed_demo
+    from app.scheduling.sweeper import tick as run_tick
+
+    rt = _rt()
+    lines = seed_demo(rt)
+    base = f"http://{host}:{port}"
+    click.echo(
+        "\n".join(
+            [
+                "",
+                "Outreach demo",
+                f"  sign in:    {base}/login",
+                *(f"  {line}" for line in lines),
+                f"  queue:      {base}/queue",
+                f"  simulator:  {base}/simulator  (play the patient)",
+                "",
+            ]
+        )
+    )
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.wait(tick_seconds):
+            try:
+                run_tick(rt, dt.datetime.now(dt.UTC))
+            except Exception:  # the next tick tries again; the work is in SQL
+                current_app.logger.exception("demo tick failed")
+
+    threading.Thread(target=ticker, name="demo-ticker", daemon=True).start()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app.run(host=host, port=port, use_reloader=False, threaded=True)

@@ -1,0 +1,80 @@
+"""Settings read from the environment (12-factor), with safe demo defaults.
+
+Why a frozen dataclass: every part of the app (web, worker, CLI) builds the same settings the same way,
+and tests override them by passing a dict to ``create_app`` instead of mutating globals.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT_DIR = ROOT / "content"
+LOCALES_DIR = ROOT / "locales"
+INSTANCE_DIR = ROOT / "instance"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{INSTANCE_DIR / 'outreach.db'}"
+    redis_url: str | None = None
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    public_base_url: str = "http://127.0.0.1:5000"
+    channel: str = "console"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_messaging_service_sid: str = ""
+    #: Where the Twilio REST client sends requests; empty means Twilio itself. Tests and demos point it
+    #: at the local server in tests/support so the real client runs end to end without an account.
+    twilio_api_base_url: str = ""
+    api_token: str = ""
+    content_dir: Path = CONTENT_DIR
+    demo_mode: bool = False
+    session_cookie_secure: bool = True
+    testing: bool = False
+
+    @property
+    def jobs_in_process(self) -> bool:
+        return not self.redis_url
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        return replace(self, **overrides)
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    base = Settings()
+    database_url = env.get("DATABASE_URL") or base.database_url
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://") :]
+    return Settings(
+        database_url=database_url,
+        redis_url=env.get("REDIS_URL") or None,
+        secret_key=env.get("SECRET_KEY") or base.secret_key,
+        public_base_url=(env.get("PUBLIC_BASE_URL") or base.public_base_url).rstrip("/"),
+        channel=env.get("OUTREACH_CHANNEL") or base.channel,
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+        twilio_from_number=env.get("TWILIO_FROM_NUMBER", ""),
+        twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
+        twilio_api_base_url=env.get("TWILIO_API_BASE_URL", ""),
+        api_token=env.get("API_TOKEN", ""),
+        content_dir=Path(env.get("OUTREACH_CONTENT_DIR") or CONTENT_DIR),
+        demo_mode=_bool(env.get("OUTREACH_DEMO"), False),
+        session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), True),
+    )

@@ -1,0 +1,99 @@
+"""The content library: flows, campaigns, red-flag phrases and education text, loaded and validated
+once per process from ``content/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from app.flows.intents import GlobalIntents, compile_red_flags
+from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
+from app.flows.model import Flow
+from app.scheduling.campaigns import Campaign, load_campaign
+
+
+@dataclass
+class EducationText:
+    topic: str
+    language: str
+    title: str
+    body: str
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class ContentLibrary:
+    root: Path
+    flows: dict[str, Flow]
+    flow_sources: dict[str, str]
+    campaigns: dict[str, Campaign]
+    intents: GlobalIntents
+    education: dict[str, dict[str, EducationText]]
+
+    def flow(self, flow_id: str) -> Flow:
+        return self.flows[flow_id]
+
+    def education_for(self, language: str) -> dict[str, str]:
+        return {
+            topic: (texts.get(language) or texts["en"]).body
+            for topic, texts in self.education.items()
+            if language in texts or "en" in texts
+        }
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def parse_education(path: Path, shown: str) -> EducationText:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        raise FlowError(shown, 1, "education text must start with front matter (---)")
+    end = text.find("\n---\n", 4)
+    if end < 0:
+        raise FlowError(shown, 1, "front matter is not closed with ---")
+    meta = yaml.safe_load(text[4:end]) or {}
+    for key in ("title", "sources", "reviewed_by", "reviewed_on"):
+        if key not in meta:
+            raise FlowError(shown, 1, f"front matter needs '{key}'")
+    return EducationText(
+        topic=path.parent.name, language=path.stem, title=str(meta["title"]), body=text[end + 5 :].strip(), meta=meta
+    )
+
+
+def load_content(root: Path) -> ContentLibrary:
+    """Load everything under ``root``; the first invalid file raises FlowError (file, line, reason)."""
+    flows: dict[str, Flow] = {}
+    sources: dict[str, str] = {}
+    for path in sorted((root / "flows").glob("*.yaml")):
+        source = path.read_text(encoding="utf-8")
+        flow = compile_flow(source, _shown(path, root))
+        flows[flow.id] = flow
+        sources[flow.id] = source
+    campaigns = {}
+    for path in sorted((root / "campaigns").glob("*.yaml")):
+        campaign = load_campaign(path, set(flows), _shown(path, root))
+        campaigns[campaign.id] = campaign
+    red_flags_path = root / "red-flags.yaml"
+    entries: list[dict[str, object]] = []
+    if red_flags_path.exists():
+        data = load_yaml_with_lines(red_flags_path.read_text(encoding="utf-8"), _shown(red_flags_path, root))
+        entries = list(data.get("flags") or [])
+    education: dict[str, dict[str, EducationText]] = {}
+    for path in sorted((root / "education").glob("*/*.md")):
+        item = parse_education(path, _shown(path, root))
+        education.setdefault(item.topic, {})[item.language] = item
+    return ContentLibrary(
+        root=root,
+        flows=flows,
+        flow_sources=sources,
+        campaigns=campaigns,
+        intents=GlobalIntents(red_flags=compile_red_flags(entries)),
+        education=education,
+    )

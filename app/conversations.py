@@ -1,0 +1,223 @@
+"""Running flows for patients: build the patient's context, call the pure engine, apply its events.
+
+Why events: the engine decides (what to say, what to save, whom to alert); this module only records
+those decisions in SQL and queues the texts, in one transaction with the state change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.escalation.service import open_or_join
+from app.flows import engine
+from app.flows.loader import compile_flow
+from app.flows.model import Flow
+from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program
+from app.outbound import queue_text
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HISTORY_DAYS = 8
+
+
+class ConversationBusy(Exception):
+    """The patient already has an active conversation."""
+
+
+def pinned_flow(session: Session, rt: Runtime, flow_id: str, version: str) -> Flow:
+    current = rt.content.flows.get(flow_id)
+    if current is not None and current.version == version:
+        return current
+    row = session.scalars(
+        select(FlowVersion).where(FlowVersion.flow_id == flow_id, FlowVersion.version == version)
+    ).one()
+    return _compile_cached(flow_id, version, row.source)
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_cached(flow_id: str, version: str, source: str) -> Flow:
+    return compile_flow(source, f"{flow_id}@{version}")
+
+
+def _remember_version(session: Session, rt: Runtime, flow: Flow) -> None:
+    exists = session.scalar(
+        select(FlowVersion.id).where(FlowVersion.flow_id == flow.id, FlowVersion.version == flow.version)
+    )
+    if exists is None:
+        with session.begin_nested():
+            session.add(FlowVersion(flow_id=flow.id, version=flow.version, source=rt.content.flow_sources[flow.id]))
+
+
+def patient_context(
+    session: Session, rt: Runtime, patient: Patient, now: dt.datetime, *, exclude_conversation: int | None = None
+) -> engine.PatientContext:
+    program = session.get(Program, patient.program_id)
+    assert program is not None
+    rows: Sequence[Answer] = session.scalars(
+        select(Answer)
+        .where(
+            Answer.patient_id == patient.id,
+            Answer.answered_at >= now - dt.timedelta(days=HISTORY_DAYS),
+            Answer.kind != "unanswered",
+        )
+        .order_by(Answer.answered_at)
+    ).all()
+    history = [
+        engine.PastAnswer(a.question_id, a.value, a.answered_at)
+        for a in rows
+        if a.conversation_id != exclude_conversation
+    ]
+    thresholds = {**(program.thresholds or {}), **(patient.thresholds or {})}
+    return engine.PatientContext(
+        first_name=patient.given_name,
+        language=patient.language,
+        program_name=program.name,
+        program_phone=program.phone_display,
+        history=history,
+        thresholds=thresholds,
+        education=rt.content.education_for(patient.language),
+    )
+
+
+def active_conversation(session: Session, patient_id: int, *, lock: bool = False) -> Conversation | None:
+    query = select(Conversation).where(Conversation.patient_id == patient_id, Conversation.status == "active")
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def start_conversation(
+    session: Session, rt: Runtime, patient: Patient, flow_id: str, now: dt.datetime, *, send_key: str | None = None
+) -> Conversation:
+    if active_conversation(session, patient.id) is not None:
+        raise ConversationBusy(patient.id)
+    flow = rt.content.flow(flow_id)
+    _remember_version(session, rt, flow)
+    ctx = patient_context(session, rt, patient, now)
+    step = engine.start(flow, ctx, now, rt.content.intents)
+    conversation = Conversation(
+        patient_id=patient.id,
+        flow_id=flow.id,
+        flow_version=flow.version,
+        status=step.state.status,
+        state=step.state.to_dict(),
+        wake_at=step.state.wake_time,
+        started_at=now,
+    )
+    session.add(conversation)
+    session.flush()
+    apply_step(session, rt, patient, conversation, step, now, inbound=None, send_key=send_key)
+    log.info("conversation started id=%s flow=%s@%s", conversation.id, flow.id, flow.version)
+    return conversation
+
+
+def resume_conversation(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    conversation: Conversation,
+    given: engine.Input,
+    now: dt.datetime,
+    *,
+    inbound: Message | None,
+) -> engine.Step:
+    flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
+    ctx = patient_context(session, rt, patient, now, exclude_conversation=conversation.id)
+    state = engine.State.from_dict(conversation.state)
+    step = engine.resume(flow, state, ctx, given, now, rt.content.intents)
+    apply_step(session, rt, patient, conversation, step, now, inbound=inbound)
+    return step
+
+
+def apply_step(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    conversation: Conversation,
+    step: engine.Step,
+    now: dt.datetime,
+    *,
+    inbound: Message | None,
+    send_key: str | None = None,
+) -> None:
+    conversation.state = step.state.to_dict()
+    conversation.status = step.state.status
+    conversation.wake_at = step.state.wake_time
+    said: list[str] = []
+    purposes: list[str] = []
+    for event in step.events:
+        if isinstance(event, engine.SaveAnswer):
+            number = (
+                float(event.value)
+                if isinstance(event.value, int | float) and not isinstance(event.value, bool)
+                else None
+            )
+            text: str | None
+            if isinstance(event.value, bool):
+                text = "yes" if event.value else "no"
+            elif isinstance(event.value, str):
+                text = event.value
+            else:
+                text = None
+            session.add(
+                Answer(
+                    patient_id=patient.id,
+                    conversation_id=conversation.id,
+                    message_id=inbound.id if inbound else None,
+                    flow_id=conversation.flow_id,
+                    question_id=event.question_id,
+                    kind=event.kind,
+                    value_number=number,
+                    value_text=text,
+                    unit=event.unit,
+                    raw=event.raw[:1600],
+                    channel=inbound.channel if inbound else rt.channel.name,
+                    answered_at=now,
+                )
+            )
+        elif isinstance(event, engine.Escalate):
+            open_or_join(
+                session,
+                patient,
+                level=event.level,
+                reason=event.reason,
+                rule_id=event.rule_id,
+                detail=event.detail,
+                conversation_id=conversation.id,
+                now=now,
+            )
+        elif isinstance(event, engine.Say):
+            said.append(event.text)
+            purposes.append(event.purpose)
+        elif isinstance(event, engine.NotUnderstood):
+            if inbound is not None:
+                inbound.needs_review = True
+        elif isinstance(event, engine.Completed):
+            conversation.result = event.result
+            conversation.ended_at = now
+        elif isinstance(event, engine.LanguageChanged):
+            patient.language = event.language
+    if said and patient.reachable:
+        # One text per step: separate texts can arrive out of order, and the 911 advice must come first.
+        kind = "prompt" if inbound is None else "reply"
+        if "emergency" in purposes:
+            kind = "emergency"
+        queue_text(
+            session,
+            rt,
+            to=patient.phone,
+            body="\n\n".join(said)[:1600],
+            kind=kind,
+            patient=patient,
+            conversation_id=conversation.id,
+            flow_id=conversation.flow_id,
+            send_key=send_key,
+            now=now,
+        )

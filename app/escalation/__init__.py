@@ -1,0 +1,1 @@
+"""Escalations: rules' hits become queue items that a nurse acknowledges and resolves."""

@@ -1,0 +1,75 @@
+"""Opening escalations: a new trigger joins an open escalation of the same reason, never piles up."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.escalation.levels import higher, sla_due_at
+from app.models import Escalation, EscalationStatus, EscalationTrigger, Patient
+from app.scheduling.calendar import next_business_day_end
+
+log = logging.getLogger(__name__)
+
+
+def open_or_join(
+    session: Session,
+    patient: Patient,
+    *,
+    level: str,
+    reason: str,
+    rule_id: str,
+    detail: Mapping[str, Any],
+    conversation_id: int | None,
+    now: dt.datetime,
+) -> Escalation:
+    existing = session.scalars(
+        select(Escalation)
+        .where(
+            Escalation.patient_id == patient.id,
+            Escalation.reason == reason,
+            Escalation.status.in_([EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED]),
+        )
+        .order_by(Escalation.id)
+        .with_for_update()
+    ).first()
+    if existing is None:
+        existing = Escalation(
+            patient_id=patient.id,
+            level=level,
+            reason=reason,
+            reasons=[reason],
+            status=EscalationStatus.OPEN,
+            created_at=now,
+            sla_due_at=sla_due_at(level, now, next_business_day_end=next_business_day_end(now, patient.timezone)),
+        )
+        session.add(existing)
+        session.flush()
+        log.info("escalation opened id=%s level=%s reason=%s", existing.id, level, reason)
+    else:
+        raised = higher(existing.level, level)
+        if raised != existing.level:
+            existing.level = raised
+            existing.sla_due_at = sla_due_at(
+                raised, now, next_business_day_end=next_business_day_end(now, patient.timezone)
+            )
+            if existing.status == EscalationStatus.ACKNOWLEDGED:
+                existing.status = EscalationStatus.OPEN
+        log.info("escalation joined id=%s level=%s reason=%s", existing.id, existing.level, reason)
+    session.add(
+        EscalationTrigger(
+            escalation_id=existing.id,
+            conversation_id=conversation_id,
+            rule_id=rule_id,
+            level=level,
+            reason=reason,
+            detail=dict(detail),
+            created_at=now,
+        )
+    )
+    return existing

@@ -1,0 +1,516 @@
+"""The conversation engine: a pure step function over a compiled flow.
+
+``start`` and ``resume`` take the flow, the conversation state, the patient's context, one input and
+the time, and return the new state and the events that the service layer applies (save answers, queue
+a text, open an escalation). No I/O happens here, so every flow can be tested as a transcript and
+rendered to any channel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from babel.numbers import format_decimal
+
+from app.flows.answers import parse_choice, parse_number, parse_scale, parse_yes_no
+from app.flows.intents import GlobalIntents
+from app.flows.model import Condition, Flow, Node, Rule
+from app.i18n import gettext_for, locale_for, normalise_language
+
+MAX_REPROMPTS = 2
+MAX_STEPS = 200
+#: Readings a little older than the window still count as "the previous day's" (a late weigh-in).
+HISTORY_GRACE = dt.timedelta(hours=6)
+
+Value = float | bool | str | None
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    mode: Literal["text", "digits", "speech"] = "text"
+
+
+@dataclass(frozen=True)
+class Timeout:
+    pass
+
+
+Input = Reply | Timeout
+
+
+# ---------------------------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Say:
+    text: str
+    purpose: str = "prompt"  # prompt | reprompt | reminder | escalation | emergency | closing | info
+
+
+@dataclass(frozen=True)
+class SaveAnswer:
+    question_id: str
+    kind: str
+    value: Value
+    unit: str | None
+    raw: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    rule_id: str
+    level: str
+    reason: str
+    detail: Mapping[str, Any]
+    crisis_line: bool = False
+
+
+@dataclass(frozen=True)
+class NotUnderstood:
+    question_id: str | None
+
+
+@dataclass(frozen=True)
+class Completed:
+    result: str
+
+
+@dataclass(frozen=True)
+class LanguageChanged:
+    language: str
+
+
+Event = Say | SaveAnswer | Escalate | NotUnderstood | Completed | LanguageChanged
+
+
+# ----------------------------------------------------------------------------------------------- state
+@dataclass(frozen=True)
+class PastAnswer:
+    question_id: str
+    value: Value
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PatientContext:
+    first_name: str
+    language: str
+    program_name: str
+    program_phone: str
+    history: Sequence[PastAnswer] = ()
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+    education: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class State:
+    flow_id: str
+    flow_version: str
+    language: str
+    node: str | None
+    status: str = "active"  # active | completed | expired
+    result: str | None = None
+    attempts: int = 0
+    answers: Mapping[str, Value] = field(default_factory=dict)
+    fired: tuple[str, ...] = ()
+    reminded: bool = False
+    started_at: str = ""
+    wake_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flow_id": self.flow_id,
+            "flow_version": self.flow_version,
+            "language": self.language,
+            "node": self.node,
+            "status": self.status,
+            "result": self.result,
+            "attempts": self.attempts,
+            "answers": dict(self.answers),
+            "fired": list(self.fired),
+            "reminded": self.reminded,
+            "started_at": self.started_at,
+            "wake_at": self.wake_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> State:
+        return cls(
+            flow_id=data["flow_id"],
+            flow_version=data["flow_version"],
+            language=data["language"],
+            node=data.get("node"),
+            status=data.get("status", "active"),
+            result=data.get("result"),
+            attempts=int(data.get("attempts", 0)),
+            answers=dict(data.get("answers", {})),
+            fired=tuple(data.get("fired", ())),
+            reminded=bool(data.get("reminded", False)),
+            started_at=data.get("started_at", ""),
+            wake_at=data.get("wake_at"),
+        )
+
+    @property
+    def wake_time(self) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(self.wake_at) if self.wake_at else None
+
+
+@dataclass(frozen=True)
+class Step:
+    state: State
+    events: tuple[Event, ...]
+
+    def said(self) -> list[str]:
+        return [e.text for e in self.events if isinstance(e, Say)]
+
+
+class FlowRuntimeError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- engine
+def start(flow: Flow, ctx: PatientContext, now: dt.datetime, intents: GlobalIntents | None = None) -> Step:
+    language = normalise_language(ctx.language)
+    if language not in flow.languages:
+        language = flow.languages[0]
+    state = State(flow_id=flow.id, flow_version=flow.version, language=language, node=None, started_at=now.isoformat())
+    events: list[Event] = []
+    state = _enter(flow, state, ctx, flow.start, events, now)
+    return Step(state, tuple(events))
+
+
+def resume(
+    flow: Flow, state: State, ctx: PatientContext, given: Input, now: dt.datetime, intents: GlobalIntents | None = None
+) -> Step:
+    if state.flow_version != flow.version:
+        raise FlowRuntimeError(f"state is pinned to {state.flow_id}@{state.flow_version}, not {flow.version}")
+    if state.status != "active" or state.node is None:
+        return Step(state, (NotUnderstood(None),))
+    events: list[Event] = []
+    if isinstance(given, Timeout):
+        return Step(_timeout(flow, state, ctx, events, now), tuple(events))
+    intents = intents or GlobalIntents()
+    current = state.node
+    text = given.text
+    switch = intents.language_switch(text)
+    if switch and switch in flow.languages:
+        state = replace(state, language=switch, attempts=0)
+        events.append(LanguageChanged(switch))
+        events.append(Say(_render(flow.node(current).text, state.language, ctx), "prompt"))
+        return Step(state, tuple(events))
+    flag = intents.red_flag(text)
+    if flag is not None:
+        events.append(
+            Escalate(
+                rule_id=f"red-flag:{flag.id}",
+                level="EMERGENCY",
+                reason=flag.reason,
+                detail={"phrase_category": flag.id, "question": state.node},
+                crisis_line=flag.crisis_line,
+            )
+        )
+        events.append(Say(emergency_text(state.language, ctx, crisis_line=flag.crisis_line), "emergency"))
+        state = _finish(state, "red_flag", events)
+        return Step(state, tuple(events))
+    node = flow.node(current)
+    if node.type != "question":
+        raise FlowRuntimeError(f"conversation waits on non-question node '{node.id}'")
+    understood = understand(node, given, state.language)
+    if understood is None:
+        state = replace(state, attempts=state.attempts + 1)
+        events.append(NotUnderstood(node.id))
+        if state.attempts <= MAX_REPROMPTS:
+            events.append(Say(reprompt_text(node, state.language, ctx), "reprompt"))
+            return Step(state, tuple(events))
+        events.append(SaveAnswer(node.id, "unanswered", None, None, text))
+        state = replace(state, answers={**state.answers, node.id: None})
+        target = node.on_unanswered or _choose_next(node, state, ctx, flow, now)
+        return Step(_enter(flow, state, ctx, target, events, now), tuple(events))
+    value, unit = understood
+    events.append(SaveAnswer(node.id, node.question_type or "text", value, unit, text))
+    state = replace(state, answers={**state.answers, node.id: value}, attempts=0)
+    state = _apply_rules(flow, state, ctx, events, now)
+    if state.status != "active":
+        return Step(state, tuple(events))
+    target = _choose_next(node, state, ctx, flow, now)
+    return Step(_enter(flow, state, ctx, target, events, now), tuple(events))
+
+
+def understand(node: Node, given: Reply, language: str) -> tuple[Value, str | None] | None:
+    """The typed value of a reply to a question, or None when it is not a valid answer."""
+    text = given.text
+    if node.question_type == "yes_no":
+        answer = parse_yes_no(text)
+        return None if answer is None else (answer, None)
+    if node.question_type == "number":
+        number = parse_number(text, unit=node.unit)
+        if number is None:
+            return None
+        assert node.minimum is not None and node.maximum is not None
+        if not node.minimum <= number.value <= node.maximum:
+            return None
+        return number.value, number.unit
+    if node.question_type == "scale":
+        assert node.minimum is not None and node.maximum is not None
+        scaled = parse_scale(text, int(node.minimum), int(node.maximum))
+        return None if scaled is None else (float(scaled), None)
+    if node.question_type == "choice":
+        options = [
+            (c.id, [c.label.get(language, ""), *c.words.get(language, ()), *(w for ws in c.words.values() for w in ws)])
+            for c in node.choices
+        ]
+        chosen = parse_choice(text, options)
+        return None if chosen is None else (chosen, None)
+    stripped = text.strip()
+    return (stripped[:1600], None) if stripped else None
+
+
+# ------------------------------------------------------------------------------------------- internals
+def _enter(flow: Flow, state: State, ctx: PatientContext, node_id: str, events: list[Event], now: dt.datetime) -> State:
+    for _ in range(MAX_STEPS):
+        node = flow.node(node_id)
+        if node.type in {"message", "education"}:
+            text = node.text
+            if node.type == "education" and node.education and node.education in ctx.education:
+                events.append(Say(ctx.education[node.education], "info"))
+            if text:
+                events.append(Say(_render(text, state.language, ctx), "info"))
+            node_id = _choose_next(node, state, ctx, flow, now)
+            continue
+        if node.type == "question":
+            events.append(Say(_render(node.text, state.language, ctx), "prompt"))
+            wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
+            return replace(state, node=node.id, attempts=0, reminded=False, wake_at=wake.isoformat())
+        if node.text:
+            events.append(Say(_render(node.text, state.language, ctx), "closing"))
+        return _finish(replace(state, node=node.id), node.result, events)
+    raise FlowRuntimeError(f"flow {flow.id} loops without asking anything")
+
+
+def _finish(state: State, result: str, events: list[Event]) -> State:
+    events.append(Completed(result))
+    return replace(state, status="completed", result=result, wake_at=None)
+
+
+def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
+    if not state.reminded:
+        assert state.node is not None
+        _ = gettext_for(state.language)
+        prefix = _("Reminder:")
+        events.append(Say(f"{prefix} {_render(flow.node(state.node).text, state.language, ctx)}", "reminder"))
+        started = dt.datetime.fromisoformat(state.started_at)
+        expire = max(started + dt.timedelta(minutes=flow.waits.expire_after_minutes), now + dt.timedelta(minutes=1))
+        return replace(state, reminded=True, wake_at=expire.isoformat())
+    events.append(Completed("no_response"))
+    return replace(state, status="expired", result="no_response", wake_at=None)
+
+
+def _choose_next(node: Node, state: State, ctx: PatientContext, flow: Flow, now: dt.datetime) -> str:
+    for branch in node.next:
+        if branch.when is None or evaluate(branch.when, state, ctx, flow, now)[0]:
+            return branch.goto
+    raise FlowRuntimeError(f"node '{node.id}' has no branch to take")
+
+
+def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
+    for rule in flow.rules:
+        if rule.id in state.fired:
+            continue
+        hit, detail = evaluate(rule.when, state, ctx, flow, now)
+        if not hit:
+            continue
+        already_told = any(r.reason == rule.reason for r in flow.rules if r.id in state.fired)
+        state = replace(state, fired=(*state.fired, rule.id))
+        events.append(
+            Escalate(rule_id=rule.id, level=rule.level, reason=rule.reason, detail=detail, crisis_line=rule.crisis_line)
+        )
+        told = "" if already_told else _rule_text(rule, state.language, ctx)
+        if told:
+            events.append(Say(told, "emergency" if rule.level == "EMERGENCY" else "escalation"))
+        if rule.stop:
+            return _finish(state, "escalated", events)
+    return state
+
+
+def scores(flow: Flow, answers: Mapping[str, Value]) -> dict[str, float]:
+    """Each score whose parts are all answered (a PHQ-9 total, say)."""
+    result: dict[str, float] = {}
+    for score in flow.scores:
+        parts = [answers.get(q) for q in score.sum_of]
+        if all(isinstance(p, int | float) and not isinstance(p, bool) for p in parts):
+            result[score.id] = float(sum(p for p in parts if isinstance(p, int | float)))
+    return result
+
+
+def _threshold(value: Any, ctx: PatientContext, flow: Flow) -> Any:
+    if isinstance(value, str) and value.startswith("$"):
+        name = value[1:]
+        return ctx.thresholds.get(name, flow.thresholds.get(name))
+    if isinstance(value, list):
+        return [_threshold(v, ctx, flow) for v in value]
+    return value
+
+
+def _compare(value: Value, comparator: str, operand: Any) -> bool:
+    if comparator == "answered":
+        return (value is not None) == bool(operand)
+    if value is None:
+        return False
+    if comparator == "is":
+        return bool(value == operand)
+    if comparator == "is_not":
+        return bool(value != operand)
+    if comparator == "in":
+        return bool(value in operand)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if comparator == "at_least":
+        return bool(value >= operand)
+    if comparator == "at_most":
+        return bool(value <= operand)
+    if comparator == "above":
+        return bool(value > operand)
+    if comparator == "below":
+        return bool(value < operand)
+    if comparator == "between":
+        low, high = operand
+        return bool(low <= value <= high)
+    raise FlowRuntimeError(f"unknown comparator {comparator}")
+
+
+def evaluate(
+    condition: Condition, state: State, ctx: PatientContext, flow: Flow, now: dt.datetime
+) -> tuple[bool, dict[str, Any]]:
+    """Whether a condition holds now, and the figures that made it so (kept on the escalation)."""
+    if condition.kind == "all":
+        detail: dict[str, Any] = {}
+        for child in condition.children:
+            hit, part = evaluate(child, state, ctx, flow, now)
+            if not hit:
+                return False, {}
+            detail.update(part)
+        return True, detail
+    if condition.kind == "any":
+        for child in condition.children:
+            hit, part = evaluate(child, state, ctx, flow, now)
+            if hit:
+                return True, part
+        return False, {}
+    operand = _threshold(condition.operand, ctx, flow)
+    subject = condition.subject
+    current: Value = (
+        scores(flow, state.answers).get(subject) if condition.kind == "score" else state.answers.get(subject)
+    )
+    if condition.kind in {"answer", "score"}:
+        return _compare(current, condition.comparator, operand), {subject: current}
+    if not isinstance(current, int | float) or isinstance(current, bool):
+        return False, {}
+    if condition.kind in {"rise", "fall"}:
+        since = now - dt.timedelta(days=condition.within_days) - HISTORY_GRACE
+        earlier = [
+            float(h.value)
+            for h in ctx.history
+            if h.question_id == subject
+            and since <= h.at < now
+            and isinstance(h.value, int | float)
+            and not isinstance(h.value, bool)
+        ]
+        if not earlier:
+            return False, {}
+        baseline = min(earlier) if condition.kind == "rise" else max(earlier)
+        change = current - baseline if condition.kind == "rise" else baseline - current
+        hit = _compare(round(change, 2), condition.comparator, operand)
+        return hit, {
+            subject: current,
+            f"{subject}_baseline": baseline,
+            f"{subject}_{condition.kind}": round(change, 2),
+            "within_days": condition.within_days,
+        }
+    if condition.kind == "consecutive":
+        earlier_values = [
+            h.value
+            for h in sorted(ctx.history, key=lambda h: h.at, reverse=True)
+            if h.question_id == subject and h.at < now
+        ][: condition.count - 1]
+        if len(earlier_values) < condition.count - 1:
+            return False, {}
+        series = [current, *earlier_values]
+        hit = all(_compare(v, condition.comparator, operand) for v in series)
+        return hit, {subject: current, f"{subject}_series": series}
+    raise FlowRuntimeError(f"unknown condition kind {condition.kind}")
+
+
+# ------------------------------------------------------------------------------------------------ text
+class _Vars(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _render(text: Mapping[str, str], language: str, ctx: PatientContext) -> str:
+    template = text.get(language) or next(iter(text.values()))
+    values = _Vars(first_name=ctx.first_name, program_name=ctx.program_name, program_phone=ctx.program_phone)
+    values.update(ctx.variables)
+    return template.format_map(values)
+
+
+def _number(value: float | None, language: str) -> str:
+    return format_decimal(value or 0, locale=locale_for(language))
+
+
+def reprompt_text(node: Node, language: str, ctx: PatientContext) -> str:
+    _ = gettext_for(language)
+    sorry = _("Sorry, I didn't understand.")
+    if node.hint:
+        return f"{sorry} {_render(node.hint, language, ctx)}"
+    if node.question_type == "yes_no":
+        hint = _("Please reply YES or NO.")
+    elif node.question_type == "number":
+        hint = _("Please reply with a number between %(low)s and %(high)s.") % {
+            "low": _number(node.minimum, language),
+            "high": _number(node.maximum, language),
+        }
+    elif node.question_type == "scale":
+        hint = _("Please reply with a number from %(low)s to %(high)s.") % {
+            "low": _number(node.minimum, language),
+            "high": _number(node.maximum, language),
+        }
+    elif node.question_type == "choice":
+        hint = _("Please reply with the number of your answer.")
+    else:
+        hint = _("Please reply with a short message.")
+    return f"{sorry} {hint}\n{_render(node.text, language, ctx)}"
+
+
+def emergency_text(language: str, ctx: PatientContext, *, crisis_line: bool) -> str:
+    _ = gettext_for(language)
+    if crisis_line:
+        return _(
+            "Please call or text 988 now to talk with someone right away (Suicide & Crisis Lifeline). "
+            "If you are in danger, call 911. We have told your care team."
+        )
+    return _("This could be an emergency. Call 911 now. We have told your care team.")
+
+
+def level_text(level: str, language: str, ctx: PatientContext) -> str:
+    _ = gettext_for(language)
+    if level == "URGENT":
+        return _("A nurse from %(program)s will call you today. If you feel worse before then, call 911.") % {
+            "program": ctx.program_name
+        }
+    if level == "ROUTINE":
+        return _("Your care team at %(program)s will contact you within one business day.") % {
+            "program": ctx.program_name
+        }
+    return ""
+
+
+def _rule_text(rule: Rule, language: str, ctx: PatientContext) -> str:
+    if rule.tell:
+        return _render(rule.tell, language, ctx)
+    if rule.level == "EMERGENCY":
+        return emergency_text(language, ctx, crisis_line=rule.crisis_line)
+    return level_text(rule.level, language, ctx)

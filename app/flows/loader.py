@@ -1,0 +1,474 @@
+"""Load flow files into compiled :class:`~app.flows.model.Flow` objects.
+
+Why track lines: a clinician or content editor who mistypes a node must be told the file, the line and
+the reason at load time, not discover it when a patient's conversation reaches that node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.flows.model import (
+    LEVELS,
+    Branch,
+    Choice,
+    Condition,
+    Flow,
+    Node,
+    Rule,
+    Score,
+    Waits,
+)
+
+NODE_TYPES = {"message", "question", "education", "end"}
+QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
+CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
+COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered"}
+PLACEHOLDERS = {
+    "first_name",
+    "program_name",
+    "program_phone",
+    "appointment_date",
+    "appointment_time",
+    "medication_name",
+    "dose_time",
+}
+_PLACEHOLDER = re.compile(r"{([a-z_]+)}")
+_DURATION = re.compile(r"^(\d+)\s*(m|min|h|d)$")
+
+
+class FlowError(ValueError):
+    """An invalid content file: where and why."""
+
+    def __init__(self, path: str, line: int, reason: str):
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class LineDict(dict[str, Any]):
+    """A YAML mapping that remembers the line of itself and of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class LineList(list[Any]):
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool):
+            raise FlowError(loader.name, key_node.start_mark.line + 1, "mapping keys must be plain text")
+        key = str(key) if not isinstance(key, bool) else ("yes" if key else "no")
+        if key in result:
+            raise FlowError(loader.name, key_node.start_mark.line + 1, f"duplicate key '{key}'")
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml_with_lines(source: str, path: str) -> Any:
+    loader = _LineLoader(source)
+    loader.name = path
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise FlowError(path, line, f"not valid YAML: {exc.problem or exc}") from None
+    finally:
+        loader.dispose()
+
+
+def parse_duration_minutes(value: Any, path: str, line: int) -> int:
+    if isinstance(value, int):
+        return value
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise FlowError(path, line, f"'{value}' is not a duration like 30m, 4h or 2d")
+    amount, unit = int(match.group(1)), match.group(2)
+    return amount * {"m": 1, "min": 1, "h": 60, "d": 1440}[unit]
+
+
+class _Compiler:
+    def __init__(self, path: str, data: Any):
+        self.path = path
+        self.data = data
+
+    def fail(self, line: int, reason: str) -> FlowError:
+        return FlowError(self.path, line, reason)
+
+    def line_of(self, mapping: Any, key: str | None = None) -> int:
+        if isinstance(mapping, LineDict):
+            if key is not None and key in mapping.key_lines:
+                return mapping.key_lines[key]
+            return mapping.line
+        return int(getattr(mapping, "line", 0))
+
+    def require(self, mapping: LineDict, key: str, what: str) -> Any:
+        if key not in mapping or mapping[key] is None:
+            raise self.fail(mapping.line, f"{what}: '{key}' is required")
+        return mapping[key]
+
+    def check_keys(self, mapping: LineDict, allowed: Iterable[str], what: str) -> None:
+        allowed_set = set(allowed)
+        for key in mapping:
+            if key not in allowed_set:
+                raise self.fail(self.line_of(mapping, key), f"{what}: unknown field '{key}'")
+
+    def local_text(self, value: Any, line: int, what: str, languages: tuple[str, ...]) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            raise self.fail(line, f"{what}: text must give one entry per language ({', '.join(languages)})")
+        texts: dict[str, str] = {}
+        for lang in languages:
+            text = value.get(lang)
+            if not isinstance(text, str) or not text.strip():
+                raise self.fail(self.line_of(value), f"{what}: missing '{lang}' text")
+            for name in _PLACEHOLDER.findall(text):
+                if name not in PLACEHOLDERS:
+                    raise self.fail(self.line_of(value, lang), f"{what}: unknown variable {{{name}}} in '{lang}'")
+            texts[lang] = text.strip()
+        for lang in value:
+            if lang not in languages:
+                raise self.fail(self.line_of(value, lang), f"{what}: language '{lang}' is not in languages")
+        return texts
+
+    def compile(self) -> Flow:
+        data = self.data
+        if not isinstance(data, LineDict):
+            raise self.fail(1, "a flow file must be a mapping with id, languages, start and nodes")
+        self.check_keys(
+            data,
+            {
+                "id",
+                "title",
+                "languages",
+                "start",
+                "nodes",
+                "rules",
+                "scores",
+                "waits",
+                "thresholds",
+                "description",
+                "sources",
+                "reviewed",
+            },
+            "flow",
+        )
+        flow_id = self.require(data, "id", "flow")
+        if not isinstance(flow_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", flow_id):
+            raise self.fail(self.line_of(data, "id"), "flow: id must be lowercase letters, digits and dashes")
+        stem = Path(self.path).stem
+        if stem != flow_id:
+            raise self.fail(self.line_of(data, "id"), f"flow: id '{flow_id}' does not match file name '{stem}'")
+        languages = self.require(data, "languages", "flow")
+        if not isinstance(languages, list) or not languages or not all(isinstance(x, str) for x in languages):
+            raise self.fail(self.line_of(data, "languages"), "flow: languages must be a list like [en, es]")
+        langs = tuple(languages)
+        title = self.local_text(self.require(data, "title", "flow"), self.line_of(data, "title"), "title", langs)
+        self.thresholds = data.get("thresholds") or {}
+        if not isinstance(self.thresholds, Mapping):
+            raise self.fail(self.line_of(data, "thresholds"), "thresholds must be a mapping of name: number")
+        raw_nodes = self.require(data, "nodes", "flow")
+        if not isinstance(raw_nodes, list) or not raw_nodes:
+            raise self.fail(self.line_of(data, "nodes"), "flow: nodes must be a non-empty list")
+        nodes: dict[str, Node] = {}
+        for raw in raw_nodes:
+            node = self.node(raw, langs)
+            if node.id in nodes:
+                raise self.fail(node.line, f"node '{node.id}' is defined twice")
+            nodes[node.id] = node
+        scores = tuple(self.score(raw, nodes) for raw in (data.get("scores") or []))
+        self.known_subjects = {n.id for n in nodes.values() if n.type == "question"} | {s.id for s in scores}
+        for node in nodes.values():
+            for branch in node.next:
+                if branch.goto not in nodes:
+                    raise self.fail(node.line, f"node '{node.id}': goes to unknown node '{branch.goto}'")
+                if branch.when is not None:
+                    self.check_condition(branch.when)
+            if node.on_unanswered and node.on_unanswered not in nodes:
+                raise self.fail(node.line, f"node '{node.id}': on_unanswered names unknown node '{node.on_unanswered}'")
+        start = self.require(data, "start", "flow")
+        if start not in nodes:
+            raise self.fail(self.line_of(data, "start"), f"flow: start node '{start}' does not exist")
+        rules = tuple(self.rule(raw, langs) for raw in (data.get("rules") or []))
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                raise self.fail(rule.line, f"rule '{rule.id}' is defined twice")
+            seen.add(rule.id)
+        waits = self.waits(data.get("waits"))
+        return Flow(
+            id=flow_id,
+            version="",
+            title=title,
+            languages=langs,
+            start=start,
+            nodes=nodes,
+            rules=rules,
+            scores=scores,
+            waits=waits,
+            source_path=self.path,
+            thresholds={str(k): float(v) for k, v in self.thresholds.items()},
+        )
+
+    def node(self, raw: Any, langs: tuple[str, ...]) -> Node:
+        if not isinstance(raw, LineDict):
+            raise self.fail(self.line_of(raw), "each node must be a mapping with id and type")
+        node_id = self.require(raw, "id", "node")
+        what = f"node '{node_id}'"
+        node_type = self.require(raw, "type", what)
+        if node_type not in NODE_TYPES:
+            raise self.fail(
+                self.line_of(raw, "type"),
+                f"{what}: unknown type '{node_type}' (expected one of {', '.join(sorted(NODE_TYPES))})",
+            )
+        common = {"id", "type", "text", "next"}
+        text: dict[str, str] = {}
+        if "text" in raw:
+            text = self.local_text(raw["text"], self.line_of(raw, "text"), what, langs)
+        elif node_type in {"message", "question"}:
+            raise self.fail(raw.line, f"{what}: 'text' is required")
+        next_branches = self.branches(raw.get("next"), self.line_of(raw, "next"), what)
+        if node_type == "end":
+            self.check_keys(raw, common | {"result"}, what)
+            if next_branches:
+                raise self.fail(self.line_of(raw, "next"), f"{what}: an end node has no next")
+            return Node(id=node_id, type="end", text=text, result=str(raw.get("result", "completed")), line=raw.line)
+        if not next_branches:
+            raise self.fail(raw.line, f"{what}: 'next' is required (use an end node to finish)")
+        if node_type == "message":
+            self.check_keys(raw, common, what)
+            return Node(id=node_id, type="message", text=text, next=next_branches, line=raw.line)
+        if node_type == "education":
+            self.check_keys(raw, common | {"topic"}, what)
+            return Node(
+                id=node_id,
+                type="education",
+                text=text,
+                next=next_branches,
+                education=str(self.require(raw, "topic", what)),
+                line=raw.line,
+            )
+        self.check_keys(raw, common | {"answer", "unit", "min", "max", "choices", "hint", "on_unanswered"}, what)
+        qtype = self.require(raw, "answer", what)
+        if qtype not in QUESTION_TYPES:
+            raise self.fail(
+                self.line_of(raw, "answer"),
+                f"{what}: unknown answer type '{qtype}' (expected one of {', '.join(sorted(QUESTION_TYPES))})",
+            )
+        hint = self.local_text(raw["hint"], self.line_of(raw, "hint"), f"{what} hint", langs) if "hint" in raw else {}
+        minimum = raw.get("min")
+        maximum = raw.get("max")
+        if qtype in {"number", "scale"}:
+            if not isinstance(minimum, int | float) or not isinstance(maximum, int | float):
+                raise self.fail(raw.line, f"{what}: a {qtype} question needs numeric 'min' and 'max'")
+            if minimum >= maximum:
+                raise self.fail(self.line_of(raw, "min"), f"{what}: min must be below max")
+        choices: tuple[Choice, ...] = ()
+        if qtype == "choice":
+            raw_choices = self.require(raw, "choices", what)
+            if not isinstance(raw_choices, list) or len(raw_choices) < 2:
+                raise self.fail(self.line_of(raw, "choices"), f"{what}: a choice question needs at least two choices")
+            choices = tuple(self.choice(c, langs, what) for c in raw_choices)
+        return Node(
+            id=node_id,
+            type="question",
+            text=text,
+            next=next_branches,
+            question_type=qtype,
+            hint=hint,
+            unit=raw.get("unit"),
+            minimum=minimum,
+            maximum=maximum,
+            choices=choices,
+            on_unanswered=raw.get("on_unanswered"),
+            line=raw.line,
+        )
+
+    def choice(self, raw: Any, langs: tuple[str, ...], what: str) -> Choice:
+        if not isinstance(raw, LineDict):
+            raise self.fail(self.line_of(raw), f"{what}: each choice needs id and label")
+        self.check_keys(raw, {"id", "label", "words", "value"}, f"{what} choice")
+        choice_id = str(self.require(raw, "id", f"{what} choice"))
+        label = self.local_text(
+            self.require(raw, "label", f"{what} choice '{choice_id}'"),
+            self.line_of(raw, "label"),
+            f"{what} choice '{choice_id}'",
+            langs,
+        )
+        words_raw = raw.get("words") or {}
+        words = {lang: tuple(str(w) for w in words_raw.get(lang, [])) for lang in langs}
+        value = raw.get("value")
+        return Choice(id=choice_id, label=label, words=words, value=float(value) if value is not None else None)
+
+    def branches(self, raw: Any, line: int, what: str) -> tuple[Branch, ...]:
+        if raw is None:
+            return ()
+        if isinstance(raw, str):
+            return (Branch(when=None, goto=raw),)
+        if not isinstance(raw, list):
+            raise self.fail(line, f"{what}: next must be a node id or a list of {{if, goto}}")
+        result = []
+        for item in raw:
+            if not isinstance(item, LineDict) or "goto" not in item:
+                raise self.fail(self.line_of(item) or line, f"{what}: each branch needs 'goto'")
+            self.check_keys(item, {"if", "goto"}, f"{what} branch")
+            when = self.condition(item["if"], self.line_of(item, "if"), what) if "if" in item else None
+            result.append(Branch(when=when, goto=str(item["goto"])))
+        if result[-1].when is not None:
+            raise self.fail(self.line_of(raw[-1]), f"{what}: the last branch must have no 'if' (the default)")
+        return tuple(result)
+
+    def condition(self, raw: Any, line: int, what: str) -> Condition:
+        if not isinstance(raw, LineDict):
+            raise self.fail(line, f"{what}: a condition must be a mapping")
+        for group in ("all", "any"):
+            if group in raw:
+                children = raw[group]
+                if not isinstance(children, list) or not children:
+                    raise self.fail(self.line_of(raw, group), f"{what}: '{group}' needs a list of conditions")
+                return Condition(
+                    kind=group,
+                    children=tuple(self.condition(c, self.line_of(c), what) for c in children),
+                    line=raw.line,
+                )
+        kinds = [k for k in raw if k in CONDITION_KINDS]
+        if len(kinds) != 1:
+            raise self.fail(raw.line, f"{what}: a condition names exactly one of {', '.join(sorted(CONDITION_KINDS))}")
+        kind = kinds[0]
+        comparators = [k for k in raw if k in COMPARATORS]
+        if len(comparators) != 1:
+            raise self.fail(
+                raw.line, f"{what}: a condition needs exactly one comparison ({', '.join(sorted(COMPARATORS))})"
+            )
+        self.check_keys(raw, {kind, comparators[0], "within_days", "count"}, f"{what} condition")
+        operand = raw[comparators[0]]
+        self.check_operand(comparators[0], operand, self.line_of(raw, comparators[0]), what)
+        return Condition(
+            kind=kind,
+            subject=str(raw[kind]),
+            comparator=comparators[0],
+            operand=operand,
+            within_days=float(raw.get("within_days", 1)),
+            count=int(raw.get("count", 2)),
+            line=raw.line,
+        )
+
+    def check_operand(self, comparator: str, operand: Any, line: int, what: str) -> None:
+        def numeric(value: Any) -> bool:
+            if isinstance(value, str) and value.startswith("$"):
+                if value[1:] not in self.thresholds:
+                    raise self.fail(line, f"{what}: unknown threshold '{value}' (declare it under thresholds)")
+                return True
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        if comparator in {"at_least", "at_most", "above", "below"} and not numeric(operand):
+            raise self.fail(line, f"{what}: '{comparator}' needs a number or a $threshold")
+        if comparator == "between" and not (
+            isinstance(operand, list) and len(operand) == 2 and all(numeric(v) for v in operand)
+        ):
+            raise self.fail(line, f"{what}: 'between' needs [low, high]")
+        if comparator == "in" and not isinstance(operand, list):
+            raise self.fail(line, f"{what}: 'in' needs a list")
+
+    def check_condition(self, condition: Condition) -> None:
+        if condition.kind in {"all", "any"}:
+            for child in condition.children:
+                self.check_condition(child)
+            return
+        if condition.subject not in self.known_subjects:
+            raise self.fail(condition.line, f"condition refers to unknown question or score '{condition.subject}'")
+
+    def score(self, raw: Any, nodes: Mapping[str, Node]) -> Score:
+        if not isinstance(raw, LineDict):
+            raise self.fail(self.line_of(raw), "each score needs id and sum")
+        self.check_keys(raw, {"id", "sum"}, "score")
+        score_id = str(self.require(raw, "id", "score"))
+        parts = self.require(raw, "sum", f"score '{score_id}'")
+        if not isinstance(parts, list) or not parts:
+            raise self.fail(self.line_of(raw, "sum"), f"score '{score_id}': sum needs a list of question ids")
+        for part in parts:
+            if part not in nodes or nodes[part].type != "question":
+                raise self.fail(self.line_of(raw, "sum"), f"score '{score_id}': '{part}' is not a question")
+        return Score(id=score_id, sum_of=tuple(str(p) for p in parts), line=raw.line)
+
+    def rule(self, raw: Any, langs: tuple[str, ...]) -> Rule:
+        if not isinstance(raw, LineDict):
+            raise self.fail(self.line_of(raw), "each rule needs id, level, reason and when")
+        self.check_keys(raw, {"id", "level", "reason", "when", "tell", "crisis_line", "stop"}, "rule")
+        rule_id = str(self.require(raw, "id", "rule"))
+        what = f"rule '{rule_id}'"
+        level = self.require(raw, "level", what)
+        if level not in LEVELS:
+            raise self.fail(self.line_of(raw, "level"), f"{what}: level must be one of {', '.join(LEVELS)}")
+        when = self.condition(self.require(raw, "when", what), self.line_of(raw, "when"), what)
+        self.check_condition(when)
+        tell = self.local_text(raw["tell"], self.line_of(raw, "tell"), f"{what} tell", langs) if "tell" in raw else {}
+        return Rule(
+            id=rule_id,
+            level=level,
+            reason=str(self.require(raw, "reason", what)),
+            when=when,
+            tell=tell,
+            crisis_line=bool(raw.get("crisis_line", False)),
+            stop=bool(raw.get("stop", False)),
+            line=raw.line,
+        )
+
+    def waits(self, raw: Any) -> Waits:
+        if raw is None:
+            return Waits()
+        if not isinstance(raw, LineDict):
+            raise self.fail(self.line_of(raw), "waits must be a mapping")
+        self.check_keys(raw, {"reminder_after", "expire_after"}, "waits")
+        reminder = parse_duration_minutes(
+            raw.get("reminder_after", 240), self.path, self.line_of(raw, "reminder_after")
+        )
+        expire = parse_duration_minutes(raw.get("expire_after", 1440), self.path, self.line_of(raw, "expire_after"))
+        if reminder >= expire:
+            raise self.fail(raw.line, "waits: reminder_after must be shorter than expire_after")
+        return Waits(reminder_after_minutes=reminder, expire_after_minutes=expire)
+
+
+def flow_version(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+
+
+def compile_flow(source: str, path: str) -> Flow:
+    """Compile one flow's YAML source; raises FlowError with the file, line and reason."""
+    data = load_yaml_with_lines(source, path)
+    return replace(_Compiler(path, data).compile(), version=flow_version(source))
+
+
+def load_flow(path: Path, display_root: Path | None = None) -> Flow:
+    shown = str(path.relative_to(display_root)) if display_root else str(path)
+    return compile_flow(path.read_text(encoding="utf-8"), shown)

@@ -1,0 +1,120 @@
+"""Compiled flows: immutable, validated data the engine runs.
+
+A flow file (``content/flows/<id>.yaml``) compiles into a :class:`Flow`; see ``docs/flow-format.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: Text per language: {"en": "...", "es": "..."}.
+LocalText = Mapping[str, str]
+
+QuestionType = Literal["number", "yes_no", "choice", "scale", "text"]
+Level = Literal["EMERGENCY", "URGENT", "ROUTINE", "INFO"]
+LEVELS: tuple[Level, ...] = ("EMERGENCY", "URGENT", "ROUTINE", "INFO")
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    label: LocalText
+    #: Extra words that select this choice, per language.
+    words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A test over answers, scores and history. ``kind`` is one of:
+
+    ``answer`` (this conversation's answer to ``subject``), ``score`` (a computed score),
+    ``rise``/``fall`` (the change of ``subject`` against the lowest/highest reading in the last
+    ``within_days``), ``consecutive`` (the last ``count`` readings of ``subject``, this one included,
+    all pass), ``all``/``any`` (``children``).
+    """
+
+    kind: str
+    subject: str = ""
+    comparator: str = ""
+    operand: Any = None
+    within_days: float = 1.0
+    count: int = 2
+    children: tuple[Condition, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Branch:
+    when: Condition | None
+    goto: str
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str  # message | question | education | end
+    text: LocalText = field(default_factory=dict)
+    next: tuple[Branch, ...] = ()
+    question_type: QuestionType | None = None
+    hint: LocalText = field(default_factory=dict)
+    unit: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Choice, ...] = ()
+    on_unanswered: str | None = None
+    education: str | None = None
+    result: str = "completed"
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Score:
+    id: str
+    sum_of: tuple[str, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: Level
+    reason: str
+    when: Condition
+    #: What the patient is told when the rule fires; default text for the level when empty.
+    tell: LocalText = field(default_factory=dict)
+    #: Ask for 988 (suicide and crisis lifeline) rather than 911 in the default emergency text.
+    crisis_line: bool = False
+    #: End the conversation when the rule fires (red-zone answers).
+    stop: bool = False
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Waits:
+    reminder_after_minutes: int = 240
+    expire_after_minutes: int = 1440
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    version: str
+    title: LocalText
+    languages: tuple[str, ...]
+    start: str
+    nodes: Mapping[str, Node]
+    rules: tuple[Rule, ...] = ()
+    scores: tuple[Score, ...] = ()
+    waits: Waits = field(default_factory=Waits)
+    #: Default clinical thresholds (``$name`` in conditions); programs and patients may override them.
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    source_path: str = ""
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def questions(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.type == "question"]

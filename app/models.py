@@ -1,0 +1,337 @@
+"""The persistence schema: SQL is the source of truth for every schedule, conversation, message,
+answer and escalation (Redis only carries job ids).
+
+Times are stored as timezone-aware UTC. Each patient carries an IANA time zone for local rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from app.db import Base
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stores aware datetimes as UTC and always hands back aware UTC datetimes, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PatientStatus(enum.StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Program(Base):
+    """A care program (a transitional-care team, a CCM practice, a health plan) that enrolls patients."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone_display: Mapped[str] = mapped_column(String(40))
+    quiet_start_hour: Mapped[int] = mapped_column(Integer, default=8)
+    quiet_end_hour: Mapped[int] = mapped_column(Integer, default=21)
+    #: TCPA health-care exemption caps (FCC 15-72) apply unless the program holds express consent.
+    uses_healthcare_exemption: Mapped[bool] = mapped_column(Boolean, default=True)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("program_id", "mrn", name="uq_patients_program_mrn"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    mrn: Mapped[str] = mapped_column(String(64))
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    preferred_channel: Mapped[str] = mapped_column(String(10), default="sms")
+    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    caregiver_phone: Mapped[str | None] = mapped_column(String(20))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default=PatientStatus.ACTIVE)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Set when a send fails with 21211/21614: staff must fix the number before outreach resumes.
+    phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_basis: Mapped[str | None] = mapped_column(String(40))
+    consent_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    consent_recorded_by: Mapped[str | None] = mapped_column(String(200))
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    program: Mapped[Program] = relationship()
+
+    @property
+    def reachable(self) -> bool:
+        return not self.opted_out and not self.phone_invalid and self.status == PatientStatus.ACTIVE
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    anchor_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    #: Bumped whenever the anchor changes, so re-derived occurrences get new keys.
+    schedule_version: Mapped[int] = mapped_column(Integer, default=1)
+    next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    patient: Mapped[Patient] = relationship()
+
+
+class TouchStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class ScheduledTouch(Base):
+    """One occurrence of a campaign touch (a daily check-in on one day, say).
+
+    ``occurrence_key`` is unique: the same occurrence may be swept many times and is started once.
+    """
+
+    __tablename__ = "scheduled_touches"
+    __table_args__ = (Index("ix_touches_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    touch_id: Mapped[str] = mapped_column(String(64))
+    flow_id: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: The time the schedule asked for; ``due_at`` may move later (quiet hours), this does not.
+    scheduled_for: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    stale_after_minutes: Mapped[int] = mapped_column(Integer, default=720)
+    occurrence_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=TouchStatus.PENDING)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+
+    enrollment: Mapped[Enrollment] = relationship()
+
+
+class Conversation(Base):
+    """A patient's run through one flow, pinned to the flow version it started on."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # One active conversation per patient, enforced by the database for every worker.
+        Index(
+            "uq_conversations_one_active",
+            "patient_id",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+        Index("ix_conversations_status_wake", "status", "wake_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    flow_id: Mapped[str] = mapped_column(String(64))
+    flow_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    result: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: When the engine next wants a timeout input (reminder, then expiry).
+    wake_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    patient: Mapped[Patient] = relationship()
+
+
+class FlowVersion(Base):
+    """The exact source of every flow version a conversation was pinned to, so an edited file never
+    changes a conversation already under way."""
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("flow_id", "version", name="uq_flow_versions"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_status_created", "direction", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(10))  # inbound | outbound
+    channel: Mapped[str] = mapped_column(String(10))  # sms | voice | console
+    #: What the message is for: prompt, reply, system, page (to staff), inbox (kept for staff).
+    kind: Mapped[str] = mapped_column(String(16), default="prompt")
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: Outbound only: unique intent key written before the provider is called (exactly once).
+    send_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    from_number: Mapped[str | None] = mapped_column(String(20))
+    to_number: Mapped[str | None] = mapped_column(String(20))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    flow_id: Mapped[str | None] = mapped_column(String(64))
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_patient_question", "patient_id", "question_id", "answered_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    flow_id: Mapped[str] = mapped_column(String(64))
+    question_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # number | yes_no | choice | scale | text | unanswered
+    value_number: Mapped[float | None] = mapped_column(Float)
+    value_text: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    raw: Mapped[str] = mapped_column(Text, default="")
+    channel: Mapped[str] = mapped_column(String(10))
+    answered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def value(self) -> Any:
+        if self.kind == "yes_no":
+            return self.value_text == "yes" if self.value_text is not None else None
+        if self.kind in {"number", "scale"}:
+            return self.value_number
+        return self.value_text
+
+
+class EscalationStatus(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_status_level", "status", "level"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    level: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(64))
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default=EscalationStatus.OPEN)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sla_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    patient: Mapped[Patient] = relationship()
+    triggers: Mapped[list[EscalationTrigger]] = relationship(
+        back_populates="escalation", order_by="EscalationTrigger.id"
+    )
+
+
+class EscalationTrigger(Base):
+    """Why an escalation exists: the rule that fired and the answers that made it fire."""
+
+    __tablename__ = "escalation_triggers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    escalation: Mapped[Escalation] = relationship(back_populates="triggers")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20), default="care_manager")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,140 @@
+"""Patients: validation of what an enrolling system sends, and the idempotent upsert by MRN."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.i18n import SUPPORTED_LANGUAGES, normalise_language
+from app.models import AuditEvent, Patient, Program
+from app.phones import InvalidPhone, to_e164
+
+CHANNELS = ("sms", "voice")
+
+
+@dataclass
+class ValidationFailed(Exception):
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{k}: {v}" for k, v in self.fields.items())
+
+
+def clean_patient(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and normalise a patient payload (DESIGN §3); raises ValidationFailed listing every problem."""
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for key in ("mrn", "given_name", "family_name", "phone"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            errors[key] = "required"
+        else:
+            clean[key] = value.strip()
+    if "phone" in clean:
+        try:
+            clean["phone"] = to_e164(clean["phone"])
+        except InvalidPhone as exc:
+            errors["phone"] = str(exc)
+    if data.get("caregiver_phone"):
+        try:
+            clean["caregiver_phone"] = to_e164(str(data["caregiver_phone"]))
+        except InvalidPhone as exc:
+            errors["caregiver_phone"] = str(exc)
+    language = str(data.get("language") or "en")
+    if (
+        normalise_language(language) != language.split("-")[0].lower()
+        or language.split("-")[0].lower() not in SUPPORTED_LANGUAGES
+    ):
+        errors["language"] = f"must be one of {', '.join(SUPPORTED_LANGUAGES)}"
+    clean["language"] = normalise_language(language)
+    timezone = str(data.get("timezone") or "America/New_York")
+    try:
+        ZoneInfo(timezone)
+        clean["timezone"] = timezone
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = "must be an IANA time zone such as America/Chicago"
+    channel = str(data.get("preferred_channel") or "sms")
+    if channel not in CHANNELS:
+        errors["preferred_channel"] = "must be sms or voice"
+    clean["preferred_channel"] = channel
+    conditions = data.get("conditions") or []
+    if not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions):
+        errors["conditions"] = "must be a list of condition names"
+    else:
+        clean["conditions"] = [c.strip().lower() for c in conditions]
+    if data.get("birth_date"):
+        try:
+            clean["birth_date"] = dt.date.fromisoformat(str(data["birth_date"]))
+        except ValueError:
+            errors["birth_date"] = "must be a date like 1950-03-01"
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def upsert_patient(
+    session: Session, program: Program, data: Mapping[str, Any], *, actor: str, now: dt.datetime
+) -> tuple[Patient, bool]:
+    """Create or update by MRN within the program; returns (patient, created)."""
+    clean = clean_patient(data)
+    patient = session.scalars(
+        select(Patient).where(Patient.program_id == program.id, Patient.mrn == clean["mrn"]).with_for_update()
+    ).first()
+    created = patient is None
+    if patient is None:
+        patient = Patient(
+            program_id=program.id,
+            mrn=clean["mrn"],
+            consent_basis="program_enrollment",
+            consent_recorded_at=now,
+            consent_recorded_by=actor,
+            created_at=now,
+        )
+        session.add(patient)
+    phone_changed = not created and patient.phone != clean["phone"]
+    for key, value in clean.items():
+        setattr(patient, key, value)
+    if phone_changed:
+        patient.phone_invalid = False
+    session.flush()
+    session.add(
+        AuditEvent(
+            action="patient.created" if created else "patient.updated",
+            subject_type="patient",
+            subject_id=patient.id,
+            detail={"actor": actor},
+            at=now,
+        )
+    )
+    return patient, created
+
+
+def patient_json(patient: Patient) -> dict[str, Any]:
+    return {
+        "id": patient.id,
+        "mrn": patient.mrn,
+        "given_name": patient.given_name,
+        "family_name": patient.family_name,
+        "phone": patient.phone,
+        "language": patient.language,
+        "timezone": patient.timezone,
+        "preferred_channel": patient.preferred_channel,
+        "conditions": list(patient.conditions or []),
+        "caregiver_phone": patient.caregiver_phone,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        "status": patient.status,
+        "opted_out": patient.opted_out,
+    }
+
+
+def default_program(session: Session) -> Program:
+    program = session.scalars(select(Program).order_by(Program.id)).first()
+    if program is None:
+        raise LookupError("no program is set up: run `outreach seed-demo` or create one")
+    return program

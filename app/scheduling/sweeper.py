@@ -1,0 +1,135 @@
+"""The scheduler's one step (``outreach tick``): turn everything due in SQL into work.
+
+Safe to run on many machines at once and as often as you like: rows are claimed with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, and every piece of work is keyed so it happens once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from app import tasks
+from app.conversations import ConversationBusy, active_conversation, resume_conversation, start_conversation
+from app.flows import engine
+from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
+from app.outbound import due_for_retry
+from app.runtime import Runtime
+from app.scheduling.calendar import next_allowed, within_quiet_window
+from app.scheduling.enrollments import refresh_next_due
+from app.scheduling.occurrences import still_worth_sending
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+T = TypeVar("T")
+
+
+def _claim(session: Session, query: Select[T]) -> Select[T]:
+    """Lock the rows this worker takes; other workers skip them instead of waiting (PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
+    counts = {"woken": 0, "started": 0, "deferred": 0, "skipped": 0, "requeued": 0}
+    while _wake_conversations(rt, now, counts):
+        pass
+    while _start_due_touches(rt, now, counts):
+        pass
+    with rt.sessions() as session:
+        ids = due_for_retry(session, now)
+    for message_id in ids:
+        rt.jobs.enqueue(tasks.send_message, message_id, job_id=f"send-{message_id}")
+    counts["requeued"] = len(ids)
+    log.info("tick done %s", counts)
+    return counts
+
+
+def _window(program: Program) -> tuple[int, int]:
+    return max(8, program.quiet_start_hour), min(21, program.quiet_end_hour)
+
+
+def _wake_conversations(rt: Runtime, now: dt.datetime, counts: dict[str, int]) -> bool:
+    with rt.sessions() as session, session.begin():
+        query = (
+            select(Conversation)
+            .where(Conversation.status == "active", Conversation.wake_at <= now)
+            .order_by(Conversation.wake_at)
+            .limit(BATCH)
+        )
+        conversations = session.scalars(_claim(session, query)).all()
+        for conversation in conversations:
+            patient = session.get(Patient, conversation.patient_id)
+            assert patient is not None
+            program = session.get(Program, patient.program_id)
+            assert program is not None
+            state = engine.State.from_dict(conversation.state)
+            start, end = _window(program)
+            if not state.reminded and not within_quiet_window(now, patient.timezone, start, end):
+                # A reminder is outreach: it waits for the patient's morning.
+                conversation.wake_at = next_allowed(now, patient.timezone, start, end)
+                counts["deferred"] += 1
+                continue
+            resume_conversation(session, rt, patient, conversation, engine.Timeout(), now, inbound=None)
+            counts["woken"] += 1
+        return len(conversations) == BATCH
+
+
+def _start_due_touches(rt: Runtime, now: dt.datetime, counts: dict[str, int]) -> bool:
+    with rt.sessions() as session, session.begin():
+        query = (
+            select(ScheduledTouch)
+            .where(ScheduledTouch.status == TouchStatus.PENDING, ScheduledTouch.due_at <= now)
+            .order_by(ScheduledTouch.due_at)
+            .limit(BATCH)
+        )
+        touches = session.scalars(_claim(session, query)).all()
+        for touch in touches:
+            _process_touch(session, rt, touch, now, counts)
+        return len(touches) == BATCH
+
+
+def _process_touch(
+    session: Session, rt: Runtime, touch: ScheduledTouch, now: dt.datetime, counts: dict[str, int]
+) -> None:
+    enrollment = session.get(Enrollment, touch.enrollment_id)
+    assert enrollment is not None
+    patient = session.get(Patient, enrollment.patient_id)
+    assert patient is not None
+    program = session.get(Program, patient.program_id)
+    assert program is not None
+
+    def finish(status: str, outcome: str) -> None:
+        touch.status = status
+        touch.outcome = outcome
+        touch.processed_at = now
+        counts["skipped" if status != TouchStatus.DONE else "started"] += 1
+        refresh_next_due(session, enrollment)
+
+    if not patient.reachable or enrollment.status != "active":
+        return finish(TouchStatus.CANCELLED, "opted_out" if patient.opted_out else "unreachable")
+    if not still_worth_sending(touch.scheduled_for, now, touch.stale_after_minutes):
+        return finish(TouchStatus.SKIPPED, "stale")
+    start, end = _window(program)
+    if not within_quiet_window(now, patient.timezone, start, end):
+        touch.due_at = next_allowed(now, patient.timezone, start, end)
+        counts["deferred"] += 1
+        refresh_next_due(session, enrollment)
+        return None
+    if active_conversation(session, patient.id) is not None:
+        return finish(TouchStatus.SKIPPED, "busy")
+    try:
+        with session.begin_nested():
+            conversation = start_conversation(
+                session, rt, patient, touch.flow_id, now, send_key=f"touch:{touch.occurrence_key}"
+            )
+    except ConversationBusy:
+        return finish(TouchStatus.SKIPPED, "busy")
+    touch.conversation_id = conversation.id
+    return finish(TouchStatus.DONE, "started")

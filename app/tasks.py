@@ -1,0 +1,20 @@
+"""RQ job functions: thin, ids in, service call, nothing else (the runtime is built on first use)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app import runtime
+
+
+def send_message(message_id: int) -> str:
+    from app.outbound import deliver
+
+    return deliver(runtime.current(), message_id)
+
+
+def run_tick(now_iso: str | None = None) -> dict[str, int]:
+    from app.scheduling.sweeper import tick
+
+    now = dt.datetime.fromisoformat(now_iso) if now_iso else dt.datetime.now(dt.UTC)
+    return tick(runtime.current(), now)

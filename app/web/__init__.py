@@ -1,0 +1,34 @@
+"""The care-manager web UI (login, escalation queue) and, in demo mode, the patient simulator."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.runtime import Runtime
+
+
+def register_web(app: Flask, runtime: Runtime) -> None:
+    from app.web import auth, csrf, queue, simulator
+
+    csrf.install(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(queue.bp)
+    if runtime.settings.demo_mode or runtime.settings.channel == "console":
+        app.register_blueprint(simulator.bp)
+    auth.install_user_loader(app)
+    install_ui_language(app)
+
+
+def install_ui_language(app: Flask) -> None:
+    """Staff pages in English or Spanish: ?lang= sticks in the session, else the browser's preference."""
+    from flask import request, session
+
+    from app.i18n import SUPPORTED_LANGUAGES, gettext_for
+
+    @app.context_processor
+    def _language() -> dict[str, object]:
+        chosen = request.args.get("lang")
+        if chosen in SUPPORTED_LANGUAGES:
+            session["lang"] = chosen
+        lang = session.get("lang") or request.accept_languages.best_match(SUPPORTED_LANGUAGES) or "en"
+        return {"_": gettext_for(lang), "ui_lang": lang, "has_simulator": "simulator" in app.blueprints}

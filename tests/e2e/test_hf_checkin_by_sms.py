@@ -1,0 +1,226 @@
+"""The walking skeleton end to end: API → enroll → tick → real twilio client → signed replies →
+answers → escalation, on PostgreSQL, Redis and a real RQ worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.cli import main as cli
+from app.runtime import Runtime
+from tests.conftest import API_TOKEN, FROM_NUMBER
+from tests.support.fake_twilio import FakeTwilio
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+_sids = itertools.count(1)
+
+
+def sid() -> str:
+    return f"SM{next(_sids):032x}"
+
+
+class Patient:
+    """Drives one patient through the system the way the outside world does."""
+
+    def __init__(
+        self,
+        app: Flask,
+        rt: Runtime,
+        client: FlaskClient,
+        fake: FakeTwilio,
+        post: Callable[..., Any],
+        run_jobs: Callable[[], int],
+        phone: str,
+    ):
+        self.app, self.rt, self.client, self.fake, self.post, self.run_jobs = app, rt, client, fake, post, run_jobs
+        self.phone = phone
+
+    def set_time(self, when: dt.datetime) -> None:
+        self.rt.clock = lambda: when
+
+    def tick(self, when: dt.datetime) -> str:
+        self.set_time(when)
+        result = self.app.test_cli_runner().invoke(cli, ["tick", "--now", when.isoformat()])
+        assert result.exit_code == 0, result.output
+        self.run_jobs()
+        return result.output
+
+    def texts(self) -> list[str]:
+        return [m["Body"] for m in self.fake.messages if m["To"] == self.phone]
+
+    def reply(self, body: str, message_sid: str | None = None) -> Any:
+        response = self.post(
+            "/twilio/sms",
+            {"MessageSid": message_sid or sid(), "From": self.phone, "To": FROM_NUMBER, "Body": body, "NumMedia": "0"},
+        )
+        assert response.status_code == 200
+        self.run_jobs()
+        return response
+
+
+@pytest.fixture()
+def drive(
+    app: Flask,
+    rt: Runtime,
+    client: FlaskClient,
+    fake_twilio: FakeTwilio,
+    post_twilio: Callable[..., Any],
+    run_jobs: Callable[[], int],
+) -> Callable[[str], Patient]:
+    # The patient is enrolled the evening before the first check-in.
+    rt.clock = lambda: DAY1 - dt.timedelta(hours=12)
+    return lambda phone: Patient(app, rt, client, fake_twilio, post_twilio, run_jobs, phone)
+
+
+def create_and_enroll(client: FlaskClient, *, mrn: str, phone: str, language: str, anchor: dt.date) -> int:
+    response = client.post(
+        "/api/v1/patients",
+        headers=AUTH,
+        json={
+            "mrn": mrn,
+            "given_name": "Rosa",
+            "family_name": "Diaz",
+            "phone": phone,
+            "language": language,
+            "timezone": "America/Chicago",
+            "preferred_channel": "sms",
+            "conditions": ["heart_failure"],
+        },
+    )
+    assert response.status_code == 201, response.json
+    patient_id = int(response.json["id"])
+    response = client.post(
+        "/api/v1/enrollments",
+        headers=AUTH,
+        json={"mrn": mrn, "campaign": "hf-remote-monitoring", "anchor_date": anchor.isoformat()},
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["next_due_at"] is not None
+    return patient_id
+
+
+# 09:00 in Chicago (CST, UTC-6) on two consecutive days.
+DAY1 = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+DAY2 = DAY1 + dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("language", "weight_prompt", "alert_words"),
+    [("en", "weight today in pounds", "weight went up"), ("es", "libras", "peso subio")],
+)
+def test_weight_gain_overnight_opens_an_urgent_escalation(
+    client: FlaskClient,
+    program: Any,
+    drive: Callable[[str], Patient],
+    language: str,
+    weight_prompt: str,
+    alert_words: str,
+) -> None:
+    phone = "+13125550142"
+    patient_id = create_and_enroll(client, mrn="HF-1", phone=phone, language=language, anchor=DAY1.date())
+    patient = drive(phone)
+
+    patient.tick(DAY1)
+    assert len(patient.texts()) == 1
+    assert weight_prompt in patient.texts()[0]
+    for body in ("179", "no", "no"):
+        patient.reply(body)
+    assert len(patient.texts()) == 4  # weight, breath, swelling prompts and the thank-you
+    assert client.get("/api/v1/escalations", headers=AUTH).json["escalations"] == []
+
+    patient.tick(DAY2)
+    assert weight_prompt in patient.texts()[4]
+    patient.reply("183")
+    assert alert_words in patient.texts()[5]  # what to do now, before the next question
+    patient.reply("no")
+    patient.reply("no")
+
+    answers = client.get(f"/api/v1/patients/{patient_id}/answers", headers=AUTH).json["answers"]
+    weights = [(a["value"], a["unit"]) for a in answers if a["question"] == "weight"]
+    assert weights == [(179.0, "lb"), (183.0, "lb")]
+    assert [a["value"] for a in answers if a["question"] == "breath"] == [False, False]
+    assert all(a["channel"] == "sms" for a in answers)
+
+    escalations = client.get("/api/v1/escalations?status=open", headers=AUTH).json["escalations"]
+    assert len(escalations) == 1
+    escalation = escalations[0]
+    assert escalation["level"] == "URGENT"
+    assert escalation["reasons"] == ["weight_gain"]
+    assert escalation["patient_id"] == patient_id
+    assert escalation["triggers"][0]["detail"]["weight_rise"] == 4.0
+    # URGENT: acknowledge within an hour of the reply that triggered it.
+    assert dt.datetime.fromisoformat(escalation["sla_due_at"]) == DAY2 + dt.timedelta(hours=1)
+
+    transcript = client.get(f"/api/v1/patients/{patient_id}/messages", headers=AUTH).json["messages"]
+    assert [m["direction"] for m in transcript].count("inbound") == 6
+    assert all(m["provider_sid"].startswith("SM") for m in transcript)
+
+
+def test_breathless_at_rest_is_an_emergency_with_911_advice(
+    client: FlaskClient, program: Any, drive: Callable[[str], Patient]
+) -> None:
+    phone = "+13125550143"
+    create_and_enroll(client, mrn="HF-2", phone=phone, language="es", anchor=DAY1.date())
+    patient = drive(phone)
+    patient.tick(DAY1)
+    for body in ("180", "si", "sí"):
+        patient.reply(body)
+    assert "911" in patient.texts()[-1]
+    levels = {e["level"] for e in client.get("/api/v1/escalations", headers=AUTH).json["escalations"]}
+    assert levels == {"EMERGENCY", "URGENT"}  # breathless at rest; more short of breath than usual
+
+
+def test_tampered_signature_is_refused_and_nothing_is_stored(
+    client: FlaskClient, program: Any, make_patient: Callable[..., Any], post_twilio: Callable[..., Any]
+) -> None:
+    patient = make_patient(phone="+13125550144")
+    params = {"MessageSid": sid(), "From": patient.phone, "To": FROM_NUMBER, "Body": "183"}
+    forged = post_twilio("/twilio/sms", params, token="not-the-auth-token")
+    unsigned = client.post("/twilio/sms", data=params)
+    assert forged.status_code == 403
+    assert unsigned.status_code == 403
+    messages = client.get(f"/api/v1/patients/{patient.id}/messages", headers=AUTH).json["messages"]
+    assert messages == []
+
+
+def test_same_message_sid_twice_is_processed_once(
+    client: FlaskClient, program: Any, drive: Callable[[str], Patient]
+) -> None:
+    phone = "+13125550145"
+    patient_id = create_and_enroll(client, mrn="HF-3", phone=phone, language="en", anchor=DAY1.date())
+    patient = drive(phone)
+    patient.tick(DAY1)
+    duplicate = sid()
+    patient.reply("181", message_sid=duplicate)
+    patient.reply("181", message_sid=duplicate)
+    messages = client.get(f"/api/v1/patients/{patient_id}/messages", headers=AUTH).json["messages"]
+    answers = client.get(f"/api/v1/patients/{patient_id}/answers", headers=AUTH).json["answers"]
+    assert [m["direction"] for m in messages].count("inbound") == 1
+    assert len(answers) == 1
+    assert len(patient.texts()) == 2  # the first prompt and one next question, not two
+
+
+def test_stop_means_the_next_tick_sends_nothing_and_start_resumes(
+    client: FlaskClient, program: Any, drive: Callable[[str], Patient]
+) -> None:
+    phone = "+13125550146"
+    create_and_enroll(client, mrn="HF-4", phone=phone, language="en", anchor=DAY1.date())
+    patient = drive(phone)
+    patient.tick(DAY1)
+    patient.reply("STOP")
+    sent = patient.texts()
+    assert "not get more messages" in sent[-1]  # confirmed once
+    patient.reply("stop")
+    assert patient.texts() == sent  # not confirmed twice
+    patient.tick(DAY2)
+    assert patient.texts() == sent
+    patient.reply("START")
+    assert "again" in patient.texts()[-1]
+    patient.tick(DAY2 + dt.timedelta(days=1))
+    assert "weight today" in patient.texts()[-1]
