@@ -12,7 +12,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed catalogs
@@ -34,7 +34,7 @@ run: install
 	OUTREACH_DEMO=1 SESSION_COOKIE_SECURE=0 $(BIN)/outreach demo --host 127.0.0.1 --port 5000
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # Debian's Chromium for the care-manager UI tests (Playwright drives it; no browser download).
