@@ -216,3 +216,44 @@ def demo(host: str, port: int, tick_seconds: int) -> None:
     threading.Thread(target=ticker, name="demo-ticker", daemon=True).start()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     app.run(host=host, port=port, use_reloader=False, threaded=True)
+
+
+@main.command("test-flows")
+@click.option("--flow", "only", default=None, help="run only this flow's transcripts")
+@click.option("--verbose", "-v", is_flag=True)
+def test_flows(only: str | None, verbose: bool) -> None:
+    """Run the conversation transcripts in content/flows/tests in every language."""
+    from app.flows.transcripts import coverage_gaps, load_transcripts, run_file
+
+    library = _rt().content
+    files = load_transcripts(library.root / "flows" / "tests", library.root.parent)
+    education = {lang: library.education_for(lang) for lang in ("en", "es")}
+    failed = 0
+    results_by_flow: dict[str, list[object]] = {}
+    for transcript in files:
+        if only and transcript.flow_id != only:
+            continue
+        results = run_file(transcript, library.flows, library.intents, education)
+        results_by_flow.setdefault(transcript.flow_id, []).extend(results)
+        for result in results:
+            if not result.passed:
+                failed += 1
+                click.echo(f"FAIL {transcript.path} [{result.language}] {result.case}")
+                for failure in result.failures:
+                    click.echo(f"     {failure}")
+            elif verbose:
+                click.echo(f"ok   {transcript.path} [{result.language}] {result.case}")
+    gaps: list[str] = []
+    for flow_id, flow in sorted(library.flows.items()):
+        if only and flow_id != only:
+            continue
+        if flow_id not in results_by_flow:
+            gaps.append(f"{flow_id}: no transcripts (content/flows/tests/{flow_id}.yaml)")
+            continue
+        gaps.extend(coverage_gaps(flow, results_by_flow[flow_id]))  # type: ignore[arg-type]
+    for gap in gaps:
+        click.echo(f"GAP  {gap}")
+    total = sum(len(v) for v in results_by_flow.values())
+    click.echo(f"{total - failed} passed, {failed} failed")
+    if failed or gaps:
+        sys.exit(1)

@@ -76,6 +76,12 @@ def load_content(root: Path) -> ContentLibrary:
         flow = compile_flow(source, _shown(path, root))
         flows[flow.id] = flow
         sources[flow.id] = source
+    for flow in flows.values():
+        for node in flow.nodes.values():
+            if node.start_flow and node.start_flow not in flows:
+                raise FlowError(
+                    flow.source_path, node.line, f"node '{node.id}': start_flow '{node.start_flow}' does not exist"
+                )
     campaigns = {}
     for path in sorted((root / "campaigns").glob("*.yaml")):
         campaign = load_campaign(path, set(flows), _shown(path, root))

@@ -18,7 +18,7 @@ from app.escalation.service import open_or_join
 from app.flows import engine
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
-from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program
+from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.outbound import queue_text
 from app.runtime import Runtime
 
@@ -62,11 +62,7 @@ def patient_context(
     assert program is not None
     rows: Sequence[Answer] = session.scalars(
         select(Answer)
-        .where(
-            Answer.patient_id == patient.id,
-            Answer.answered_at >= now - dt.timedelta(days=HISTORY_DAYS),
-            Answer.kind != "unanswered",
-        )
+        .where(Answer.patient_id == patient.id, Answer.answered_at >= now - dt.timedelta(days=HISTORY_DAYS))
         .order_by(Answer.answered_at)
     ).all()
     history = [
@@ -94,7 +90,14 @@ def active_conversation(session: Session, patient_id: int, *, lock: bool = False
 
 
 def start_conversation(
-    session: Session, rt: Runtime, patient: Patient, flow_id: str, now: dt.datetime, *, send_key: str | None = None
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    flow_id: str,
+    now: dt.datetime,
+    *,
+    send_key: str | None = None,
+    lead_in: Sequence[str] = (),
 ) -> Conversation:
     if active_conversation(session, patient.id) is not None:
         raise ConversationBusy(patient.id)
@@ -113,7 +116,7 @@ def start_conversation(
     )
     session.add(conversation)
     session.flush()
-    apply_step(session, rt, patient, conversation, step, now, inbound=None, send_key=send_key)
+    apply_step(session, rt, patient, conversation, step, now, inbound=None, send_key=send_key, lead_in=lead_in)
     log.info("conversation started id=%s flow=%s@%s", conversation.id, flow.id, flow.version)
     return conversation
 
@@ -146,12 +149,14 @@ def apply_step(
     *,
     inbound: Message | None,
     send_key: str | None = None,
+    lead_in: Sequence[str] = (),
 ) -> None:
     conversation.state = step.state.to_dict()
     conversation.status = step.state.status
     conversation.wake_at = step.state.wake_time
-    said: list[str] = []
+    said: list[str] = list(lead_in)
     purposes: list[str] = []
+    chained: str | None = None
     for event in step.events:
         if isinstance(event, engine.SaveAnswer):
             number = (
@@ -202,8 +207,16 @@ def apply_step(
         elif isinstance(event, engine.Completed):
             conversation.result = event.result
             conversation.ended_at = now
+            chained = event.start_flow
+            if event.result == "no_response":
+                _check_unreachable(session, patient, conversation, now)
         elif isinstance(event, engine.LanguageChanged):
             patient.language = event.language
+    if chained and patient.reachable and chained in rt.content.flows:
+        # The next flow's opening goes in the same text as this one's closing, so they arrive in order.
+        session.flush()
+        start_conversation(session, rt, patient, chained, now, lead_in=said)
+        return
     if said and patient.reachable:
         # One text per step: separate texts can arrive out of order, and the 911 advice must come first.
         kind = "prompt" if inbound is None else "reply"
@@ -219,5 +232,34 @@ def apply_step(
             conversation_id=conversation.id,
             flow_id=conversation.flow_id,
             send_key=send_key,
+            now=now,
+        )
+
+
+def _check_unreachable(session: Session, patient: Patient, conversation: Conversation, now: dt.datetime) -> None:
+    """Two scheduled check-ins in a row with no response → ROUTINE "unreachable" (DESIGN §4.3)."""
+    if session.scalar(select(ScheduledTouch.id).where(ScheduledTouch.conversation_id == conversation.id)) is None:
+        return  # a conversation staff started by hand is not a missed check-in
+    scheduled = select(ScheduledTouch.conversation_id).where(ScheduledTouch.conversation_id.is_not(None))
+    previous = session.scalars(
+        select(Conversation)
+        .where(
+            Conversation.patient_id == patient.id,
+            Conversation.id.in_(scheduled),
+            Conversation.id != conversation.id,
+            Conversation.ended_at.is_not(None),
+        )
+        .order_by(Conversation.started_at.desc(), Conversation.id.desc())
+        .limit(1)
+    ).first()
+    if previous is not None and previous.result == "no_response":
+        open_or_join(
+            session,
+            patient,
+            level="ROUTINE",
+            reason="unreachable",
+            rule_id="two-missed-check-ins",
+            detail={"missed_in_a_row": 2, "flows": [previous.flow_id, conversation.flow_id]},
+            conversation_id=conversation.id,
             now=now,
         )

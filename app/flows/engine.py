@@ -76,6 +76,8 @@ class NotUnderstood:
 @dataclass(frozen=True)
 class Completed:
     result: str
+    #: A flow to start next for this patient (PHQ-2 positive → PHQ-9), if any.
+    start_flow: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,10 @@ def resume(
         state = _finish(state, "red_flag", events)
         return Step(state, tuple(events))
     node = flow.node(current)
+    if node.type == "wait":
+        # A reply while a reminder is snoozed answers the question the wait leads to.
+        node = flow.node(_choose_next(node, state, ctx, flow, now))
+        state = replace(state, node=node.id, attempts=0, reminded=False)
     if node.type != "question":
         raise FlowRuntimeError(f"conversation waits on non-question node '{node.id}'")
     understood = understand(node, given, state.language)
@@ -285,26 +291,41 @@ def _enter(flow: Flow, state: State, ctx: PatientContext, node_id: str, events: 
             events.append(Say(_render(node.text, state.language, ctx), "prompt"))
             wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
             return replace(state, node=node.id, attempts=0, reminded=False, wake_at=wake.isoformat())
+        if node.type == "wait":
+            if node.text:
+                events.append(Say(_render(node.text, state.language, ctx), "info"))
+            wake = now + dt.timedelta(minutes=node.wait_minutes)
+            return replace(state, node=node.id, attempts=0, reminded=True, wake_at=wake.isoformat())
         if node.text:
             events.append(Say(_render(node.text, state.language, ctx), "closing"))
-        return _finish(replace(state, node=node.id), node.result, events)
+        return _finish(replace(state, node=node.id), node.result, events, node.start_flow)
     raise FlowRuntimeError(f"flow {flow.id} loops without asking anything")
 
 
-def _finish(state: State, result: str, events: list[Event]) -> State:
-    events.append(Completed(result))
+def _finish(state: State, result: str, events: list[Event], start_flow: str | None = None) -> State:
+    events.append(Completed(result, start_flow))
     return replace(state, status="completed", result=result, wake_at=None)
 
 
 def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
+    assert state.node is not None
+    node = flow.node(state.node)
+    if node.type == "wait":
+        state = replace(state, started_at=now.isoformat())
+        return _enter(flow, state, ctx, _choose_next(node, state, ctx, flow, now), events, now)
     if not state.reminded:
-        assert state.node is not None
         _ = gettext_for(state.language)
         prefix = _("Reminder:")
-        events.append(Say(f"{prefix} {_render(flow.node(state.node).text, state.language, ctx)}", "reminder"))
+        events.append(Say(f"{prefix} {_render(node.text, state.language, ctx)}", "reminder"))
         started = dt.datetime.fromisoformat(state.started_at)
         expire = max(started + dt.timedelta(minutes=flow.waits.expire_after_minutes), now + dt.timedelta(minutes=1))
         return replace(state, reminded=True, wake_at=expire.isoformat())
+    # No answer is an answer too: "missed" counts toward streak rules (three missed doses in a row).
+    events.append(SaveAnswer(node.id, "unanswered", None, None, ""))
+    state = replace(state, answers={**state.answers, node.id: None})
+    state = _apply_rules(flow, state, ctx, events, now)
+    if state.status != "active":
+        return state
     events.append(Completed("no_response"))
     return replace(state, status="expired", result="no_response", wake_at=None)
 
@@ -336,11 +357,18 @@ def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Eve
     return state
 
 
+def _numeric(flow: Flow, question_id: str, value: Value) -> Value:
+    node = flow.nodes.get(question_id)
+    if node is not None and node.question_type == "choice":
+        return node.choice_value(value)
+    return value
+
+
 def scores(flow: Flow, answers: Mapping[str, Value]) -> dict[str, float]:
-    """Each score whose parts are all answered (a PHQ-9 total, say)."""
+    """Each score whose parts are all answered (a PHQ-9 total, say); choices count by their value."""
     result: dict[str, float] = {}
     for score in flow.scores:
-        parts = [answers.get(q) for q in score.sum_of]
+        parts = [_numeric(flow, q, answers.get(q)) for q in score.sum_of]
         if all(isinstance(p, int | float) and not isinstance(p, bool) for p in parts):
             result[score.id] = float(sum(p for p in parts if isinstance(p, int | float)))
     return result
@@ -406,10 +434,12 @@ def evaluate(
         scores(flow, state.answers).get(subject) if condition.kind == "score" else state.answers.get(subject)
     )
     if condition.kind in {"answer", "score"}:
+        if condition.kind == "answer" and subject not in state.answers:
+            return False, {}
         return _compare(current, condition.comparator, operand), {subject: current}
-    if not isinstance(current, int | float) or isinstance(current, bool):
-        return False, {}
     if condition.kind in {"rise", "fall"}:
+        if not isinstance(current, int | float) or isinstance(current, bool):
+            return False, {}
         since = now - dt.timedelta(days=condition.within_days) - HISTORY_GRACE
         earlier = [
             float(h.value)
@@ -431,6 +461,8 @@ def evaluate(
             "within_days": condition.within_days,
         }
     if condition.kind == "consecutive":
+        if subject not in state.answers:
+            return False, {}
         earlier_values = [
             h.value
             for h in sorted(ctx.history, key=lambda h: h.at, reverse=True)

@@ -27,7 +27,7 @@ from app.flows.model import (
     Waits,
 )
 
-NODE_TYPES = {"message", "question", "education", "end"}
+NODE_TYPES = {"message", "question", "education", "wait", "end"}
 QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
 CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
 COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered"}
@@ -259,15 +259,29 @@ class _Compiler:
             raise self.fail(raw.line, f"{what}: 'text' is required")
         next_branches = self.branches(raw.get("next"), self.line_of(raw, "next"), what)
         if node_type == "end":
-            self.check_keys(raw, common | {"result"}, what)
+            self.check_keys(raw, common | {"result", "start_flow"}, what)
             if next_branches:
                 raise self.fail(self.line_of(raw, "next"), f"{what}: an end node has no next")
-            return Node(id=node_id, type="end", text=text, result=str(raw.get("result", "completed")), line=raw.line)
+            start_flow = raw.get("start_flow")
+            if start_flow is not None and not (isinstance(start_flow, str) and start_flow.strip()):
+                raise self.fail(self.line_of(raw, "start_flow"), f"{what}: start_flow must name a flow")
+            return Node(
+                id=node_id,
+                type="end",
+                text=text,
+                result=str(raw.get("result", "completed")),
+                start_flow=start_flow,
+                line=raw.line,
+            )
         if not next_branches:
             raise self.fail(raw.line, f"{what}: 'next' is required (use an end node to finish)")
         if node_type == "message":
             self.check_keys(raw, common, what)
             return Node(id=node_id, type="message", text=text, next=next_branches, line=raw.line)
+        if node_type == "wait":
+            self.check_keys(raw, common | {"after"}, what)
+            minutes = parse_duration_minutes(self.require(raw, "after", what), self.path, self.line_of(raw, "after"))
+            return Node(id=node_id, type="wait", text=text, next=next_branches, wait_minutes=minutes, line=raw.line)
         if node_type == "education":
             self.check_keys(raw, common | {"topic"}, what)
             return Node(

@@ -55,7 +55,7 @@ class Branch:
 @dataclass(frozen=True)
 class Node:
     id: str
-    type: str  # message | question | education | end
+    type: str  # message | question | education | wait | end
     text: LocalText = field(default_factory=dict)
     next: tuple[Branch, ...] = ()
     question_type: QuestionType | None = None
@@ -67,7 +67,17 @@ class Node:
     on_unanswered: str | None = None
     education: str | None = None
     result: str = "completed"
+    #: End nodes: a flow to start right after this one (PHQ-2 positive → PHQ-9).
+    start_flow: str | None = None
+    #: Wait nodes: how long to wait before going on (a snoozed medication reminder).
+    wait_minutes: int = 0
     line: int = 0
+
+    def choice_value(self, choice_id: object) -> float | None:
+        for choice in self.choices:
+            if choice.id == choice_id:
+                return choice.value
+        return None
 
 
 @dataclass(frozen=True)

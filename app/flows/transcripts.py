@@ -1,0 +1,208 @@
+"""Conversation transcripts: flows tested as data, with a stepped clock, in every language.
+
+Why pure: a transcript runs the engine exactly as production does (same compiled flow, same intents),
+without a database, so content editors run `outreach test-flows` in a second and CI runs it on every
+change. See docs/flow-format.md for the file format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.flows import engine
+from app.flows.intents import GlobalIntents
+from app.flows.loader import FlowError, LineDict, load_yaml_with_lines, parse_duration_minutes
+from app.flows.model import Flow
+from app.flows.text import fold
+
+DEFAULT_START = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    flow_id: str
+    case: str
+    language: str
+    failures: tuple[str, ...]
+    fired: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class TranscriptFile:
+    path: str
+    flow_id: str
+    cases: list[LineDict] = field(default_factory=list)
+
+
+def load_transcripts(directory: Path, display_root: Path | None = None) -> list[TranscriptFile]:
+    files = []
+    for path in sorted(directory.glob("*.yaml")):
+        shown = str(path.relative_to(display_root)) if display_root else str(path)
+        data = load_yaml_with_lines(path.read_text(encoding="utf-8"), shown)
+        if not isinstance(data, LineDict) or "flow" not in data or not isinstance(data.get("cases"), list):
+            raise FlowError(shown, 1, "a transcript file needs 'flow' and a list of 'cases'")
+        files.append(TranscriptFile(path=shown, flow_id=str(data["flow"]), cases=list(data["cases"])))
+    return files
+
+
+def _per_language(value: Any, language: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        value = value.get(language, [])
+    if isinstance(value, str | int | float):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+def _reply_text(value: Any, language: str) -> str | None:
+    if isinstance(value, Mapping):
+        chosen = value.get(language)
+        return None if chosen is None else str(chosen)
+    return str(value)
+
+
+def _history(entries: Sequence[Mapping[str, Any]], start: dt.datetime) -> list[engine.PastAnswer]:
+    history = []
+    for entry in entries:
+        ago = dt.timedelta(days=float(entry.get("days_ago", 0)), hours=float(entry.get("hours_ago", 0)))
+        value = entry.get("value")
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        history.append(engine.PastAnswer(str(entry["question"]), value, start - ago))
+    return history
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    if expected == "unanswered":
+        return actual is None
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return bool(expected == actual)
+    if isinstance(expected, int | float) and isinstance(actual, int | float):
+        return abs(float(expected) - float(actual)) < 1e-6
+    return str(expected) == str(actual)
+
+
+def run_case(
+    flow: Flow,
+    case: Mapping[str, Any],
+    language: str,
+    intents: GlobalIntents,
+    education: Mapping[str, str] | None = None,
+) -> CaseResult:
+    name = str(case.get("name", "unnamed"))
+    failures: list[str] = []
+    fired_all: list[str] = []
+    start_value = case.get("start")
+    now = dt.datetime.fromisoformat(str(start_value)).astimezone(dt.UTC) if start_value else DEFAULT_START
+    patient = dict(case.get("patient") or {})
+    ctx = engine.PatientContext(
+        first_name=str(patient.get("first_name", "Ana")),
+        language=language,
+        program_name=str(patient.get("program_name", "North Clinic")),
+        program_phone=str(patient.get("program_phone", "555-0100")),
+        history=_history(case.get("history") or [], now),
+        thresholds={str(k): float(v) for k, v in (patient.get("thresholds") or {}).items()},
+        variables={str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
+        education=education or {},
+    )
+    step = engine.start(flow, ctx, now, intents)
+    steps = list(case.get("steps") or [])
+    opening_checked = False
+    for index, raw in enumerate(steps, start=1):
+        where = f"step {index}" + (f" (line {raw.line})" if isinstance(raw, LineDict) else "")
+        if "reply" in raw:
+            text = _reply_text(raw["reply"], language)
+            if text is None:
+                continue
+            step = engine.resume(flow, step.state, ctx, engine.Reply(text), now, intents)
+        elif "wait" in raw:
+            now = now + dt.timedelta(minutes=parse_duration_minutes(raw["wait"], name, index))
+            step = engine.resume(flow, step.state, ctx, engine.Timeout(), now, intents)
+        elif opening_checked:
+            failures.append(f"{where}: a step needs 'reply' or 'wait' (only the first may check the opening)")
+            continue
+        opening_checked = True
+        failures.extend(_check_step(step, raw, language, where))
+        fired_all.extend(e.rule_id for e in step.events if isinstance(e, engine.Escalate))
+    end = case.get("end")
+    if isinstance(end, Mapping):
+        for key in ("status", "result"):
+            if key in end and getattr(step.state, key) != end[key]:
+                failures.append(f"end: {key} is {getattr(step.state, key)!r}, expected {end[key]!r}")
+    return CaseResult(flow.id, name, language, tuple(failures), tuple(fired_all))
+
+
+def _check_step(step: engine.Step, raw: Mapping[str, Any], language: str, where: str) -> list[str]:
+    failures: list[str] = []
+    said = "\n".join(step.said())
+    folded = fold(said)
+    for fragment in _per_language(raw.get("say"), language):
+        if fold(fragment) not in folded:
+            failures.append(f"{where}: expected the texts to contain {fragment!r}, got {said!r}")
+    for fragment in _per_language(raw.get("not_say"), language):
+        if fold(fragment) in folded:
+            failures.append(f"{where}: expected the texts not to contain {fragment!r}, got {said!r}")
+    if "answers" in raw:
+        saved = {e.question_id: e.value for e in step.events if isinstance(e, engine.SaveAnswer)}
+        expected = dict(raw["answers"] or {})
+        for question, value in expected.items():
+            if question not in saved:
+                failures.append(f"{where}: expected an answer to {question!r}, saved {sorted(saved)}")
+            elif not _same(value, saved[question]):
+                failures.append(f"{where}: {question} saved as {saved[question]!r}, expected {value!r}")
+        extra = sorted(set(saved) - set(expected))
+        if extra:
+            failures.append(f"{where}: unexpected answers saved: {extra}")
+    if "escalate" in raw:
+        fired = sorted(e.rule_id for e in step.events if isinstance(e, engine.Escalate))
+        expected_rules = sorted(str(r) for r in (raw["escalate"] or []))
+        if fired != expected_rules:
+            failures.append(f"{where}: rules fired {fired}, expected {expected_rules}")
+    return failures
+
+
+def run_file(
+    transcripts: TranscriptFile,
+    flows: Mapping[str, Flow],
+    intents: GlobalIntents,
+    education_by_language: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[CaseResult]:
+    flow = flows.get(transcripts.flow_id)
+    if flow is None:
+        raise FlowError(transcripts.path, 1, f"transcripts for unknown flow '{transcripts.flow_id}'")
+    results = []
+    for case in transcripts.cases:
+        languages = case.get("languages") or list(flow.languages)
+        for language in languages:
+            if language not in flow.languages:
+                results.append(
+                    CaseResult(
+                        flow.id, str(case.get("name")), language, (f"language {language!r} is not in the flow",), ()
+                    )
+                )
+                continue
+            education = (education_by_language or {}).get(language, {})
+            results.append(run_case(flow, case, language, intents, education))
+    return results
+
+
+def coverage_gaps(flow: Flow, results: Sequence[CaseResult]) -> list[str]:
+    """Rules that, in some language, no case triggers, or that every case triggers."""
+    gaps = []
+    for rule in flow.rules:
+        for language in flow.languages:
+            mine = [r for r in results if r.flow_id == flow.id and r.language == language]
+            if not any(rule.id in r.fired for r in mine):
+                gaps.append(f"{flow.id}: rule '{rule.id}' is never triggered in '{language}'")
+            if not any(rule.id not in r.fired for r in mine):
+                gaps.append(f"{flow.id}: rule '{rule.id}' has no '{language}' case where it does not fire")
+    return gaps
