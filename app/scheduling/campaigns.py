@@ -21,6 +21,8 @@ class Touch:
     from_day: int
     to_day: int
     stale_after_minutes: int
+    #: 1 = every day, 7 = weekly, 14 = every two weeks (counted from ``from_day``).
+    every_days: int = 1
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,17 @@ def load_campaign(path: Path, known_flows: set[str], display: str | None = None)
             raise FlowError(shown, data.line, "each touch must be a mapping")
         line = raw.line
         for key in raw:
-            if key not in {"id", "flow", "every", "at", "from_day", "to_day", "stale_after"}:
+            if key not in {"id", "flow", "every", "every_days", "at", "from_day", "to_day", "stale_after"}:
                 raise FlowError(shown, raw.key_lines[key], f"touch: unknown field '{key}'")
         flow = raw.get("flow")
         if flow not in known_flows:
             raise FlowError(shown, raw.key_lines.get("flow", line), f"touch: unknown flow '{flow}'")
-        if raw.get("every", "day") != "day":
-            raise FlowError(shown, raw.key_lines.get("every", line), "touch: only 'every: day' is supported")
+        every = raw.get("every", "day")
+        if every not in {"day", "week"}:
+            raise FlowError(shown, raw.key_lines.get("every", line), "touch: every must be 'day' or 'week'")
+        every_days = int(raw.get("every_days", 7 if every == "week" else 1))
+        if every_days < 1:
+            raise FlowError(shown, raw.key_lines.get("every_days", line), "touch: every_days must be at least 1")
         at = str(raw.get("at", "09:00"))
         try:
             hour, minute = (int(x) for x in at.split(":"))
@@ -71,6 +77,7 @@ def load_campaign(path: Path, known_flows: set[str], display: str | None = None)
                 from_day=from_day,
                 to_day=to_day,
                 stale_after_minutes=stale,
+                every_days=every_days,
             )
         )
     if not touches:

@@ -12,7 +12,7 @@ def occurrences(touch: Touch, anchor: dt.date, tz: str) -> list[dt.datetime]:
     """Every scheduled time of ``touch``: its local wall-clock time on each day of its range."""
     return [
         local_time_on(anchor + dt.timedelta(days=day), touch.at_hour, touch.at_minute, tz)
-        for day in range(touch.from_day, touch.to_day + 1)
+        for day in range(touch.from_day, touch.to_day + 1, touch.every_days)
     ]
 
 
