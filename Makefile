@@ -45,6 +45,7 @@ browser:
 
 test: install browser lint check-catalog
 	$(BIN)/outreach lint-content
+	$(BIN)/outreach test-flows
 	$(PY) -m pytest
 
 bench: install

@@ -152,20 +152,39 @@ def create_user_command(email: str, role: str, password: str) -> None:
 
 
 @main.command("lint-content")
-def lint_content() -> None:
-    """Validate every flow, campaign, red-flag and education file."""
+@click.option("--segments", "show_segments", is_flag=True, help="list every text's encoding and SMS segments")
+def lint_content(show_segments: bool) -> None:
+    """Validate every flow, campaign, red-flag and education file; report SMS segments and reading level."""
     from app.content import load_content
+    from app.content_lint import lint
     from app.flows.loader import FlowError
 
     try:
         library = load_content(_rt().settings.content_dir)
     except FlowError as exc:
-        click.echo(str(exc), err=True)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    report = lint(library)
+    if show_segments:
+        click.echo(f"{'flow':24} {'text':28} lang encoding chars segments")
+        for flow_id, where, lang, encoding, chars, segments in report.segments:
+            click.echo(f"{flow_id:24} {where[:28]:28} {lang:4} {encoding:8} {chars:5} {segments:8}")
+    for where, measure, value in report.reading:
+        click.echo(f"reading: {where}: {measure} {value:.1f}")
+    ucs2 = sum(1 for row in report.segments if row[3] == "UCS-2")
     click.echo(
         f"{len(library.flows)} flows, {len(library.campaigns)} campaigns, "
-        f"{sum(len(v) for v in library.education.values())} education texts: ok"
+        f"{sum(len(v) for v in library.education.values())} education texts; "
+        f"{len(report.segments)} texts, {ucs2} need UCS-2, at most "
+        f"{max((row[5] for row in report.segments), default=0)} segments"
     )
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if report.errors:
+        sys.exit(1)
+    click.echo("content ok")
 
 
 @main.command("seed-demo")
@@ -257,3 +276,31 @@ def test_flows(only: str | None, verbose: bool) -> None:
     click.echo(f"{total - failed} passed, {failed} failed")
     if failed or gaps:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("flow_id")
+@click.option("--lang", default="en", type=click.Choice(["en", "es"]))
+@click.option("--name", default="Ana", help="the patient's first name in the texts")
+def simulate(flow_id: str, lang: str, name: str) -> None:
+    """Play FLOW in the terminal: type the patient's replies (`:wait 4h` lets time pass)."""
+    from app.flows import engine
+    from app.flows.simulation import simulate as run
+
+    library = _rt().content
+    if flow_id not in library.flows:
+        raise click.ClickException(f"unknown flow '{flow_id}' (known: {', '.join(sorted(library.flows))})")
+    ctx = engine.PatientContext(
+        first_name=name,
+        language=lang,
+        program_name="Demo Clinic",
+        program_phone="555-0100",
+        variables={
+            "medication_name": "metoprolol",
+            "dose_time": "8:00",
+            "appointment_date": "12/1/2026",
+            "appointment_time": "10:30",
+        },
+        education=library.education_for(lang),
+    )
+    run(library.flows[flow_id], ctx, sys.stdin, click.echo, library.intents)

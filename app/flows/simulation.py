@@ -1,0 +1,66 @@
+"""Play a flow in a terminal: the same pure engine as production, one reply per input line.
+
+Lines starting with ``:`` are commands: ``:wait 4h`` lets time pass (reminder, expiry), ``:quit``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+from app.flows import engine
+from app.flows.intents import GlobalIntents
+from app.flows.loader import FlowError, parse_duration_minutes
+from app.flows.model import Flow
+
+
+def simulate(
+    flow: Flow,
+    ctx: engine.PatientContext,
+    lines: Iterable[str],
+    out: Callable[[str], None],
+    intents: GlobalIntents,
+    now: dt.datetime | None = None,
+) -> engine.State:
+    clock = now or dt.datetime.now(dt.UTC)
+    step = engine.start(flow, ctx, clock, intents)
+    _show(step, out)
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if step.state.status != "active":
+            break
+        if line.strip() in {":quit", ":q"}:
+            break
+        if line.startswith(":wait"):
+            try:
+                minutes = parse_duration_minutes(line.split(maxsplit=1)[1], "simulate", 0)
+            except (IndexError, FlowError):
+                out("(usage: :wait 4h)")
+                continue
+            clock += dt.timedelta(minutes=minutes)
+            out(f"(… {minutes} minutes later)")
+            step = engine.resume(flow, step.state, ctx, engine.Timeout(), clock, intents)
+        else:
+            out(f"patient> {line}")
+            step = engine.resume(flow, step.state, ctx, engine.Reply(line), clock, intents)
+        _show(step, out)
+    out(f"(conversation {step.state.status}" + (f": {step.state.result})" if step.state.result else ")"))
+    return step.state
+
+
+def _show(step: engine.Step, out: Callable[[str], None]) -> None:
+    for event in step.events:
+        if isinstance(event, engine.Say):
+            for line in event.text.splitlines():
+                out(f"bot> {line}")
+        elif isinstance(event, engine.SaveAnswer):
+            shown = "unanswered" if event.kind == "unanswered" else repr(event.value)
+            out(f"  [answer {event.question_id} = {shown}{' ' + event.unit if event.unit else ''}]")
+        elif isinstance(event, engine.Escalate):
+            out(f"  [ESCALATION {event.level}: {event.reason} ({event.rule_id})]")
+        elif isinstance(event, engine.NotUnderstood):
+            out("  [not understood: kept for the care team]")
+        elif isinstance(event, engine.LanguageChanged):
+            out(f"  [language is now {event.language}]")
+        elif isinstance(event, engine.Completed) and event.start_flow:
+            out(f"  [next flow: {event.start_flow}]")

@@ -1,0 +1,64 @@
+"""The shipped content: every file loads, every transcript passes in every language, every rule is
+covered both ways, and the linter finds no errors (unreachable nodes, dead ends, reading level)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import CONTENT_DIR
+from app.content import ContentLibrary, load_content
+from app.content_lint import lint
+from app.flows.transcripts import CaseResult, coverage_gaps, load_transcripts, run_file
+
+REQUIRED_FLOWS = {
+    "post-discharge", "hf-daily-check", "diabetes-glucose-check", "copd-check", "phq2", "phq9", "gad7",
+    "med-reminder", "appointment-reminder",
+}
+
+
+@pytest.fixture(scope="module")
+def library() -> ContentLibrary:
+    return load_content(CONTENT_DIR)
+
+
+@pytest.fixture(scope="module")
+def results(library: ContentLibrary) -> dict[str, list[CaseResult]]:
+    education = {lang: library.education_for(lang) for lang in ("en", "es")}
+    by_flow: dict[str, list[CaseResult]] = {}
+    for transcript in load_transcripts(CONTENT_DIR / "flows" / "tests", CONTENT_DIR.parent):
+        by_flow.setdefault(transcript.flow_id, []).extend(
+            run_file(transcript, library.flows, library.intents, education)
+        )
+    return by_flow
+
+
+def test_every_transcript_case_passes(results: dict[str, list[CaseResult]]) -> None:
+    failures = [f"{r.flow_id} [{r.language}] {r.case}: {f}" for rs in results.values() for r in rs for f in r.failures]
+    assert failures == []
+    assert sum(len(rs) for rs in results.values()) > 0
+
+
+def test_every_flow_has_transcripts_in_every_language(
+    library: ContentLibrary, results: dict[str, list[CaseResult]]
+) -> None:
+    for flow in library.flows.values():
+        languages = {r.language for r in results.get(flow.id, [])}
+        assert languages == set(flow.languages), flow.id
+
+
+def test_every_rule_is_triggered_and_not_triggered_in_each_language(
+    library: ContentLibrary, results: dict[str, list[CaseResult]]
+) -> None:
+    gaps = [gap for flow in library.flows.values() for gap in coverage_gaps(flow, results.get(flow.id, []))]
+    assert gaps == []
+
+
+def test_the_linter_finds_no_errors(library: ContentLibrary) -> None:
+    report = lint(library)
+    assert report.errors == []
+    assert {row[2] for row in report.segments} == {"en", "es"}
+
+
+@pytest.mark.xfail(reason="issue 3 content set is being written", strict=False)
+def test_the_content_library_has_the_programs_flows(library: ContentLibrary) -> None:
+    assert set(library.flows) >= REQUIRED_FLOWS
