@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from app.flows.model import Flow
 from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.outbound import queue_text
 from app.runtime import Runtime
+from app.variables import render_variables
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,13 @@ def _remember_version(session: Session, rt: Runtime, flow: Flow) -> None:
 
 
 def patient_context(
-    session: Session, rt: Runtime, patient: Patient, now: dt.datetime, *, exclude_conversation: int | None = None
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    now: dt.datetime,
+    *,
+    exclude_conversation: int | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> engine.PatientContext:
     program = session.get(Program, patient.program_id)
     assert program is not None
@@ -78,6 +85,7 @@ def patient_context(
         program_phone=program.phone_display,
         history=history,
         thresholds=thresholds,
+        variables=render_variables(variables or {}, patient.language, patient.timezone),
         education=rt.content.education_for(patient.language),
     )
 
@@ -98,12 +106,13 @@ def start_conversation(
     *,
     send_key: str | None = None,
     lead_in: Sequence[str] = (),
+    variables: Mapping[str, str] | None = None,
 ) -> Conversation:
     if active_conversation(session, patient.id) is not None:
         raise ConversationBusy(patient.id)
     flow = rt.content.flow(flow_id)
     _remember_version(session, rt, flow)
-    ctx = patient_context(session, rt, patient, now)
+    ctx = patient_context(session, rt, patient, now, variables=variables)
     step = engine.start(flow, ctx, now, rt.content.intents)
     conversation = Conversation(
         patient_id=patient.id,
@@ -113,6 +122,7 @@ def start_conversation(
         state=step.state.to_dict(),
         wake_at=step.state.wake_time,
         started_at=now,
+        variables=dict(variables or {}),
     )
     session.add(conversation)
     session.flush()
@@ -132,7 +142,9 @@ def resume_conversation(
     inbound: Message | None,
 ) -> engine.Step:
     flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
-    ctx = patient_context(session, rt, patient, now, exclude_conversation=conversation.id)
+    ctx = patient_context(
+        session, rt, patient, now, exclude_conversation=conversation.id, variables=conversation.variables
+    )
     state = engine.State.from_dict(conversation.state)
     step = engine.resume(flow, state, ctx, given, now, rt.content.intents)
     apply_step(session, rt, patient, conversation, step, now, inbound=inbound)
@@ -215,7 +227,7 @@ def apply_step(
     if chained and patient.reachable and chained in rt.content.flows:
         # The next flow's opening goes in the same text as this one's closing, so they arrive in order.
         session.flush()
-        start_conversation(session, rt, patient, chained, now, lead_in=said)
+        start_conversation(session, rt, patient, chained, now, lead_in=said, variables=conversation.variables)
         return
     if said and patient.reachable:
         # One text per step: separate texts can arrive out of order, and the 911 advice must come first.

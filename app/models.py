@@ -122,6 +122,8 @@ class Enrollment(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     #: Bumped whenever the anchor changes, so re-derived occurrences get new keys.
     schedule_version: Mapped[int] = mapped_column(Integer, default=1)
+    #: Values the campaign's texts use: appointment_at (ISO 8601), medication_name, dose_time ("08:00").
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -184,6 +186,8 @@ class Conversation(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     result: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The enrollment's variables as they were when the conversation started.
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: When the engine next wants a timeout input (reminder, then expiry).
     wake_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -57,6 +57,7 @@ def enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
         "anchor_date": enrollment.anchor_date.isoformat(),
         "status": enrollment.status,
         "next_due_at": iso(enrollment.next_due_at),
+        "variables": dict(enrollment.variables or {}),
     }
 
 

@@ -16,6 +16,7 @@ from app.models import Answer, Escalation, Message, Patient, Program
 from app.patients import ValidationFailed, default_program, patient_json, upsert_patient
 from app.runtime import Runtime
 from app.scheduling.enrollments import UnknownCampaign, enroll
+from app.variables import InvalidVariables, clean_variables
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 LEVELS = {"EMERGENCY", "URGENT", "ROUTINE", "INFO"}
@@ -118,7 +119,11 @@ def create_enrollment() -> tuple[Response, int]:
         except (TypeError, ValueError):
             raise ApiError(422, "invalid", "Bad date.", {"anchor_date": "must be a date like 2026-11-25"}) from None
         try:
-            enrollment = enroll(session, rt, patient, campaign, anchor, rt.now())
+            variables = clean_variables(data.get("variables")) if "variables" in data else None
+        except InvalidVariables as exc:
+            raise ApiError(422, "invalid", "Bad variables.", {"variables": str(exc)}) from None
+        try:
+            enrollment = enroll(session, rt, patient, campaign, anchor, rt.now(), variables)
         except UnknownCampaign:
             raise ApiError(
                 422, "invalid", "Unknown campaign.", {"campaign": f"unknown campaign '{campaign}'"}

@@ -17,7 +17,13 @@ class UnknownCampaign(LookupError):
 
 
 def enroll(
-    session: Session, rt: Runtime, patient: Patient, campaign_id: str, anchor: dt.date, now: dt.datetime
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    campaign_id: str,
+    anchor: dt.date,
+    now: dt.datetime,
+    variables: dict[str, str] | None = None,
 ) -> Enrollment:
     """Enroll (idempotent): enrolling again in the same campaign moves the anchor, never duplicates."""
     if campaign_id not in rt.content.campaigns:
@@ -41,6 +47,8 @@ def enroll(
     elif enrollment.anchor_date != anchor:
         enrollment.anchor_date = anchor
         enrollment.schedule_version += 1
+    if variables is not None:
+        enrollment.variables = variables
     derive_touches(session, rt, enrollment, patient, now)
     return enrollment
 

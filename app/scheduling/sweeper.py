@@ -127,7 +127,13 @@ def _process_touch(
     try:
         with session.begin_nested():
             conversation = start_conversation(
-                session, rt, patient, touch.flow_id, now, send_key=f"touch:{touch.occurrence_key}"
+                session,
+                rt,
+                patient,
+                touch.flow_id,
+                now,
+                send_key=f"touch:{touch.occurrence_key}",
+                variables=enrollment.variables,
             )
     except ConversationBusy:
         return finish(TouchStatus.SKIPPED, "busy")

@@ -1,0 +1,139 @@
+"""Scheduling on real PostgreSQL: occurrences in the patient's zone, quiet hours, stale work, caps on
+duplicates, re-derivation when the anchor moves, and the sweeper being safe to run twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from alembic import command
+from sqlalchemy import select
+
+from app.migrations import alembic_config
+from app.models import Conversation, Enrollment, Message, ScheduledTouch
+from app.runtime import Runtime
+from app.scheduling.enrollments import enroll
+from app.scheduling.sweeper import tick
+
+CHICAGO_9AM_DAY1 = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+
+
+def _enroll(rt: Runtime, patient: Any, anchor: dt.date, now: dt.datetime, **variables: str) -> Enrollment:
+    with rt.sessions() as session, session.begin():
+        return enroll(session, rt, session.merge(patient), "hf-remote-monitoring", anchor, now, variables or None)
+
+
+def _touches(rt: Runtime) -> list[ScheduledTouch]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(ScheduledTouch).order_by(ScheduledTouch.due_at)).all())
+
+
+def test_the_migrations_match_the_models(database_url: str) -> None:
+    command.check(alembic_config(database_url))
+
+
+def test_daily_touch_is_at_nine_local_across_the_dst_change(rt: Runtime, make_patient: Callable[..., Any]) -> None:
+    patient = make_patient(timezone="America/Chicago")
+    _enroll(rt, patient, dt.date(2026, 10, 30), dt.datetime(2026, 10, 29, 12, tzinfo=dt.UTC))
+    by_day = {t.due_at.date(): t.due_at for t in _touches(rt)}
+    assert by_day[dt.date(2026, 10, 31)].hour == 14  # 09:00 CDT = 14:00 UTC
+    assert by_day[dt.date(2026, 11, 2)].hour == 15  # 09:00 CST = 15:00 UTC after 1 November
+    assert len(by_day) == 31
+
+
+def test_enrolling_again_with_a_corrected_anchor_rederives_pending_touches(
+    rt: Runtime, make_patient: Callable[..., Any]
+) -> None:
+    patient = make_patient(timezone="America/New_York")
+    now = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    first = _enroll(rt, patient, dt.date(2026, 11, 2), now)
+    second = _enroll(rt, patient, dt.date(2026, 11, 5), now)
+    assert first.id == second.id
+    touches = _touches(rt)
+    assert len(touches) == 31
+    assert touches[0].due_at.date() == dt.date(2026, 11, 5)
+    assert all(":v2:" in t.occurrence_key for t in touches)
+
+
+def test_tick_outside_quiet_hours_moves_the_touch_to_the_morning(
+    rt: Runtime, make_patient: Callable[..., Any], run_jobs: Callable[[], int]
+) -> None:
+    patient = make_patient(timezone="America/Los_Angeles")
+    _enroll(rt, patient, dt.date(2026, 11, 24), dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC))
+    with rt.sessions() as session, session.begin():
+        first = session.scalars(select(ScheduledTouch).order_by(ScheduledTouch.due_at)).first()
+        assert first is not None
+        first.due_at = first.scheduled_for = dt.datetime(2026, 11, 24, 14, 0, tzinfo=dt.UTC)  # 06:00 in LA
+    counts = tick(rt, dt.datetime(2026, 11, 24, 14, 5, tzinfo=dt.UTC))
+    assert counts["deferred"] == 1 and counts["started"] == 0
+    moved = _touches(rt)[0]
+    assert moved.due_at == dt.datetime(2026, 11, 24, 16, 0, tzinfo=dt.UTC)  # 08:00 in LA
+    assert tick(rt, dt.datetime(2026, 11, 24, 16, 0, tzinfo=dt.UTC))["started"] == 1
+
+
+def test_stale_check_ins_are_skipped_not_sent_late(rt: Runtime, make_patient: Callable[..., Any]) -> None:
+    patient = make_patient(timezone="America/Chicago")
+    _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    counts = tick(rt, CHICAGO_9AM_DAY1 + dt.timedelta(hours=13))  # the 09:00 check-in at 22:00
+    assert counts["skipped"] == 1 and counts["started"] == 0
+    with rt.sessions() as session:
+        assert session.scalar(select(Message.id)) is None
+        assert _touches(rt)[0].outcome == "stale"
+
+
+def test_ticking_twice_starts_each_occurrence_once(
+    rt: Runtime, make_patient: Callable[..., Any], run_jobs: Callable[[], int], fake_twilio: Any
+) -> None:
+    patient = make_patient(timezone="America/Chicago")
+    _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    tick(rt, CHICAGO_9AM_DAY1)
+    tick(rt, CHICAGO_9AM_DAY1 + dt.timedelta(minutes=1))
+    run_jobs()
+    assert len([m for m in fake_twilio.messages if m["To"] == patient.phone]) == 1
+    with rt.sessions() as session:
+        assert len(session.scalars(select(Conversation)).all()) == 1
+
+
+def test_enrollment_variables_are_formatted_for_the_patient_language(client: Any, program: Any, rt: Runtime) -> None:
+    from tests.conftest import API_TOKEN
+
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    created = client.post(
+        "/api/v1/patients",
+        headers=auth,
+        json={
+            "mrn": "V1",
+            "given_name": "Luz",
+            "family_name": "Mora",
+            "phone": "+13125550190",
+            "language": "es",
+            "timezone": "America/Chicago",
+        },
+    )
+    assert created.status_code == 201
+    bad = client.post(
+        "/api/v1/enrollments",
+        headers=auth,
+        json={"mrn": "V1", "campaign": "hf-remote-monitoring", "variables": {"appointment_at": "next tuesday"}},
+    )
+    assert bad.status_code == 422
+    assert "appointment_at" in bad.json["error"]["fields"]["variables"]
+    good = client.post(
+        "/api/v1/enrollments",
+        headers=auth,
+        json={
+            "mrn": "V1",
+            "campaign": "hf-remote-monitoring",
+            "variables": {"appointment_at": "2026-12-16T16:30:00+00:00", "medication_name": "metoprolol"},
+        },
+    )
+    assert good.status_code == 201
+    from app.conversations import patient_context
+    from app.models import Patient
+
+    with rt.sessions() as session:
+        patient = session.scalars(select(Patient)).one()
+        ctx = patient_context(session, rt, patient, rt.now(), variables=good.json["variables"])
+    assert ctx.variables["appointment_date"] == "miércoles, 16 de diciembre de 2026"
+    assert ctx.variables["appointment_time"] == "10:30"
