@@ -39,6 +39,8 @@ def build_runtime(settings: Settings) -> Runtime:
         channel = ConsoleChannel()
     else:
         raise ValueError(f"OUTREACH_CHANNEL must be console or twilio, not {settings.channel!r}")
+    from app.channels.rate_limit import build_rate_limiter
+
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -46,6 +48,7 @@ def build_runtime(settings: Settings) -> Runtime:
         jobs=jobs,
         channel=channel,
         content=load_content(settings.content_dir),
+        rate_limiter=build_rate_limiter(settings),
     )
     set_current(runtime)
     return runtime

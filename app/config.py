@@ -33,6 +33,10 @@ class Settings:
     #: at the local server in tests/support so the real client runs end to end without an account.
     twilio_api_base_url: str = ""
     api_token: str = ""
+    #: SMS segments per second per sender; None = the sender type's default, 0 = unlimited.
+    sms_segments_per_second: float | None = None
+    #: Texts one send job delivers concurrently (each waits ~100-300 ms on Twilio's API).
+    send_concurrency: int = 16
     content_dir: Path = CONTENT_DIR
     demo_mode: bool = False
     session_cookie_secure: bool = True
@@ -74,6 +78,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
         twilio_api_base_url=env.get("TWILIO_API_BASE_URL", ""),
         api_token=env.get("API_TOKEN", ""),
+        sms_segments_per_second=float(env["OUTREACH_SMS_RATE"]) if env.get("OUTREACH_SMS_RATE") else None,
+        send_concurrency=int(env.get("OUTREACH_SEND_CONCURRENCY") or 16),
         content_dir=Path(env.get("OUTREACH_CONTENT_DIR") or CONTENT_DIR),
         demo_mode=_bool(env.get("OUTREACH_DEMO"), False),
         session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), True),

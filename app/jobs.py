@@ -6,6 +6,7 @@ Redis loses nothing: the sweeper (``outreach tick``) re-enqueues due work from S
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -20,6 +21,10 @@ class JobQueue(Protocol):
 
     def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None: ...
 
+    def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+        """Run later (a retry after backoff). The row in SQL is the truth: the sweeper also finds it."""
+        ...
+
 
 class InProcessQueue:
     """Runs each job at once in the calling process: the demo needs no Redis."""
@@ -32,6 +37,10 @@ class InProcessQueue:
         except Exception:
             # The row stays in SQL; the next tick retries it, as a worker would.
             log.exception("in-process job failed job_id=%s", job_id)
+
+    def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+        # No timer thread here: the next tick (every 30 s in the demo) picks the row up when it is due.
+        return None
 
 
 class RqQueue:
@@ -46,6 +55,9 @@ class RqQueue:
 
     def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
         self.queue.enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
+
+    def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+        self.queue.enqueue_at(when, func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
 
     def ping(self) -> bool:
         return bool(self.connection.ping())

@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.channels.base import OutboundText, SendError
+from app.channels.rate_limit import sender_key
 from app.channels.segments import segment_info
 from app.db import after_commit
 from app.models import Message, Patient
@@ -30,6 +34,8 @@ OPT_OUT_CODES = {21610}
 BAD_NUMBER_CODES = {21211, 21614}
 #: Kinds that go out even to an opted-out number: the one confirmation of the opt-out itself.
 CONSENT_KINDS = {"consent"}
+#: Prefix of an error code when the provider may have taken the text anyway (look before resending).
+UNCONFIRMED = "unconfirmed:"
 
 
 def backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0, rng: random.Random | None = None) -> dt.timedelta:
@@ -91,38 +97,56 @@ def _outbound_text(rt: Runtime, message: Message) -> OutboundText:
         body=message.body,
         send_key=message.send_key or f"msg:{message.id}",
         status_callback=callback,
+        attempt_started_at=message.updated_at,
     )
 
 
+def _already_taken(rt: Runtime, message: Message) -> bool:
+    """Did the provider take this text on an earlier attempt we never heard back from?"""
+    found = rt.channel.find_sent(_outbound_text(rt, message))
+    if found is None:
+        return False
+    _mark_sent(message, found.provider_sid, found.status, found.segments, rt.now())
+    log.info("reconciled message id=%s sid=%s", message.id, found.provider_sid)
+    return True
+
+
 def deliver(rt: Runtime, message_id: int) -> str:
-    """One delivery attempt. Returns what happened (for logs and tests)."""
+    """One delivery attempt. Returns what happened (for logs and tests); safe to call twice at once."""
     with rt.sessions() as session, session.begin():
         message = session.get(Message, message_id, with_for_update=True)
         if message is None or message.direction != "outbound":
             return "missing"
         if message.status == "sending":
-            stuck_for = rt.now() - message.updated_at
-            if stuck_for < SENDING_STUCK_AFTER:
+            if rt.now() - message.updated_at < SENDING_STUCK_AFTER:
                 return "in-flight"
-            found = rt.channel.find_sent(_outbound_text(rt, message))
-            if found is not None:
-                _mark_sent(message, found.provider_sid, found.status, found.segments, rt.now())
-                log.info("reconciled message id=%s sid=%s", message.id, found.provider_sid)
+            # The worker that began this attempt died: it may or may not have reached the provider.
+            if _already_taken(rt, message):
                 return "reconciled"
             message.status = "queued"
         if message.status != "queued":
             return "already-" + message.status
         if message.next_attempt_at and message.next_attempt_at > rt.now():
             return "not-yet"
+        if (message.error_code or "").startswith(UNCONFIRMED) and _already_taken(rt, message):
+            return "reconciled"
         patient = session.get(Patient, message.patient_id) if message.patient_id else None
         if patient is not None and not patient.reachable and message.kind not in CONSENT_KINDS:
             message.status = "cancelled"
             message.error_code = "opted_out" if patient.opted_out else "unreachable"
             return "cancelled"
+        slot = rt.rate_limiter.reserve(sender_key(rt.settings), message.segments or 1)
+        if not slot.reserved:
+            # The sender's schedule is full for now: come back when there is room (nothing is dropped).
+            message.next_attempt_at = rt.now() + dt.timedelta(seconds=slot.wait_seconds)
+            _enqueue_retry(session, rt, message)
+            return "throttled"
         message.status = "sending"
         message.attempts += 1
         message.updated_at = rt.now()  # when this attempt began: a dead worker shows as stuck from here
         outbound = _outbound_text(rt, message)
+    if slot.wait_seconds > 0:
+        time.sleep(slot.wait_seconds)
     try:
         result = rt.channel.send(outbound)
     except SendError as exc:
@@ -133,6 +157,37 @@ def deliver(rt: Runtime, message_id: int) -> str:
         _mark_sent(message, result.provider_sid, result.status, result.segments, rt.now())
     log.info("sent message id=%s sid=%s to=%s", message_id, result.provider_sid, mask(outbound.to))
     return "sent"
+
+
+def deliver_many(rt: Runtime, message_ids: Sequence[int]) -> dict[str, int]:
+    """Deliver a batch concurrently: each send mostly waits on the provider's API, so threads overlap it."""
+    outcomes: dict[str, int] = {}
+    workers = max(1, min(rt.settings.send_concurrency, len(message_ids)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
+        for outcome in pool.map(lambda mid: _deliver_logged(rt, mid), message_ids):
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def _deliver_logged(rt: Runtime, message_id: int) -> str:
+    try:
+        return deliver(rt, message_id)
+    except Exception:
+        # The row stays queued or sending in SQL; the sweeper brings it back.
+        log.exception("delivery crashed message id=%s", message_id)
+        return "error"
+
+
+def _enqueue_retry(session: Session, rt: Runtime, message: Message) -> None:
+    from app import tasks
+
+    when = message.next_attempt_at
+    message_id = message.id
+    assert when is not None
+    after_commit(
+        session,
+        lambda: rt.jobs.enqueue_at(when, tasks.send_message, message_id, job_id=f"send-{message_id}-{when:%s}"),
+    )
 
 
 def _mark_sent(message: Message, sid: str, status: str, segments: int | None, now: dt.datetime) -> None:
@@ -151,7 +206,8 @@ def _record_failure(rt: Runtime, message_id: int, exc: SendError) -> str:
     with rt.sessions() as session, session.begin():
         message = session.get(Message, message_id, with_for_update=True)
         assert message is not None
-        message.error_code = str(exc.code or exc.http_status or "network")
+        code = str(exc.code or exc.http_status or "network")
+        message.error_code = f"{UNCONFIRMED}{code}" if exc.ambiguous else code
         patient = session.get(Patient, message.patient_id) if message.patient_id else None
         if exc.code in OPT_OUT_CODES:
             message.status = "failed"
@@ -170,6 +226,7 @@ def _record_failure(rt: Runtime, message_id: int, exc: SendError) -> str:
         if exc.retryable and message.attempts < MAX_ATTEMPTS:
             message.status = "queued"
             message.next_attempt_at = rt.now() + backoff(message.attempts)
+            _enqueue_retry(session, rt, message)
             log.warning(
                 "send failed, will retry message id=%s attempt=%s code=%s",
                 message_id,

@@ -20,6 +20,7 @@ from app.config import Settings
 
 if TYPE_CHECKING:
     from app.channels.base import Channel
+    from app.channels.rate_limit import RateLimiter
     from app.content import ContentLibrary
     from app.jobs import JobQueue
 
@@ -32,6 +33,7 @@ class Runtime:
     jobs: JobQueue
     channel: Channel
     content: ContentLibrary
+    rate_limiter: RateLimiter
     #: The time, injectable so tests (and `outreach tick --now`) can move it; always aware UTC.
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 

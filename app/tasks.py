@@ -13,6 +13,12 @@ def send_message(message_id: int) -> str:
     return deliver(runtime.current(), message_id)
 
 
+def send_messages(message_ids: list[int]) -> dict[str, int]:
+    from app.outbound import deliver_many
+
+    return deliver_many(runtime.current(), message_ids)
+
+
 def run_tick(now_iso: str | None = None) -> dict[str, int]:
     from app.scheduling.sweeper import tick
 

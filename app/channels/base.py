@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,6 +14,8 @@ class OutboundText:
     body: str
     send_key: str
     status_callback: str | None = None
+    #: When this delivery attempt began; a crash-recovery lookup only matches texts sent after it.
+    attempt_started_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,16 @@ class SendError(Exception):
     ``code`` is the provider's error code (Twilio: 21610 opted out, 21211 invalid number, …).
     """
 
-    def __init__(self, message: str, *, code: int | None, http_status: int | None, retryable: bool):
+    def __init__(
+        self, message: str, *, code: int | None, http_status: int | None, retryable: bool, ambiguous: bool = False
+    ):
         super().__init__(message)
         self.code = code
         self.http_status = http_status
         self.retryable = retryable
+        #: The provider may have taken the message (the connection broke after the request was sent):
+        #: look it up before sending again.
+        self.ambiguous = ambiguous
 
 
 class Channel(Protocol):

@@ -56,27 +56,47 @@ class TwilioSmsChannel:
             status = exc.status
             retryable = status == 429 or status >= 500 or (exc.code in RETRYABLE_CODES)
             raise SendError(
-                f"twilio refused: {exc.code}", code=exc.code, http_status=status, retryable=retryable
+                f"twilio refused: {exc.code}",
+                code=exc.code,
+                http_status=status,
+                retryable=retryable,
+                ambiguous=status >= 500,
             ) from None
         except TwilioException as exc:
             raise SendError(
-                f"twilio error: {type(exc).__name__}", code=None, http_status=None, retryable=True
+                f"twilio error: {type(exc).__name__}", code=None, http_status=None, retryable=True, ambiguous=True
             ) from None
         except requests.RequestException as exc:
-            raise SendError(f"network: {type(exc).__name__}", code=None, http_status=None, retryable=True) from None
+            # A refused connection never reached Twilio; anything later (a timeout, a dropped answer) may have.
+            sure_not_sent = isinstance(exc, requests.ConnectTimeout) or (
+                isinstance(exc, requests.ConnectionError) and "refused" in str(exc).lower()
+            )
+            raise SendError(
+                f"network: {type(exc).__name__}",
+                code=None,
+                http_status=None,
+                retryable=True,
+                ambiguous=not sure_not_sent,
+            ) from None
         segments = int(created.num_segments) if created.num_segments else None
         return SendResult(provider_sid=str(created.sid), status=str(created.status), segments=segments)
 
     def find_sent(self, message: OutboundText) -> SendResult | None:
-        """After a crash between Twilio's answer and our commit: did Twilio take this text already?"""
+        """After a crash or a broken connection: did Twilio take this text already?
+
+        Matches the number, the exact body and a creation time after the attempt began, so yesterday's
+        identical check-in is never mistaken for today's.
+        """
+        since = (message.attempt_started_at or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=1)
         try:
-            recent = self.client.messages.list(
-                to=message.to, date_sent_after=dt.datetime.now(dt.UTC) - dt.timedelta(days=1), limit=50
-            )
+            recent = self.client.messages.list(to=message.to, date_sent_after=since, limit=50)
         except (TwilioException, requests.RequestException):
             log.warning("could not look up earlier sends for message id=%s", message.message_id)
-            raise SendError("lookup failed", code=None, http_status=None, retryable=True) from None
+            raise SendError("lookup failed", code=None, http_status=None, retryable=True, ambiguous=True) from None
         for sent in recent:
+            created = sent.date_created
+            if created is not None and created.tzinfo is not None and created < since:
+                continue
             if sent.body == message.body and (sent.direction or "").startswith("outbound"):
                 return SendResult(
                     provider_sid=str(sent.sid),

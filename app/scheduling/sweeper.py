@@ -26,6 +26,8 @@ from app.scheduling.occurrences import still_worth_sending
 log = logging.getLogger(__name__)
 
 BATCH = 200
+#: Texts per send job: one job delivers them concurrently (see outbound.deliver_many).
+SEND_BATCH = 50
 T = TypeVar("T")
 
 
@@ -44,8 +46,9 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
         pass
     with rt.sessions() as session:
         ids = due_for_retry(session, now)
-    for message_id in ids:
-        rt.jobs.enqueue(tasks.send_message, message_id, job_id=f"send-{message_id}")
+    for start in range(0, len(ids), SEND_BATCH):
+        batch = ids[start : start + SEND_BATCH]
+        rt.jobs.enqueue(tasks.send_messages, batch, job_id=f"send-batch-{batch[0]}-{len(batch)}-{now:%s}")
     counts["requeued"] = len(ids)
     log.info("tick done %s", counts)
     return counts

@@ -1,0 +1,550 @@
+"""The care-manager UI and the patient simulator in a real headless Chromium, against the app served by a
+real HTTP server (werkzeug, threaded) on PostgreSQL: sign-in and lockout, the queue's order, acknowledge
+and resolve with their audit trail, CSRF, the simulator on the console channel, and the Spanish UI.
+
+Chromium is Debian's (/usr/bin/chromium); the tests skip only when it is not installed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.escalation.service import open_or_join
+from app.models import Answer, AuditEvent, Escalation, Patient, Program, User
+from app.runtime import Runtime, clear_current
+from app.web.auth import create_user
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery staple"
+QUEUE_SCREENSHOT = Path("/tmp/outreach-queue.png")
+SIMULATOR_SCREENSHOT = Path("/tmp/outreach-simulator.png")
+
+
+# --- fixtures -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"headless Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context per test: no cookies or session shared between tests."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@contextmanager
+def serve(application: Flask) -> Iterator[str]:
+    """Serve the app over real HTTP on a free local port; yields the base URL."""
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="outreach-live-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture()
+def live(app: Flask) -> Iterator[str]:
+    """The test app (PostgreSQL, Redis, local Twilio) behind a real HTTP server."""
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture()
+def console_app(app_config: dict[str, Any]) -> Iterator[Flask]:
+    """The embedded console channel with in-process jobs: the setup that serves the simulator."""
+    application = create_app({**app_config, "channel": "console", "redis_url": None})
+    yield application
+    runtime: Runtime = application.extensions["outreach"]
+    runtime.engine.dispose()
+    clear_current()
+
+
+@pytest.fixture()
+def console_rt(console_app: Flask) -> Runtime:
+    runtime: Runtime = console_app.extensions["outreach"]
+    return runtime
+
+
+@pytest.fixture()
+def console_live(console_app: Flask) -> Iterator[str]:
+    with serve(console_app) as url:
+        yield url
+
+
+@pytest.fixture()
+def nurse(rt: Runtime) -> User:
+    return create_user(rt, "nurse@example.org", PASSWORD, "care_manager")
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def sign_in(page: Page, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def escalate(
+    rt: Runtime,
+    patient_id: int,
+    *,
+    level: str,
+    reason: str,
+    rule_id: str,
+    detail: dict[str, Any],
+    now: dt.datetime,
+) -> int:
+    with rt.sessions() as s, s.begin():
+        patient = s.get(Patient, patient_id)
+        assert patient is not None
+        escalation = open_or_join(
+            s, patient, level=level, reason=reason, rule_id=rule_id, detail=detail, conversation_id=None, now=now
+        )
+        return escalation.id
+
+
+def load_escalation(rt: Runtime, escalation_id: int) -> Escalation:
+    with rt.sessions() as s:
+        escalation = s.get(Escalation, escalation_id)
+        assert escalation is not None
+        return escalation
+
+
+def audit_actions(rt: Runtime, *, subject_type: str, subject_id: int) -> list[tuple[str, int | None]]:
+    with rt.sessions() as s:
+        rows = s.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.subject_type == subject_type, AuditEvent.subject_id == subject_id)
+            .order_by(AuditEvent.id)
+        ).all()
+        return [(row.action, row.user_id) for row in rows]
+
+
+def row_for(page: Page, escalation_id: int) -> Locator:
+    return page.locator(f'tr[data-escalation="{escalation_id}"]')
+
+
+# --- 1. sign-in -------------------------------------------------------------------------------------
+
+
+def test_sign_in_redirects_rejects_wrong_passwords_and_locks_after_five(
+    page: Page, live: str, rt: Runtime, nurse: User
+) -> None:
+    page.goto(f"{live}/queue")
+    expect(page).to_have_url(re.compile(r"/login\?next=(%2F|/)queue$"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    # Wrong password: the error, no session.
+    page.get_by_label("Email").fill(nurse.email)
+    page.get_by_label("Password").fill("not the password at all")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Email or password is not right.")
+    page.goto(f"{live}/queue")
+    expect(page).to_have_url(re.compile(r"/login"))
+
+    # The right password, from the redirect: lands on the page asked for.
+    page.get_by_label("Email").fill(nurse.email.upper())
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live}/queue")
+    expect(page.get_by_role("heading", name="Escalation queue")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+    # Five wrong passwords lock the account; then even the right one is refused with the lockout message.
+    for _ in range(5):
+        sign_in(page, live, nurse.email, "wrong password, again")
+        expect(page.get_by_role("alert")).to_have_text("Email or password is not right.")
+    sign_in(page, live, nurse.email, PASSWORD)
+    expect(page.get_by_role("alert")).to_have_text("Too many failed attempts. Try again in 15 minutes.")
+    page.goto(f"{live}/queue")
+    expect(page).to_have_url(re.compile(r"/login"))
+
+    with rt.sessions() as s:
+        user = s.get(User, nurse.id)
+        assert user is not None
+        assert user.locked_until is not None
+        assert user.locked_until > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=14)
+    actions = [action for action, _ in audit_actions(rt, subject_type="user", subject_id=nurse.id)]
+    assert actions.count("user.login") == 1
+    assert actions.count("user.login_failed") == 6
+
+
+# --- 2. queue order ---------------------------------------------------------------------------------
+
+
+def test_queue_lists_emergency_then_urgent_then_routine(
+    page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    rosa = make_patient(given_name="Rosa", family_name="Diaz")
+    james = make_patient(given_name="James", family_name="Okafor")
+    lena = make_patient(given_name="Lena", family_name="Novak")
+    # Inserted ROUTINE, EMERGENCY, URGENT, with the ROUTINE oldest and overdue: id order, creation order and
+    # deadline order are all wrong; only severity first gives EMERGENCY, URGENT, ROUTINE.
+    escalate(
+        rt,
+        lena.id,
+        level="ROUTINE",
+        reason="unreachable",
+        rule_id="missed-check-ins",
+        detail={"missed": 2},
+        now=now - dt.timedelta(days=3),
+    )
+    escalate(
+        rt,
+        rosa.id,
+        level="EMERGENCY",
+        reason="chest_pain",
+        rule_id="red-flag:chest-pain",
+        detail={"phrase": "chest pain"},
+        now=now,
+    )
+    escalate(
+        rt,
+        james.id,
+        level="URGENT",
+        reason="weight_gain",
+        rule_id="weight-gain-1-day",
+        detail={"weight_rise": 4.0},
+        now=now - dt.timedelta(minutes=30),
+    )
+
+    sign_in(page, live, nurse.email, PASSWORD)
+    expect(page).to_have_url(f"{live}/queue")
+    rows = page.locator("tr[data-escalation]")
+    expect(rows).to_have_count(3)
+    expected = [
+        ("EMERGENCY", "Rosa Diaz", "chest_pain", "phrase=chest pain"),
+        ("URGENT", "James Okafor", "weight_gain", "weight_rise=4.0"),
+        ("ROUTINE", "Lena Novak", "unreachable", "missed=2"),
+    ]
+    for index, (level, name, reason, detail) in enumerate(expected):
+        row = rows.nth(index)
+        cells = row.locator("td")
+        badge = cells.nth(0).locator("span.level")
+        expect(badge).to_have_text(level)
+        expect(badge).to_have_class(re.compile(rf"\blevel-{level}\b"))
+        expect(cells.nth(1).get_by_role("link")).to_have_text(name)
+        expect(cells.nth(2)).to_contain_text(reason)
+        expect(cells.nth(2)).to_contain_text(detail)
+        expect(cells.nth(5)).to_have_text("open")
+    # The badges are colored, not just labelled.
+    emergency_bg = rows.nth(0).locator("span.level").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert emergency_bg == "rgb(176, 0, 32)"
+    # The overdue ROUTINE deadline is flagged.
+    expect(rows.nth(2).locator("td").nth(4).locator(".overdue")).to_have_count(1)
+
+    page.screenshot(path=str(QUEUE_SCREENSHOT), full_page=True)
+    assert QUEUE_SCREENSHOT.stat().st_size > 10_000
+
+
+# --- 3. acknowledge, resolve, audit -----------------------------------------------------------------
+
+
+def test_acknowledge_then_resolve_records_who_what_and_audit(
+    page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient(given_name="Rosa", family_name="Diaz")
+    escalation_id = escalate(
+        rt,
+        patient.id,
+        level="URGENT",
+        reason="weight_gain",
+        rule_id="weight-gain-1-day",
+        detail={"weight_rise": 4.0},
+        now=dt.datetime.now(dt.UTC),
+    )
+
+    sign_in(page, live, nurse.email, PASSWORD)
+    row = row_for(page, escalation_id)
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(row.locator("td").nth(5)).to_have_text("acknowledged")
+    expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    acknowledged = load_escalation(rt, escalation_id)
+    assert acknowledged.status == "acknowledged"
+    assert acknowledged.acknowledged_by_id == nurse.id
+    assert acknowledged.acknowledged_at is not None
+
+    # Opening the patient is audited.
+    row.get_by_role("link", name="Rosa Diaz").click()
+    expect(page).to_have_url(f"{live}/patients/{patient.id}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Rosa Diaz")
+    expect(page.locator("li", has_text="weight_gain")).to_contain_text("acknowledged")
+    assert ("patient.viewed", nurse.id) in audit_actions(rt, subject_type="patient", subject_id=patient.id)
+
+    # Resolving without an outcome: the browser will not submit it, and the server refuses it anyway.
+    page.get_by_role("link", name="Queue").click()
+    outcome = row.locator("select[name=outcome]")
+    row.get_by_role("button", name="Resolve").click()
+    assert outcome.evaluate("el => el.validity.valueMissing") is True
+    outcome.evaluate("el => el.removeAttribute('required')")
+    row.locator("input[name=note]").fill("no outcome chosen")
+    row.get_by_role("button", name="Resolve").click()
+    expect(page.locator(".flash")).to_have_text("choose an outcome")
+    expect(row.locator("td").nth(5)).to_have_text("acknowledged")
+    refused = load_escalation(rt, escalation_id)
+    assert (refused.status, refused.outcome, refused.note, refused.resolved_at) == ("acknowledged", None, None, None)
+
+    # With an outcome and a note.
+    row.locator("select[name=outcome]").select_option("reached_patient")
+    row.locator("input[name=note]").fill("Called Rosa; diuretic dose reviewed with Dr. Lee.")
+    row.get_by_role("button", name="Resolve").click()
+    expect(row).to_have_count(0)
+    expect(page.get_by_text("Nothing is waiting. New escalations appear here.")).to_be_visible()
+
+    resolved = load_escalation(rt, escalation_id)
+    assert resolved.status == "resolved"
+    assert resolved.acknowledged_by_id == nurse.id
+    assert resolved.resolved_by_id == nurse.id
+    assert resolved.resolved_at is not None and resolved.acknowledged_at is not None
+    assert resolved.resolved_at >= resolved.acknowledged_at
+    assert resolved.outcome == "reached_patient"
+    assert resolved.note == "Called Rosa; diuretic dose reviewed with Dr. Lee."
+    assert audit_actions(rt, subject_type="escalation", subject_id=escalation_id) == [
+        ("escalation.acknowledged", nurse.id),
+        ("escalation.resolved", nurse.id),
+    ]
+
+    page.goto(f"{live}/patients/{patient.id}")
+    expect(page.locator("li", has_text="weight_gain")).to_contain_text("resolved (reached_patient)")
+    views = audit_actions(rt, subject_type="patient", subject_id=patient.id)
+    assert views == [("patient.viewed", nurse.id), ("patient.viewed", nurse.id)]
+
+
+# --- 4. CSRF ----------------------------------------------------------------------------------------
+
+
+def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
+    browser: Browser, page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient()
+    escalation_id = escalate(
+        rt,
+        patient.id,
+        level="URGENT",
+        reason="swelling",
+        rule_id="more-swelling",
+        detail={},
+        now=dt.datetime.now(dt.UTC),
+    )
+    sign_in(page, live, nurse.email, PASSWORD)
+    expect(page).to_have_url(f"{live}/queue")
+
+    # Signed in (the session cookie goes along), but no token, or a forged one.
+    missing = page.request.post(f"{live}/escalations/{escalation_id}/acknowledge", form={"note": "x"})
+    forged = page.request.post(
+        f"{live}/escalations/{escalation_id}/resolve",
+        form={"_csrf": "forged-token", "outcome": "reached_patient", "note": "forged"},
+    )
+    signed_out = page.request.post(f"{live}/logout", form={})
+    assert (missing.status, forged.status, signed_out.status) == (400, 400, 400)
+    assert "form expired" in missing.text()
+
+    unchanged = load_escalation(rt, escalation_id)
+    assert (unchanged.status, unchanged.acknowledged_by_id, unchanged.outcome, unchanged.note) == (
+        "open",
+        None,
+        None,
+        None,
+    )
+    assert audit_actions(rt, subject_type="escalation", subject_id=escalation_id) == []
+    # The refused logout did not sign the nurse out.
+    page.reload()
+    expect(row_for(page, escalation_id).locator("td").nth(5)).to_have_text("open")
+    expect(page).to_have_url(f"{live}/queue")
+
+    # The login form too: a token-less sign-in attempt is refused before the password is even checked.
+    fresh = browser.new_context()
+    try:
+        refused = fresh.request.post(f"{live}/login", form={"email": nurse.email, "password": PASSWORD})
+        assert refused.status == 400
+    finally:
+        fresh.close()
+    with rt.sessions() as s:
+        logins = s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action.in_(["user.login", "user.login_failed"]))
+        )
+    assert logins == 1
+
+
+# --- 5. simulator -----------------------------------------------------------------------------------
+
+
+def test_simulator_plays_the_hf_check_in_and_a_red_flag(page: Page, console_live: str, console_rt: Runtime) -> None:
+    rt = console_rt
+    with rt.sessions() as s, s.begin():
+        program = Program(slug="north-clinic", name="North Clinic", phone_display="555-0100")
+        s.add(program)
+        s.flush()
+        s.add(
+            Patient(
+                program_id=program.id,
+                mrn="SIM-1",
+                given_name="Omar",
+                family_name="Haddad",
+                phone="+12025550101",
+                language="en",
+                timezone="America/New_York",
+                conditions=["copd"],
+            )
+        )
+        ana = Patient(
+            program_id=program.id,
+            mrn="SIM-2",
+            given_name="Ana",
+            family_name="Lopez",
+            phone="+12025550102",
+            language="en",
+            timezone="America/New_York",
+            conditions=["heart_failure"],
+        )
+        s.add(ana)
+        s.flush()
+        ana_id = ana.id
+    create_user(rt, "nurse@example.org", PASSWORD, "care_manager")
+
+    sign_in(page, console_live, "nurse@example.org", PASSWORD)
+    expect(page).to_have_url(f"{console_live}/queue")
+    page.get_by_role("link", name="Simulator").click()
+    expect(page.get_by_role("heading", name="Patient simulator")).to_be_visible()
+    page.get_by_label("Patient").select_option(label="Ana Lopez (en)")
+    expect(page).to_have_url(f"{console_live}/simulator?patient={ana_id}")
+    expect(page.get_by_text("No messages yet.")).to_be_visible()
+
+    bubbles = page.locator("#transcript .bubble")
+    page.locator("select[name=flow]").select_option("hf-daily-check")
+    page.get_by_role("button", name="Start this conversation now").click()
+    expect(bubbles).to_have_count(1)
+    expect(bubbles.nth(0)).to_have_attribute("data-direction", "outbound")
+    expect(bubbles.nth(0)).to_contain_text("Good morning Ana. What is your weight today in pounds?")
+
+    reply_box = page.get_by_label("Your reply")
+    for count, (body, bot_says) in enumerate(
+        [
+            ("182", "more short of breath than usual"),
+            ("no", "more swelling"),
+            ("no", "Thank you, Ana. Your answers were sent to your care team."),
+        ],
+        start=1,
+    ):
+        reply_box.fill(body)
+        page.get_by_role("button", name="Send").click()
+        expect(bubbles).to_have_count(1 + 2 * count)
+        expect(bubbles.nth(2 * count - 1)).to_have_attribute("data-direction", "inbound")
+        expect(bubbles.nth(2 * count - 1)).to_have_text(body)
+        expect(bubbles.nth(2 * count)).to_contain_text(bot_says)
+
+    with rt.sessions() as s:
+        answers = s.scalars(select(Answer).where(Answer.patient_id == ana_id).order_by(Answer.id)).all()
+        assert [(a.question_id, a.value, a.channel) for a in answers] == [
+            ("weight", 182.0, "console"),
+            ("breath", False, "console"),
+            ("swelling", False, "console"),
+        ]
+        assert s.scalar(select(func.count()).select_from(Escalation)) == 0
+
+    # A second check-in: a red flag in place of the weight.
+    page.locator("select[name=flow]").select_option("hf-daily-check")
+    page.get_by_role("button", name="Start this conversation now").click()
+    expect(bubbles).to_have_count(8)
+    expect(bubbles.nth(7)).to_contain_text("What is your weight today in pounds?")
+    reply_box.fill("I have chest pain")
+    page.get_by_role("button", name="Send").click()
+    expect(bubbles.nth(8)).to_have_text("I have chest pain")
+    expect(page.locator("#transcript .bubble.outbound").last).to_contain_text("911")
+
+    with rt.sessions() as s:
+        escalations = s.scalars(select(Escalation).where(Escalation.patient_id == ana_id)).all()
+        assert [(e.level, e.reason, e.status) for e in escalations] == [("EMERGENCY", "chest_pain", "open")]
+        assert s.scalar(select(func.count()).select_from(Answer).where(Answer.patient_id == ana_id)) == 3
+
+    page.screenshot(path=str(SIMULATOR_SCREENSHOT), full_page=True)
+    assert SIMULATOR_SCREENSHOT.stat().st_size > 10_000
+
+    # The care manager sees it at the top of the queue.
+    page.get_by_role("link", name="Queue").click()
+    first = page.locator("tr[data-escalation]").first
+    expect(first.locator("span.level")).to_have_text("EMERGENCY")
+    expect(first).to_contain_text("Ana Lopez")
+
+
+# --- 6. Spanish ---------------------------------------------------------------------------------------
+
+
+def test_queue_in_spanish_with_lang_es(
+    page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient(given_name="Rosa", family_name="Diaz")
+    escalate(
+        rt,
+        patient.id,
+        level="URGENT",
+        reason="weight_gain",
+        rule_id="weight-gain-1-day",
+        detail={"weight_rise": 4.0},
+        now=dt.datetime.now(dt.UTC),
+    )
+    sign_in(page, live, nurse.email, PASSWORD)
+    expect(page).to_have_url(f"{live}/queue")
+
+    page.goto(f"{live}/queue?lang=es")
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cola de alertas")
+    expect(page.locator("thead th")).to_have_text(["Nivel", "Paciente", "Motivos", "Abierta", "Vence", "Estado", ""])
+    row = page.locator("tr[data-escalation]").first
+    expect(row.get_by_role("button", name="Confirmar recibido")).to_be_visible()
+    expect(row.get_by_role("button", name="Resolver")).to_be_visible()
+    expect(row.locator("select[name=outcome] option").first).to_have_text("Resultado…")
+    expect(row.locator("input[name=note]")).to_have_attribute("placeholder", "Nota")
+    expect(page.get_by_role("button", name="Cerrar sesión")).to_be_visible()
+    expect(page.locator("header nav").get_by_role("link", name="Cola")).to_be_visible()
+
+    # The choice sticks for the session.
+    page.goto(f"{live}/queue")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cola de alertas")
+    page.goto(f"{live}/queue?lang=en")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Escalation queue")
