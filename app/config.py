@@ -37,6 +37,8 @@ class Settings:
     sms_segments_per_second: float | None = None
     #: Texts one send job delivers concurrently (each waits ~100-300 ms on Twilio's API).
     send_concurrency: int = 16
+    #: Seconds the Twilio client waits for an answer before the attempt counts as unconfirmed.
+    twilio_timeout_seconds: float = 10.0
     content_dir: Path = CONTENT_DIR
     demo_mode: bool = False
     session_cookie_secure: bool = True
@@ -80,6 +82,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         api_token=env.get("API_TOKEN", ""),
         sms_segments_per_second=float(env["OUTREACH_SMS_RATE"]) if env.get("OUTREACH_SMS_RATE") else None,
         send_concurrency=int(env.get("OUTREACH_SEND_CONCURRENCY") or 16),
+        twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT") or 10.0),
         content_dir=Path(env.get("OUTREACH_CONTENT_DIR") or CONTENT_DIR),
         demo_mode=_bool(env.get("OUTREACH_DEMO"), False),
         session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), True),

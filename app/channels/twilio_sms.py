@@ -40,7 +40,7 @@ class TwilioSmsChannel:
         if not settings.twilio_from_number and not settings.twilio_messaging_service_sid:
             raise ValueError("OUTREACH_CHANNEL=twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
         self.settings = settings
-        self.client = client or build_client(settings)
+        self.client = client or build_client(settings, timeout=settings.twilio_timeout_seconds)
 
     def send(self, message: OutboundText) -> SendResult:
         sender: dict[str, str] = (

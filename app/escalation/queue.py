@@ -22,7 +22,11 @@ OUTCOMES = (
 
 
 class ActionRefused(Exception):
-    pass
+    """Why an action was refused, as a code the UI translates."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
 
 
 def open_queue(session: Session) -> Sequence[Escalation]:
@@ -31,7 +35,10 @@ def open_queue(session: Session) -> Sequence[Escalation]:
     return session.scalars(
         select(Escalation)
         .options(selectinload(Escalation.patient), selectinload(Escalation.triggers))
-        .where(Escalation.status.in_([EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED]))
+        .where(
+            Escalation.status.in_([EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED]),
+            Escalation.level != "INFO",  # INFO is for the timeline only (DESIGN §4.4)
+        )
         .order_by(severity, Escalation.sla_due_at.is_(None), Escalation.sla_due_at, Escalation.created_at)
         .limit(500)
     ).all()
@@ -39,7 +46,7 @@ def open_queue(session: Session) -> Sequence[Escalation]:
 
 def acknowledge(session: Session, escalation: Escalation, user_id: int, now: dt.datetime) -> None:
     if escalation.status != EscalationStatus.OPEN:
-        raise ActionRefused(f"escalation is {escalation.status}")
+        raise ActionRefused("not_open")
     escalation.status = EscalationStatus.ACKNOWLEDGED
     escalation.acknowledged_at = now
     escalation.acknowledged_by_id = user_id
@@ -56,9 +63,9 @@ def acknowledge(session: Session, escalation: Escalation, user_id: int, now: dt.
 
 def resolve(session: Session, escalation: Escalation, user_id: int, outcome: str, note: str, now: dt.datetime) -> None:
     if escalation.status == EscalationStatus.RESOLVED:
-        raise ActionRefused("escalation is already resolved")
+        raise ActionRefused("already_resolved")
     if outcome not in OUTCOMES:
-        raise ActionRefused("choose an outcome")
+        raise ActionRefused("outcome_required")
     if escalation.acknowledged_at is None:
         escalation.acknowledged_at = now
         escalation.acknowledged_by_id = user_id

@@ -19,16 +19,32 @@ def register_web(app: Flask, runtime: Runtime) -> None:
     install_ui_language(app)
 
 
-def install_ui_language(app: Flask) -> None:
+def ui_language() -> str:
     """Staff pages in English or Spanish: ?lang= sticks in the session, else the browser's preference."""
     from flask import request, session
 
-    from app.i18n import SUPPORTED_LANGUAGES, gettext_for
+    from app.i18n import SUPPORTED_LANGUAGES
+
+    chosen = request.args.get("lang")
+    if chosen in SUPPORTED_LANGUAGES:
+        session["lang"] = chosen
+    stored = session.get("lang")
+    if isinstance(stored, str) and stored in SUPPORTED_LANGUAGES:
+        return stored
+    return request.accept_languages.best_match(SUPPORTED_LANGUAGES) or "en"
+
+
+def install_ui_language(app: Flask) -> None:
+    from app.i18n import gettext_for
+    from app.web.labels import outcome_label, reason_label
 
     @app.context_processor
     def _language() -> dict[str, object]:
-        chosen = request.args.get("lang")
-        if chosen in SUPPORTED_LANGUAGES:
-            session["lang"] = chosen
-        lang = session.get("lang") or request.accept_languages.best_match(SUPPORTED_LANGUAGES) or "en"
-        return {"_": gettext_for(lang), "ui_lang": lang, "has_simulator": "simulator" in app.blueprints}
+        lang = ui_language()
+        return {
+            "_": gettext_for(lang),
+            "ui_lang": lang,
+            "has_simulator": "simulator" in app.blueprints,
+            "reason_label": lambda code: reason_label(code, lang),
+            "outcome_label": lambda code: outcome_label(code, lang),
+        }

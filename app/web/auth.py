@@ -90,6 +90,11 @@ def login() -> ResponseReturnValue:
             user = s.scalars(select(User).where(User.email == email)).first()
             if user is not None and user.locked_until and user.locked_until > now:
                 error = "locked"
+                s.add(
+                    AuditEvent(
+                        user_id=user.id, action="user.login_locked", subject_type="user", subject_id=user.id, at=now
+                    )
+                )
             elif user is not None and user.active and check_password_hash(user.password_hash, password):
                 user.failed_logins = 0
                 user.locked_until = None

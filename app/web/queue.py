@@ -17,11 +17,23 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from app.escalation.queue import OUTCOMES, ActionRefused, acknowledge, open_queue, resolve
+from app.i18n import gettext_for
 from app.models import Answer, AuditEvent, Escalation, Message, Patient, utcnow
 from app.runtime import Runtime
+from app.web import ui_language
 from app.web.auth import login_required
 
 bp = Blueprint("queue", __name__)
+
+
+def refusal_text(code: str, language: str) -> str:
+    _ = gettext_for(language)
+    texts = {
+        "not_open": _("Someone already acknowledged this escalation."),
+        "already_resolved": _("This escalation is already resolved."),
+        "outcome_required": _("Choose an outcome before you resolve."),
+    }
+    return texts.get(code, code)
 
 
 def _rt() -> Runtime:
@@ -61,7 +73,7 @@ def act(escalation_id: int, action: str) -> ResponseReturnValue:
             else:
                 abort(404)
         except ActionRefused as exc:
-            flash(str(exc), "error")
+            flash(refusal_text(exc.code, ui_language()), "error")
     return redirect(request.form.get("back") or url_for("queue.index"))
 
 

@@ -256,8 +256,8 @@ def test_queue_lists_emergency_then_urgent_then_routine(
     rows = page.locator("tr[data-escalation]")
     expect(rows).to_have_count(3)
     expected = [
-        ("EMERGENCY", "Rosa Diaz", "chest_pain", "phrase=chest pain"),
-        ("URGENT", "James Okafor", "weight_gain", "weight_rise=4.0"),
+        ("EMERGENCY", "Rosa Diaz", "chest pain", "phrase=chest pain"),
+        ("URGENT", "James Okafor", "weight gain", "weight_rise=4.0"),
         ("ROUTINE", "Lena Novak", "unreachable", "missed=2"),
     ]
     for index, (level, name, reason, detail) in enumerate(expected):
@@ -311,7 +311,7 @@ def test_acknowledge_then_resolve_records_who_what_and_audit(
     row.get_by_role("link", name="Rosa Diaz").click()
     expect(page).to_have_url(f"{live}/patients/{patient.id}")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Rosa Diaz")
-    expect(page.locator("li", has_text="weight_gain")).to_contain_text("acknowledged")
+    expect(page.locator("li", has_text="weight gain")).to_contain_text("acknowledged")
     assert ("patient.viewed", nurse.id) in audit_actions(rt, subject_type="patient", subject_id=patient.id)
 
     # Resolving without an outcome: the browser will not submit it, and the server refuses it anyway.
@@ -322,7 +322,7 @@ def test_acknowledge_then_resolve_records_who_what_and_audit(
     outcome.evaluate("el => el.removeAttribute('required')")
     row.locator("input[name=note]").fill("no outcome chosen")
     row.get_by_role("button", name="Resolve").click()
-    expect(page.locator(".flash")).to_have_text("choose an outcome")
+    expect(page.locator(".flash")).to_have_text("Choose an outcome before you resolve.")
     expect(row.locator("td").nth(5)).to_have_text("acknowledged")
     refused = load_escalation(rt, escalation_id)
     assert (refused.status, refused.outcome, refused.note, refused.resolved_at) == ("acknowledged", None, None, None)
@@ -348,7 +348,7 @@ def test_acknowledge_then_resolve_records_who_what_and_audit(
     ]
 
     page.goto(f"{live}/patients/{patient.id}")
-    expect(page.locator("li", has_text="weight_gain")).to_contain_text("resolved (reached_patient)")
+    expect(page.locator("li", has_text="weight gain")).to_contain_text("resolved (Reached the patient)")
     views = audit_actions(rt, subject_type="patient", subject_id=patient.id)
     assert views == [("patient.viewed", nurse.id), ("patient.viewed", nurse.id)]
 
