@@ -233,8 +233,11 @@ def demo(host: str, port: int, tick_seconds: int) -> None:
                 current_app.logger.exception("demo tick failed")
 
     threading.Thread(target=ticker, name="demo-ticker", daemon=True).start()
+    from werkzeug.serving import run_simple
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    app.run(host=host, port=port, use_reloader=False, threaded=True)
+    # run_simple, not app.run: Flask refuses app.run() inside its own CLI.
+    run_simple(host, port, app, use_reloader=False, threaded=True)
 
 
 @main.command("test-flows")

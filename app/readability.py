@@ -49,6 +49,7 @@ def fernandez_huerta(text: str) -> float:
     words, sentences, syllables = _counts(text, "es")
     if not words:
         return 100.0
+    # Fernández-Huerta with Law's (2011) correction: the sentence term is words per sentence.
     per_100_syllables = 100 * syllables / words
-    per_100_sentences = 100 * sentences / words
-    return round(206.84 - 0.60 * per_100_syllables - 1.02 * per_100_sentences, 1)
+    words_per_sentence = words / sentences
+    return round(206.84 - 0.60 * per_100_syllables - 1.02 * words_per_sentence, 1)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 BATCH = 200
 #: Texts per send job: one job delivers them concurrently (see outbound.deliver_many).
 SEND_BATCH = 50
+#: A touch that falls due during another conversation waits this long and tries again.
+BUSY_RETRY = dt.timedelta(minutes=15)
 T = TypeVar("T")
 
 
@@ -126,7 +128,11 @@ def _process_touch(
         refresh_next_due(session, enrollment)
         return None
     if active_conversation(session, patient.id) is not None:
-        return finish(TouchStatus.SKIPPED, "busy")
+        # One conversation at a time: try again shortly; the stale rule still bounds how late it may go.
+        touch.due_at = now + BUSY_RETRY
+        counts["deferred"] += 1
+        refresh_next_due(session, enrollment)
+        return None
     try:
         with session.begin_nested():
             conversation = start_conversation(
