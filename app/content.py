@@ -36,6 +36,9 @@ class ContentLibrary:
     def flow(self, flow_id: str) -> Flow:
         return self.flows[flow_id]
 
+    def threshold_names(self) -> set[str]:
+        return {name for flow in self.flows.values() for name in flow.thresholds}
+
     def education_for(self, language: str) -> dict[str, str]:
         return {
             topic: (texts.get(language) or texts["en"]).body

@@ -44,7 +44,8 @@ def pinned_flow(session: Session, rt: Runtime, flow_id: str, version: str) -> Fl
 
 @functools.lru_cache(maxsize=128)
 def _compile_cached(flow_id: str, version: str, source: str) -> Flow:
-    return compile_flow(source, f"{flow_id}@{version}")
+    # The stored source of an older version: compiled under its own file name, as it was loaded then.
+    return compile_flow(source, f"{flow_id}.yaml")
 
 
 def _remember_version(session: Session, rt: Runtime, flow: Flow) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,7 +26,7 @@ class ValidationFailed(Exception):
         return "; ".join(f"{k}: {v}" for k, v in self.fields.items())
 
 
-def clean_patient(data: Mapping[str, Any]) -> dict[str, Any]:
+def clean_patient(data: Mapping[str, Any], known_thresholds: Collection[str] = ()) -> dict[str, Any]:
     """Check and normalise a patient payload (DESIGN §3); raises ValidationFailed listing every problem."""
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
@@ -73,16 +73,34 @@ def clean_patient(data: Mapping[str, Any]) -> dict[str, Any]:
             clean["birth_date"] = dt.date.fromisoformat(str(data["birth_date"]))
         except ValueError:
             errors["birth_date"] = "must be a date like 1950-03-01"
+    thresholds = data.get("thresholds")
+    if thresholds is not None:
+        # A patient's care plan may move a clinical threshold (e.g. weight_gain_1_day_lb: 2).
+        if not isinstance(thresholds, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in thresholds.items()
+        ):
+            errors["thresholds"] = "must map threshold names to numbers"
+        elif unknown := sorted(set(thresholds) - set(known_thresholds)):
+            # A misspelt threshold would silently change nothing: refuse it.
+            errors["thresholds"] = f"unknown thresholds: {', '.join(unknown)}"
+        else:
+            clean["thresholds"] = {k: float(v) for k, v in thresholds.items()}
     if errors:
         raise ValidationFailed(errors)
     return clean
 
 
 def upsert_patient(
-    session: Session, program: Program, data: Mapping[str, Any], *, actor: str, now: dt.datetime
+    session: Session,
+    program: Program,
+    data: Mapping[str, Any],
+    *,
+    actor: str,
+    now: dt.datetime,
+    known_thresholds: Collection[str] = (),
 ) -> tuple[Patient, bool]:
     """Create or update by MRN within the program; returns (patient, created)."""
-    clean = clean_patient(data)
+    clean = clean_patient(data, known_thresholds)
     patient = session.scalars(
         select(Patient).where(Patient.program_id == program.id, Patient.mrn == clean["mrn"]).with_for_update()
     ).first()
@@ -130,6 +148,7 @@ def patient_json(patient: Patient) -> dict[str, Any]:
         "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
         "status": patient.status,
         "opted_out": patient.opted_out,
+        "thresholds": dict(patient.thresholds or {}),
     }
 
 

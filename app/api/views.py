@@ -77,7 +77,9 @@ def create_patient() -> tuple[Response, int]:
     with rt.sessions() as session, session.begin():
         program = _program(session, data.get("program"))
         try:
-            patient, created = upsert_patient(session, program, data, actor="api", now=rt.now())
+            patient, created = upsert_patient(
+                session, program, data, actor="api", now=rt.now(), known_thresholds=rt.content.threshold_names()
+            )
         except ValidationFailed as exc:
             raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
         body = patient_json(patient)
