@@ -20,6 +20,7 @@ from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouc
 from app.outbound import due_for_retry
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
+from app.scheduling.caps import cap_reached
 from app.scheduling.enrollments import refresh_next_due
 from app.scheduling.occurrences import still_worth_sending
 
@@ -127,6 +128,10 @@ def _process_touch(
         counts["deferred"] += 1
         refresh_next_due(session, enrollment)
         return None
+    if program.uses_healthcare_exemption:
+        capped = cap_reached(_initiated_since(session, patient.id, now - dt.timedelta(days=8)), now, patient.timezone)
+        if capped:
+            return finish(TouchStatus.SKIPPED, capped)
     if active_conversation(session, patient.id) is not None:
         # One conversation at a time: try again shortly; the stale rule still bounds how late it may go.
         touch.due_at = now + BUSY_RETRY
@@ -148,3 +153,17 @@ def _process_touch(
         return finish(TouchStatus.SKIPPED, "busy")
     touch.conversation_id = conversation.id
     return finish(TouchStatus.DONE, "started")
+
+
+def _initiated_since(session: Session, patient_id: int, since: dt.datetime) -> list[dt.datetime]:
+    """When scheduled outreach to this patient started (replies to the patient are not counted)."""
+    started = session.scalars(
+        select(ScheduledTouch.processed_at)
+        .join(Enrollment, Enrollment.id == ScheduledTouch.enrollment_id)
+        .where(
+            Enrollment.patient_id == patient_id,
+            ScheduledTouch.status == TouchStatus.DONE,
+            ScheduledTouch.processed_at >= since,
+        )
+    ).all()
+    return [moment for moment in started if moment is not None]

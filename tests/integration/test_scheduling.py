@@ -137,3 +137,36 @@ def test_enrollment_variables_are_formatted_for_the_patient_language(client: Any
         ctx = patient_context(session, rt, patient, rt.now(), variables=good.json["variables"])
     assert ctx.variables["appointment_date"] == "miércoles, 16 de diciembre de 2026"
     assert ctx.variables["appointment_time"] == "10:30"
+
+
+def test_healthcare_exemption_programs_are_capped_at_one_a_day_and_three_a_week(
+    rt: Runtime, make_patient: Callable[..., Any], program: Any
+) -> None:
+    from app.models import Program
+
+    with rt.sessions() as session, session.begin():
+        session.get(Program, program.id).uses_healthcare_exemption = True  # type: ignore[union-attr]
+    patient = make_patient(timezone="America/Chicago")
+    _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    outcomes = []
+    for day in range(5):
+        now = CHICAGO_9AM_DAY1 + dt.timedelta(days=day)
+        tick(rt, now)
+        with rt.sessions() as session, session.begin():
+            # The patient never answers; close each check-in so the next is not merely "busy".
+            for conversation in session.scalars(select(Conversation).where(Conversation.status == "active")):
+                conversation.status, conversation.result = "expired", "no_response"
+    with rt.sessions() as session:
+        outcomes = [t.outcome for t in session.scalars(select(ScheduledTouch).order_by(ScheduledTouch.due_at))][:5]
+    assert outcomes == ["started", "started", "started", "weekly_cap", "weekly_cap"]
+
+
+def test_a_second_touch_on_the_same_day_waits_for_the_daily_cap(rt: Runtime) -> None:
+    from app.scheduling.caps import cap_reached
+
+    morning = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+    assert cap_reached([], morning, "America/Chicago") is None
+    assert cap_reached([morning], morning + dt.timedelta(hours=5), "America/Chicago") == "daily_cap"
+    # 05:30 UTC on the 25th is still the 24th in Chicago.
+    assert cap_reached([morning], dt.datetime(2026, 11, 25, 5, 30, tzinfo=dt.UTC), "America/Chicago") == "daily_cap"
+    assert cap_reached([morning], dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC), "America/Chicago") is None
