@@ -25,13 +25,15 @@ RANK = {
     "canceled": 3,
 }
 TERMINAL = {"delivered", "read", "undelivered", "failed", "canceled"}
+#: A text that never arrived is never "read" later, whatever arrives out of order.
+FAILED = {"undelivered", "failed", "canceled"}
 
 
 def advance(current: str, reported: str) -> str:
     """The status to keep: the reported one if it moves forward, else the current one."""
     if reported not in RANK:
         return current
-    if current in TERMINAL and reported not in {"read"}:
+    if current in FAILED or (current in TERMINAL and reported != "read"):
         return current
     return reported if RANK[reported] > RANK.get(current, 0) else current
 

@@ -41,7 +41,7 @@ UNCONFIRMED = "unconfirmed:"
 def backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0, rng: random.Random | None = None) -> dt.timedelta:
     """Exponential backoff with full jitter: 30 s, 60 s, 120 s … capped, randomised so retries spread."""
     rng = rng or random.Random()
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    ceiling = min(cap, base * 2 ** min(max(0, attempt - 1), 32))
     return dt.timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
 
 

@@ -114,7 +114,9 @@ def parse_choice(text: str, choices: list[tuple[str, list[str]]]) -> str | None:
     """A choice by its number (1-based) or by one of its words; choices are (id, words)."""
     stripped = text.strip()
     words = tokens(stripped)
-    if len(words) == 1 and words[0].isdigit():
+    if len(words) == 1 and words[0].isascii() and words[0].isdigit():
+        if len(words[0]) > 3:
+            return None
         index = int(words[0]) - 1
         return choices[index][0] if 0 <= index < len(choices) else None
     folded = " ".join(words)

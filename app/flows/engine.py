@@ -234,6 +234,9 @@ def resume(
             return Step(state, tuple(events))
         events.append(SaveAnswer(node.id, "unanswered", None, None, text))
         state = replace(state, answers={**state.answers, node.id: None})
+        state = _apply_rules(flow, state, ctx, events, now)
+        if state.status != "active":
+            return Step(state, tuple(events))
         target = node.on_unanswered or _choose_next(node, state, ctx, flow, now)
         return Step(_enter(flow, state, ctx, target, events, now), tuple(events))
     value, unit = understood
@@ -266,7 +269,7 @@ def understand(node: Node, given: Reply, language: str) -> tuple[Value, str | No
         return None if scaled is None else (float(scaled), None)
     if node.question_type == "choice":
         options = [
-            (c.id, [c.label.get(language, ""), *c.words.get(language, ()), *(w for ws in c.words.values() for w in ws)])
+            (c.id, [c.label.get(language, ""), *c.label.values(), *(w for ws in c.words.values() for w in ws)])
             for c in node.choices
         ]
         chosen = parse_choice(text, options)

@@ -6,6 +6,7 @@ phrases as content (``content/red-flags.yaml``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from app.flows.text import tokens
@@ -16,6 +17,8 @@ LANGUAGE_WORDS: dict[str, str] = {
     "espanol": "es",
     "spanish": "es",
 }
+
+_CLAUSE_BREAK = re.compile(r"[.,;:!?¡¿\n]+")
 
 #: Words that, just before a phrase, mean the patient is denying it ("no chest pain").
 NEGATORS = frozenset({"no", "not", "without", "never", "denies", "sin", "nunca", "ni", "dont", "don't", "nor"})
@@ -41,10 +44,11 @@ class GlobalIntents:
         return None
 
     def red_flag(self, text: str) -> RedFlag | None:
-        words = tokens(text)
+        # A denial only reaches within its own clause: "No. I want to die" is not denied by the "No".
+        clauses = [tokens(part) for part in _CLAUSE_BREAK.split(text)]
         for flag in self.red_flags:
             for phrase in flag.phrases:
-                if _contains_affirmed(words, phrase):
+                if any(_contains_affirmed(words, phrase) for words in clauses):
                     return flag
         return None
 

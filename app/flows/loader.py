@@ -28,6 +28,13 @@ from app.flows.model import (
 )
 
 NODE_TYPES = {"message", "question", "education", "wait", "end"}
+NODE_FIELDS: dict[str, set[str]] = {
+    "message": set(),
+    "education": {"topic"},
+    "wait": {"after"},
+    "end": {"result", "start_flow"},
+    "question": {"answer", "unit", "min", "max", "choices", "hint", "on_unanswered"},
+}
 QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
 CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
 COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered"}
@@ -252,6 +259,8 @@ class _Compiler:
                 f"{what}: unknown type '{node_type}' (expected one of {', '.join(sorted(NODE_TYPES))})",
             )
         common = {"id", "type", "text", "next"}
+        # Unknown fields first: a typo ("nxt:") must be reported as itself, not as a missing field.
+        self.check_keys(raw, common | NODE_FIELDS[node_type], what)
         text: dict[str, str] = {}
         if "text" in raw:
             text = self.local_text(raw["text"], self.line_of(raw, "text"), what, langs)
@@ -259,7 +268,6 @@ class _Compiler:
             raise self.fail(raw.line, f"{what}: 'text' is required")
         next_branches = self.branches(raw.get("next"), self.line_of(raw, "next"), what)
         if node_type == "end":
-            self.check_keys(raw, common | {"result", "start_flow"}, what)
             if next_branches:
                 raise self.fail(self.line_of(raw, "next"), f"{what}: an end node has no next")
             start_flow = raw.get("start_flow")
@@ -276,14 +284,11 @@ class _Compiler:
         if not next_branches:
             raise self.fail(raw.line, f"{what}: 'next' is required (use an end node to finish)")
         if node_type == "message":
-            self.check_keys(raw, common, what)
             return Node(id=node_id, type="message", text=text, next=next_branches, line=raw.line)
         if node_type == "wait":
-            self.check_keys(raw, common | {"after"}, what)
             minutes = parse_duration_minutes(self.require(raw, "after", what), self.path, self.line_of(raw, "after"))
             return Node(id=node_id, type="wait", text=text, next=next_branches, wait_minutes=minutes, line=raw.line)
         if node_type == "education":
-            self.check_keys(raw, common | {"topic"}, what)
             return Node(
                 id=node_id,
                 type="education",
@@ -292,7 +297,6 @@ class _Compiler:
                 education=str(self.require(raw, "topic", what)),
                 line=raw.line,
             )
-        self.check_keys(raw, common | {"answer", "unit", "min", "max", "choices", "hint", "on_unanswered"}, what)
         qtype = self.require(raw, "answer", what)
         if qtype not in QUESTION_TYPES:
             raise self.fail(
@@ -340,6 +344,13 @@ class _Compiler:
             langs,
         )
         words_raw = raw.get("words") or {}
+        for lang in langs:
+            for word in words_raw.get(lang, []) or []:
+                if isinstance(word, bool):
+                    # YAML reads a bare yes/no/on/off as true/false: the patient's "yes" would never match.
+                    raise self.fail(
+                        self.line_of(words_raw, lang), f"{what} choice '{choice_id}': put yes/no words in quotes"
+                    )
         words = {lang: tuple(str(w) for w in words_raw.get(lang, [])) for lang in langs}
         value = raw.get("value")
         return Choice(id=choice_id, label=label, words=words, value=float(value) if value is not None else None)

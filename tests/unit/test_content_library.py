@@ -59,6 +59,5 @@ def test_the_linter_finds_no_errors(library: ContentLibrary) -> None:
     assert {row[2] for row in report.segments} == {"en", "es"}
 
 
-@pytest.mark.xfail(reason="issue 3 content set is being written", strict=False)
 def test_the_content_library_has_the_programs_flows(library: ContentLibrary) -> None:
     assert set(library.flows) >= REQUIRED_FLOWS

@@ -1,0 +1,127 @@
+"""The JSON API's contract (DESIGN §3: shapes, errors, idempotent upsert) and the operator CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app.cli import main as cli
+from app.models import Patient, User
+from app.runtime import Runtime
+from tests.conftest import API_TOKEN
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+ANA = {
+    "mrn": "A-1",
+    "given_name": "Ana",
+    "family_name": "Lopez",
+    "phone": "(312) 555-0111",
+    "language": "es-MX",
+    "timezone": "America/Chicago",
+    "conditions": ["Heart_Failure"],
+    "unknown_field": "ignored",
+}
+
+
+def test_the_api_needs_the_bearer_token(client: FlaskClient, program: Any) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_TOKEN}):
+        response = client.get("/api/v1/escalations", headers=headers)
+        assert response.status_code == 401
+        assert response.json["error"]["code"] == "unauthorized"
+
+
+def test_posting_the_same_mrn_twice_updates_one_patient(client: FlaskClient, program: Any, rt: Runtime) -> None:
+    first = client.post("/api/v1/patients", headers=AUTH, json=ANA)
+    assert first.status_code == 201
+    assert first.json["phone"] == "+13125550111"
+    assert first.json["language"] == "es"
+    assert first.json["conditions"] == ["heart_failure"]
+    assert first.json["opted_out"] is False
+    again = client.post("/api/v1/patients", headers=AUTH, json={**ANA, "given_name": "Ana María"})
+    assert again.status_code == 200
+    assert again.json["id"] == first.json["id"]
+    assert client.get(f"/api/v1/patients/{first.json['id']}", headers=AUTH).json["given_name"] == "Ana María"
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count(Patient.id))) == 1
+
+
+def test_invalid_patients_get_every_problem_named(client: FlaskClient, program: Any) -> None:
+    response = client.post(
+        "/api/v1/patients",
+        headers=AUTH,
+        json={
+            "mrn": "B-2",
+            "given_name": "",
+            "family_name": "Ng",
+            "phone": "12",
+            "language": "fr",
+            "timezone": "Mars/Olympus",
+            "preferred_channel": "fax",
+            "birth_date": "03/01/1950",
+        },
+    )
+    assert response.status_code == 422
+    fields = response.json["error"]["fields"]
+    assert set(fields) == {"given_name", "phone", "language", "timezone", "preferred_channel", "birth_date"}
+    assert client.post("/api/v1/patients", headers=AUTH, data="not json").status_code == 400
+
+
+def test_unknown_things_are_404_or_422(client: FlaskClient, program: Any) -> None:
+    assert client.get("/api/v1/patients/999", headers=AUTH).status_code == 404
+    assert client.get("/api/v1/patients/999/messages", headers=AUTH).status_code == 404
+    assert client.post("/api/v1/enrollments", headers=AUTH, json={"mrn": "nobody", "campaign": "x"}).status_code == 404
+    client.post("/api/v1/patients", headers=AUTH, json=ANA)
+    bad = client.post("/api/v1/enrollments", headers=AUTH, json={"mrn": "A-1", "campaign": "no-such-campaign"})
+    assert bad.status_code == 422 and "campaign" in bad.json["error"]["fields"]
+    assert client.get("/api/v1/escalations?level=PANIC", headers=AUTH).status_code == 400
+
+
+def test_import_patients_from_csv_reports_bad_rows_by_line(
+    app: Flask, program: Any, rt: Runtime, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "patients.csv"
+    csv_file.write_text(
+        "mrn,given_name,family_name,phone,language,timezone,conditions\n"
+        "C-1,Rosa,Diaz,312-555-0121,es,America/Chicago,heart_failure;diabetes\n"
+        "C-2,Li,Wei,not-a-phone,en,America/New_York,\n"
+        "C-1,Rosa,Díaz,312-555-0121,es,America/Chicago,heart_failure\n",
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(cli, ["import-patients", str(csv_file)])
+    assert result.exit_code == 1
+    assert "created=1 updated=1 failed=1" in result.output
+    assert f"{csv_file}:3: phone" in result.output
+    with rt.sessions() as session:
+        rosa = session.scalars(select(Patient).where(Patient.mrn == "C-1")).one()
+        assert (rosa.family_name, rosa.conditions) == ("Díaz", ["heart_failure"])
+
+
+def test_enroll_and_create_user_from_the_command_line(app: Flask, program: Any, rt: Runtime, make_patient: Any) -> None:
+    patient = make_patient(mrn="D-1")
+    runner = app.test_cli_runner()
+    enrolled = runner.invoke(cli, ["enroll", "D-1", "hf-remote-monitoring", "--anchor", "2099-01-01"])
+    assert enrolled.exit_code == 0, enrolled.output
+    assert "next due 2099-01-01" in enrolled.output
+    assert runner.invoke(cli, ["enroll", "D-1", "nope", "--anchor", "2099-01-01"]).exit_code != 0
+    assert runner.invoke(cli, ["enroll", "D-1", "hf-remote-monitoring", "--anchor", "01/01/2099"]).exit_code != 0
+    short = runner.invoke(cli, ["create-user", "rn@example.org", "--role", "supervisor"], input="short\nshort\n")
+    assert short.exit_code != 0 and "at least 12" in short.output
+    made = runner.invoke(
+        cli, ["create-user", "RN@example.org", "--role", "supervisor"], input="a-long-passphrase\na-long-passphrase\n"
+    )
+    assert made.exit_code == 0, made.output
+    with rt.sessions() as session:
+        user = session.scalars(select(User)).one()
+        assert (user.email, user.role) == ("rn@example.org", "supervisor")
+        assert user.password_hash.startswith("scrypt:")
+    assert patient.id > 0
+
+
+def test_healthz_reports_database_and_queue(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "queue": "ok"}
