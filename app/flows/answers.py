@@ -110,11 +110,13 @@ def parse_number(text: str, *, unit: str | None = None) -> ParsedNumber | None:
     return ParsedNumber(value, unit or written)
 
 
-def parse_choice(text: str, choices: list[tuple[str, list[str]]]) -> str | None:
-    """A choice by its number (1-based) or by one of its words; choices are (id, words)."""
+def parse_choice(text: str, choices: list[tuple[str, list[str]]], *, by_number: bool = True) -> str | None:
+    """A choice by its number (1-based, unless ``by_number`` is off) or by one of its words."""
     stripped = text.strip()
     words = tokens(stripped)
     if len(words) == 1 and words[0].isascii() and words[0].isdigit():
+        if not by_number:
+            return None
         if len(words[0]) > 3:
             return None
         index = int(words[0]) - 1

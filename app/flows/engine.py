@@ -266,16 +266,25 @@ def understand(node: Node, given: Reply, language: str) -> tuple[Value, str | No
     if node.question_type == "scale":
         assert node.minimum is not None and node.maximum is not None
         scaled = parse_scale(text, int(node.minimum), int(node.maximum))
+        if scaled is None and node.choices:
+            # Only words here: on a 0-3 scale "4" is out of range, not the fourth label.
+            named = parse_choice(text, _choice_words(node, language), by_number=False)
+            point = node.choice_value(named) if named is not None else None
+            return None if point is None else (float(point), None)
         return None if scaled is None else (float(scaled), None)
     if node.question_type == "choice":
-        options = [
-            (c.id, [c.label.get(language, ""), *c.label.values(), *(w for ws in c.words.values() for w in ws)])
-            for c in node.choices
-        ]
-        chosen = parse_choice(text, options)
+        chosen = parse_choice(text, _choice_words(node, language))
         return None if chosen is None else (chosen, None)
     stripped = text.strip()
     return (stripped[:1600], None) if stripped else None
+
+
+def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
+    """Each choice's label and words in every language: a Spanish speaker's "better" still counts."""
+    return [
+        (c.id, [c.label.get(language, ""), *c.label.values(), *(w for ws in c.words.values() for w in ws)])
+        for c in node.choices
+    ]
 
 
 # ------------------------------------------------------------------------------------------- internals

@@ -317,6 +317,18 @@ class _Compiler:
             if not isinstance(raw_choices, list) or len(raw_choices) < 2:
                 raise self.fail(self.line_of(raw, "choices"), f"{what}: a choice question needs at least two choices")
             choices = tuple(self.choice(c, langs, what) for c in raw_choices)
+        elif qtype == "scale" and "choices" in raw:
+            # Words for scale points ("several days" = 1), so patients may answer in words or numbers.
+            raw_choices = raw["choices"]
+            if not isinstance(raw_choices, list) or not raw_choices:
+                raise self.fail(self.line_of(raw, "choices"), f"{what}: scale choices must be a list")
+            choices = tuple(self.choice(c, langs, what) for c in raw_choices)
+            for choice in choices:
+                if choice.value is None or not (float(minimum) <= choice.value <= float(maximum)):  # type: ignore[arg-type]
+                    raise self.fail(
+                        self.line_of(raw, "choices"),
+                        f"{what}: scale choice '{choice.id}' needs a value from {minimum} to {maximum}",
+                    )
         return Node(
             id=node_id,
             type="question",

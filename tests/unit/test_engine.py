@@ -29,7 +29,7 @@ from app.flows.engine import (
     Step,
     Timeout,
 )
-from app.flows.loader import compile_flow
+from app.flows.loader import FlowError, compile_flow
 from app.flows.model import Flow
 
 NOW = dt.datetime(2026, 3, 10, 13, 0, tzinfo=dt.UTC)
@@ -651,3 +651,53 @@ def test_choice_reply_with_unreadable_digits_is_reprompted(text: str) -> None:
     ctx = patient()
     step = reply(begin(ctx, demo()), ctx, text, demo())
     assert NotUnderstood("feel") in step.events
+
+
+SCALE_WITH_WORDS = """
+id: mood
+title: {en: Mood, es: Animo}
+languages: [en, es]
+start: q
+nodes:
+  - id: q
+    type: question
+    answer: scale
+    min: 0
+    max: 3
+    text: {en: "0-3?", es: "0-3?"}
+    choices:
+      - {id: none, value: 0, label: {en: "Not at all", es: "Ningun dia"}}
+      - {id: some, value: 1, label: {en: "Several days", es: "Varios dias"}, words: {en: [sometimes], es: [a veces]}}
+    next: end
+  - id: end
+    type: end
+"""
+
+
+@pytest.mark.parametrize(
+    ("reply", "saved"),
+    [
+        ("2", 2.0),
+        ("several days", 1.0),
+        ("Varios días", 1.0),
+        ("a veces", 1.0),
+        ("not at all", 0.0),
+        ("4", None),
+        ("maybe", None),
+        ("several days or not at all", None),
+    ],
+)
+def test_scale_answers_in_words_or_numbers(reply: str, saved: float | None) -> None:
+    flow = compile_flow(SCALE_WITH_WORDS, "content/flows/mood.yaml")
+    ctx = engine.PatientContext("Ana", "en", "North Clinic", "555-0100")
+    step = engine.start(flow, ctx, NOW)
+    step = engine.resume(flow, step.state, ctx, engine.Reply(reply), NOW)
+    answers = [e.value for e in step.events if isinstance(e, engine.SaveAnswer)]
+    assert answers == ([saved] if saved is not None else [])
+
+
+def test_a_scale_word_needs_a_value_on_the_scale() -> None:
+    broken = SCALE_WITH_WORDS.replace("{id: none, value: 0,", "{id: none, value: 7,")
+    with pytest.raises(FlowError) as caught:
+        compile_flow(broken, "content/flows/mood.yaml")
+    assert "needs a value from 0 to 3" in caught.value.reason
