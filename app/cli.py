@@ -11,7 +11,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.models import Program
 from app.runtime import Runtime
 
 
@@ -29,6 +31,21 @@ def _rt() -> Runtime:
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
 def main() -> None:
     """Outreach: scheduled SMS and voice check-ins with an escalation queue."""
+
+
+def _program(session: Session, slug: str | None) -> Program:
+    """The program named by --program, or the only/first one."""
+    from app.patients import default_program
+
+    if not slug:
+        try:
+            return default_program(session)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+    found = session.scalars(select(Program).where(Program.slug == slug)).first()
+    if found is None:
+        raise click.ClickException(f"no program '{slug}'")
+    return found
 
 
 @main.group()
@@ -72,8 +89,7 @@ def tick(now_text: str | None) -> None:
 @click.option("--program", default=None, help="program slug (default: the first program)")
 def enroll(mrn: str, campaign: str, anchor: str, program: str | None) -> None:
     """Enroll the patient with MRN in CAMPAIGN (enrolling again moves the anchor)."""
-    from app.models import Patient, Program, utcnow
-    from app.patients import default_program
+    from app.models import Patient
     from app.scheduling.enrollments import UnknownCampaign
     from app.scheduling.enrollments import enroll as do_enroll
 
@@ -83,18 +99,12 @@ def enroll(mrn: str, campaign: str, anchor: str, program: str | None) -> None:
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
     with rt.sessions() as session, session.begin():
-        prog = (
-            session.scalars(select(Program).where(Program.slug == program)).first()
-            if program
-            else default_program(session)
-        )
-        if prog is None:
-            raise click.ClickException(f"no program '{program}'")
+        prog = _program(session, program)
         patient = session.scalars(select(Patient).where(Patient.program_id == prog.id, Patient.mrn == mrn)).first()
         if patient is None:
             raise click.ClickException(f"no patient with MRN {mrn}")
         try:
-            enrollment = do_enroll(session, rt, patient, campaign, anchor_date, utcnow())
+            enrollment = do_enroll(session, rt, patient, campaign, anchor_date, rt.now())
         except UnknownCampaign:
             raise click.ClickException(
                 f"unknown campaign '{campaign}' (known: {', '.join(sorted(rt.content.campaigns))})"
@@ -107,8 +117,7 @@ def enroll(mrn: str, campaign: str, anchor: str, program: str | None) -> None:
 @click.option("--program", default=None)
 def import_patients(path: Path, program: str | None) -> None:
     """Create or update patients from a CSV with DESIGN §3's patient fields as columns."""
-    from app.models import Program, utcnow
-    from app.patients import ValidationFailed, default_program, upsert_patient
+    from app.patients import ValidationFailed, upsert_patient
 
     rt = _rt()
     created = updated = failed = 0
@@ -118,14 +127,14 @@ def import_patients(path: Path, program: str | None) -> None:
             data["conditions"] = [c.strip() for c in (row.get("conditions") or "").split(";") if c.strip()]
             try:
                 with rt.sessions() as session, session.begin():
-                    prog = (
-                        session.scalars(select(Program).where(Program.slug == program)).first()
-                        if program
-                        else default_program(session)
+                    _, was_created = upsert_patient(
+                        session,
+                        _program(session, program),
+                        data,
+                        actor=f"import:{path.name}",
+                        now=rt.now(),
+                        known_thresholds=rt.content.threshold_names(),
                     )
-                    if prog is None:
-                        raise click.ClickException(f"no program '{program}'")
-                    _, was_created = upsert_patient(session, prog, data, actor=f"import:{path.name}", now=utcnow())
                 created += was_created
                 updated += not was_created
             except ValidationFailed as exc:

@@ -47,7 +47,9 @@ DEFAULT_AUTH_TOKEN: Final = "test-token"
 DEFAULT_SERVICE_FROM: Final = "+15005550006"
 MAX_BODY_CHARS: Final = 1600
 
-FailureKind = Literal["429", "500", "21610", "21211", "21614", "hang", "accept_then_drop"]
+#: ``accept_then_hang`` records the message like a success, then holds the 201 answer for ``hang_seconds``:
+#: the provider has the text while the caller still waits (kill the caller then to test crash recovery).
+FailureKind = Literal["429", "500", "21610", "21211", "21614", "hang", "accept_then_drop", "accept_then_hang"]
 FAILURE_KINDS: Final[frozenset[str]] = frozenset(get_args(FailureKind))
 
 #: Twilio's test-credential magic numbers, honoured so that demos can trigger errors by number alone.
@@ -503,6 +505,8 @@ class FakeTwilio:
             return _error(500, 20500, "Internal Server Error")
         response = self._create_message(form) if endpoint == "messages" else self._create_call(form)
         if failure == "accept_then_drop" and response.status_code == 201:
+            self._drop(request)
+        if failure == "accept_then_hang" and response.status_code == 201 and self._stopping.wait(self.hang_seconds):
             self._drop(request)
         return response
 
