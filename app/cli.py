@@ -316,3 +316,36 @@ def simulate(flow_id: str, lang: str, name: str) -> None:
         education=library.education_for(lang),
     )
     run(library.flows[flow_id], ctx, sys.stdin, click.echo, library.intents)
+
+
+@main.command("create-program")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--phone", required=True, help="the number patients call, as shown in texts")
+@click.option("--on-call", "on_call", default=None, help="paged by SMS for every EMERGENCY (E.164)")
+@click.option("--supervisor", default=None, help="paged when an EMERGENCY is still not acknowledged")
+@click.option("--express-consent", is_flag=True, help="not capped at 1 text a day / 3 a week (FCC 15-72)")
+def create_program(
+    slug: str, name: str, phone: str, on_call: str | None, supervisor: str | None, express_consent: bool
+) -> None:
+    """Create or update a care program (idempotent by SLUG)."""
+    from app.phones import InvalidPhone, to_e164
+
+    try:
+        on_call_e164 = to_e164(on_call) if on_call else None
+        supervisor_e164 = to_e164(supervisor) if supervisor else None
+    except InvalidPhone as exc:
+        raise click.ClickException(str(exc)) from None
+    with _rt().sessions() as session, session.begin():
+        program = session.scalars(select(Program).where(Program.slug == slug)).first()
+        if program is None:
+            program = Program(slug=slug)
+            session.add(program)
+        program.name = name
+        program.phone_display = phone
+        program.on_call_phone = on_call_e164
+        program.supervisor_phone = supervisor_e164
+        program.uses_healthcare_exemption = not express_consent
+    if not on_call_e164:
+        click.echo("warning: no on-call number: EMERGENCY escalations will only appear in the queue", err=True)
+    click.echo(f"program {slug} saved")

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.escalation.service import open_or_join
+from app.escalation.service import escalate, open_or_join
 from app.flows import engine
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
@@ -201,8 +201,9 @@ def apply_step(
                 )
             )
         elif isinstance(event, engine.Escalate):
-            open_or_join(
+            escalate(
                 session,
+                rt,
                 patient,
                 level=event.level,
                 reason=event.reason,

@@ -23,7 +23,12 @@ def seed_demo(rt: Runtime) -> list[str]:
         program = session.scalars(select(Program).where(Program.slug == "demo-clinic")).first()
         if program is None:
             program = Program(
-                slug="demo-clinic", name="Demo Clinic", phone_display="555-0100", uses_healthcare_exemption=False
+                slug="demo-clinic",
+                name="Demo Clinic",
+                phone_display="555-0100",
+                uses_healthcare_exemption=False,
+                on_call_phone="+12025550199",
+                supervisor_phone="+12025550198",
             )
             session.add(program)
             session.flush()

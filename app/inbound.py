@@ -154,12 +154,13 @@ def receive_text(
 
 def _red_flag_outside_flow(session: Session, rt: Runtime, patient: Patient, flag: object, now: dt.datetime) -> None:
     from app.conversations import patient_context
-    from app.escalation.service import open_or_join
+    from app.escalation.service import escalate
     from app.flows.intents import RedFlag
 
     assert isinstance(flag, RedFlag)
-    open_or_join(
+    escalate(
         session,
+        rt,
         patient,
         level="EMERGENCY",
         reason=flag.reason,

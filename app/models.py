@@ -74,6 +74,9 @@ class Program(Base):
     #: TCPA health-care exemption caps (FCC 15-72) apply unless the program holds express consent.
     uses_healthcare_exemption: Mapped[bool] = mapped_column(Boolean, default=True)
     thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Paged by SMS at once for every EMERGENCY, again if nobody acknowledges; then the supervisor.
+    on_call_phone: Mapped[str | None] = mapped_column(String(20))
+    supervisor_phone: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -292,6 +295,9 @@ class Escalation(Base):
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     outcome: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    #: Pages sent for this escalation (on-call, re-page, supervisor) and when the last one went.
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_paged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship()
     triggers: Mapped[list[EscalationTrigger]] = relationship(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.escalation.levels import higher, sla_due_at
 from app.models import Escalation, EscalationStatus, EscalationTrigger, Patient
+from app.runtime import Runtime
 from app.scheduling.calendar import next_business_day_end
 
 log = logging.getLogger(__name__)
@@ -73,3 +74,32 @@ def open_or_join(
         )
     )
     return existing
+
+
+def escalate(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    *,
+    level: str,
+    reason: str,
+    rule_id: str,
+    detail: Mapping[str, Any],
+    conversation_id: int | None,
+    now: dt.datetime,
+) -> Escalation:
+    """Open or join the escalation, and page the on-call nurse at once when it is an EMERGENCY."""
+    from app.escalation.paging import page_if_due
+
+    escalation = open_or_join(
+        session,
+        patient,
+        level=level,
+        reason=reason,
+        rule_id=rule_id,
+        detail=detail,
+        conversation_id=conversation_id,
+        now=now,
+    )
+    page_if_due(session, rt, escalation, now)
+    return escalation

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app import tasks
 from app.conversations import ConversationBusy, active_conversation, resume_conversation, start_conversation
+from app.escalation.paging import repage_due
 from app.flows import engine
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
 from app.outbound import due_for_retry
@@ -42,11 +43,13 @@ def _claim(session: Session, query: Select[T]) -> Select[T]:
 
 
 def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
-    counts = {"woken": 0, "started": 0, "deferred": 0, "skipped": 0, "requeued": 0}
+    counts = {"woken": 0, "started": 0, "deferred": 0, "skipped": 0, "paged": 0, "requeued": 0}
     while _wake_conversations(rt, now, counts):
         pass
     while _start_due_touches(rt, now, counts):
         pass
+    with rt.sessions() as session, session.begin():
+        counts["paged"] = repage_due(session, rt, now)
     with rt.sessions() as session:
         ids = due_for_retry(session, now)
     for start in range(0, len(ids), SEND_BATCH):
