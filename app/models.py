@@ -234,7 +234,7 @@ class Message(Base):
     to_number: Mapped[str | None] = mapped_column(String(20))
     segments: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))
-    error_code: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     flow_id: Mapped[str | None] = mapped_column(String(64))
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)

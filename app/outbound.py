@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.channels.base import OutboundText, SendError
 from app.channels.rate_limit import sender_key
@@ -103,7 +103,20 @@ def _outbound_text(rt: Runtime, message: Message) -> OutboundText:
 
 def _already_taken(rt: Runtime, message: Message) -> bool:
     """Did the provider take this text on an earlier attempt we never heard back from?"""
-    found = rt.channel.find_sent(_outbound_text(rt, message))
+    candidates = rt.channel.find_sent(_outbound_text(rt, message))
+    if not candidates:
+        return False
+    session = object_session(message)
+    assert session is not None
+    # Two identical texts (two re-prompts, say) may both be there: a SID already ours belongs to the other.
+    claimed = set(
+        session.scalars(
+            select(Message.provider_sid).where(
+                Message.provider_sid.in_([c.provider_sid for c in candidates]), Message.id != message.id
+            )
+        ).all()
+    )
+    found = next((c for c in reversed(candidates) if c.provider_sid not in claimed), None)
     if found is None:
         return False
     _mark_sent(message, found.provider_sid, found.status, found.segments, rt.now())

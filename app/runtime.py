@@ -41,7 +41,7 @@ class Runtime:
         return self.clock()
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: building a runtime registers it as current
 _current: Runtime | None = None
 
 

@@ -48,6 +48,7 @@ class Channel(Protocol):
 
     def send(self, message: OutboundText) -> SendResult: ...
 
-    def find_sent(self, message: OutboundText) -> SendResult | None:
-        """Look for a message the provider already accepted for this intent (after a crash)."""
+    def find_sent(self, message: OutboundText) -> list[SendResult]:
+        """Texts the provider accepted that may be this one (same number and body, sent since the attempt
+        began), newest first. The caller drops those already matched to another of our rows."""
         ...

@@ -17,5 +17,5 @@ class ConsoleChannel:
             provider_sid="CN" + uuid.uuid4().hex, status="delivered", segments=segment_info(message.body).segments
         )
 
-    def find_sent(self, message: OutboundText) -> SendResult | None:
-        return None
+    def find_sent(self, message: OutboundText) -> list[SendResult]:
+        return []

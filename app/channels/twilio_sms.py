@@ -81,8 +81,8 @@ class TwilioSmsChannel:
         segments = int(created.num_segments) if created.num_segments else None
         return SendResult(provider_sid=str(created.sid), status=str(created.status), segments=segments)
 
-    def find_sent(self, message: OutboundText) -> SendResult | None:
-        """After a crash or a broken connection: did Twilio take this text already?
+    def find_sent(self, message: OutboundText) -> list[SendResult]:
+        """After a crash or a broken connection: which texts did Twilio take that may be this one?
 
         Matches the number, the exact body and a creation time after the attempt began, so yesterday's
         identical check-in is never mistaken for today's.
@@ -93,14 +93,17 @@ class TwilioSmsChannel:
         except (TwilioException, requests.RequestException):
             log.warning("could not look up earlier sends for message id=%s", message.message_id)
             raise SendError("lookup failed", code=None, http_status=None, retryable=True, ambiguous=True) from None
+        matches = []
         for sent in recent:
             created = sent.date_created
             if created is not None and created.tzinfo is not None and created < since:
                 continue
             if sent.body == message.body and (sent.direction or "").startswith("outbound"):
-                return SendResult(
-                    provider_sid=str(sent.sid),
-                    status=str(sent.status),
-                    segments=int(sent.num_segments) if sent.num_segments else None,
+                matches.append(
+                    SendResult(
+                        provider_sid=str(sent.sid),
+                        status=str(sent.status),
+                        segments=int(sent.num_segments) if sent.num_segments else None,
+                    )
                 )
-        return None
+        return matches
