@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.consent import Keyword, classify, keyword_language, opt_in, opt_out, reply_text
 from app.conversations import active_conversation, resume_conversation
 from app.flows import engine
+from app.flows.intents import RedFlag
 from app.i18n import gettext_for
 from app.models import Message, Patient, Program
 from app.outbound import queue_text
@@ -134,8 +135,12 @@ def receive_text(
             )
         return InboundResult("keyword", message.id)
     if patient.opted_out:
+        # No texts go back to an opted-out number, but a red flag still reaches a human.
         message.needs_review = True
         message.kind = "inbox"
+        flag = rt.content.intents.red_flag(body)
+        if flag is not None:
+            _red_flag_outside_flow(session, rt, patient, flag, now)
         return InboundResult("opted_out", message.id)
     conversation = active_conversation(session, patient.id, lock=True)
     if conversation is None:
@@ -152,12 +157,10 @@ def receive_text(
     return InboundResult("answered", message.id)
 
 
-def _red_flag_outside_flow(session: Session, rt: Runtime, patient: Patient, flag: object, now: dt.datetime) -> None:
+def _red_flag_outside_flow(session: Session, rt: Runtime, patient: Patient, flag: RedFlag, now: dt.datetime) -> None:
     from app.conversations import patient_context
     from app.escalation.service import escalate
-    from app.flows.intents import RedFlag
 
-    assert isinstance(flag, RedFlag)
     escalate(
         session,
         rt,
@@ -169,6 +172,8 @@ def _red_flag_outside_flow(session: Session, rt: Runtime, patient: Patient, flag
         conversation_id=None,
         now=now,
     )
+    if not patient.reachable:
+        return
     ctx = patient_context(session, rt, patient, now)
     queue_text(
         session,

@@ -111,3 +111,30 @@ def test_create_program_from_the_command_line(app: Flask, rt: Runtime) -> None:
     with rt.sessions() as session:
         program = session.scalars(select(Program).where(Program.slug == "north")).one()
         assert (program.on_call_phone, program.uses_healthcare_exemption) == ("+13125550003", True)
+
+
+def test_an_opted_out_patient_in_crisis_still_reaches_a_human_without_being_texted(
+    rt: Runtime, program: Program, make_patient: Callable[..., Any], run_jobs: Callable[[], int], fake_twilio: Any
+) -> None:
+    with rt.sessions() as session, session.begin():
+        prog = session.get(Program, program.id)
+        assert prog is not None
+        prog.on_call_phone = ON_CALL
+    patient = make_patient(opted_out=True)
+    with rt.sessions() as session, session.begin():
+        receive_text(
+            session,
+            rt,
+            sid="SM" + "d" * 32,
+            from_number=patient.phone,
+            to_number="+15005550006",
+            body="quiero morir",
+            channel="sms",
+            now=NOW,
+        )
+    run_jobs()
+    with rt.sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+        assert (escalation.level, escalation.reason) == ("EMERGENCY", "suicidal_thoughts")
+    assert _texts_to(fake_twilio, patient.phone) == []
+    assert len(_texts_to(fake_twilio, ON_CALL)) == 1
