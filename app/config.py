@@ -35,8 +35,9 @@ class Settings:
     api_token: str = ""
     #: SMS segments per second per sender; None = the sender type's default, 0 = unlimited.
     sms_segments_per_second: float | None = None
-    #: Texts one send job delivers concurrently (each waits ~100-300 ms on Twilio's API).
-    send_concurrency: int = 16
+    #: Texts one send job delivers concurrently (each waits ~100-300 ms on Twilio's API); at least the
+    #: batch size (outbound.SEND_BATCH), or a batch takes several rounds of that wait.
+    send_concurrency: int = 50
     #: Seconds the Twilio client waits for an answer before the attempt counts as unconfirmed.
     twilio_timeout_seconds: float = 10.0
     content_dir: Path = CONTENT_DIR
@@ -81,7 +82,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         twilio_api_base_url=env.get("TWILIO_API_BASE_URL", ""),
         api_token=env.get("API_TOKEN", ""),
         sms_segments_per_second=float(env["OUTREACH_SMS_RATE"]) if env.get("OUTREACH_SMS_RATE") else None,
-        send_concurrency=int(env.get("OUTREACH_SEND_CONCURRENCY") or 16),
+        send_concurrency=int(env.get("OUTREACH_SEND_CONCURRENCY") or 50),
         twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT") or 10.0),
         content_dir=Path(env.get("OUTREACH_CONTENT_DIR") or CONTENT_DIR),
         demo_mode=_bool(env.get("OUTREACH_DEMO"), False),

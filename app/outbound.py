@@ -13,12 +13,13 @@ import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
-from app.channels.base import OutboundText, SendError
-from app.channels.rate_limit import sender_key
+from app.channels.base import OutboundText, SendError, SendResult
+from app.channels.rate_limit import Slot, sender_key
 from app.channels.segments import segment_info
 from app.db import after_commit
 from app.models import Message, Patient
@@ -36,6 +37,8 @@ BAD_NUMBER_CODES = {21211, 21614}
 CONSENT_KINDS = {"consent"}
 #: Prefix of an error code when the provider may have taken the text anyway (look before resending).
 UNCONFIRMED = "unconfirmed:"
+#: Texts one send job claims and sends at once (its own, topped up with other due texts).
+SEND_BATCH = 50
 
 
 def backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0, rng: random.Random | None = None) -> dt.timedelta:
@@ -84,9 +87,22 @@ def queue_text(
 
 
 def enqueue_delivery(session: Session, rt: Runtime, message_id: int) -> None:
+    """Send once the transaction commits. All texts of one transaction go in one job (a tick that starts
+    200 check-ins makes a few jobs, not 200)."""
     from app import tasks
 
-    after_commit(session, lambda: rt.jobs.enqueue(tasks.send_message, message_id, job_id=f"send-{message_id}"))
+    pending: list[int] | None = session.info.get("send_ids")
+    if pending is None:
+        pending = session.info["send_ids"] = []
+
+        def enqueue_all() -> None:
+            ids = session.info.pop("send_ids", [])
+            for start in range(0, len(ids), SEND_BATCH):
+                batch = ids[start : start + SEND_BATCH]
+                rt.jobs.enqueue(tasks.send_messages, batch, job_id=f"send-{batch[0]}-{len(batch)}")
+
+        after_commit(session, enqueue_all)
+    pending.append(message_id)
 
 
 def _outbound_text(rt: Runtime, message: Message) -> OutboundText:
@@ -172,14 +188,190 @@ def deliver(rt: Runtime, message_id: int) -> str:
     return "sent"
 
 
-def deliver_many(rt: Runtime, message_ids: Sequence[int]) -> dict[str, int]:
-    """Deliver a batch concurrently: each send mostly waits on the provider's API, so threads overlap it."""
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    text: OutboundText
+    segments: int
+
+
+def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claimed]:
+    """Move these texts (and, up to ``fill_to``, other due ones) from queued to sending in one statement.
+
+    Only the plain case is claimed here: due, no unconfirmed earlier attempt, a reachable patient (or a
+    staff page / consent reply). Anything else goes through ``deliver`` one by one. Other workers skip
+    rows this one has locked, so no text is claimed twice.
+    """
+    now = rt.now()
+    reachable = select(Patient.id).where(
+        Patient.opted_out.is_(False), Patient.phone_invalid.is_(False), Patient.status == "active"
+    )
+    wanted = list(message_ids)
+    due = (
+        select(Message.id)
+        .where(
+            Message.direction == "outbound",
+            Message.status == "queued",
+            or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
+            or_(Message.error_code.is_(None), Message.error_code.not_like(f"{UNCONFIRMED}%")),
+            or_(Message.patient_id.is_(None), Message.kind.in_(CONSENT_KINDS), Message.patient_id.in_(reachable)),
+        )
+        .order_by(Message.id.in_(wanted).desc(), Message.id)
+        .limit(max(fill_to, len(wanted)))
+    )
+    with rt.sessions() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        rows = session.execute(
+            update(Message)
+            .where(Message.id.in_(due.scalar_subquery()))
+            .values(status="sending", attempts=Message.attempts + 1, updated_at=now)
+            .returning(Message.id, Message.to_number, Message.body, Message.send_key, Message.segments)
+            .execution_options(synchronize_session=False)
+        ).all()
+    callback = f"{rt.settings.public_base_url}/twilio/sms/status?mid="
+    return [
+        _Claimed(
+            id=row.id,
+            text=OutboundText(
+                message_id=row.id,
+                to=row.to_number or "",
+                body=row.body,
+                send_key=row.send_key or f"msg:{row.id}",
+                status_callback=f"{callback}{row.id}",
+                attempt_started_at=now,
+            ),
+            segments=row.segments or 1,
+        )
+        for row in rows
+    ]
+
+
+def _send_claimed(rt: Runtime, claimed: _Claimed) -> SendResult | SendError | Slot:
+    """The provider call only: no database work in the sending threads."""
+    slot = rt.rate_limiter.reserve(sender_key(rt.settings), claimed.segments)
+    if not slot.reserved:
+        return slot
+    if slot.wait_seconds > 0:
+        time.sleep(slot.wait_seconds)
+    try:
+        return rt.channel.send(claimed.text)
+    except SendError as exc:
+        return exc
+
+
+def deliver_many(rt: Runtime, message_ids: Sequence[int], *, fill_to: int | None = None) -> dict[str, int]:
+    """Deliver texts concurrently, filling the batch with other due texts so any send job drains the queue.
+
+    One statement claims the batch, threads overlap the provider's ~200 ms per call, and one statement
+    records the results; texts that need care (a crashed attempt, an opt-out, a throttled sender) take the
+    one-by-one path in ``deliver``.
+    """
     outcomes: dict[str, int] = {}
-    workers = max(1, min(rt.settings.send_concurrency, len(message_ids)))
+
+    def count(outcome: str) -> None:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    claimed = _claim(rt, message_ids, SEND_BATCH if fill_to is None else fill_to)
+    leftovers = sorted(set(message_ids) - {c.id for c in claimed})
+    # Texts to one number go one after another, in order: they arrive in the order they were written,
+    # and after a refusal (opted out, bad number) the rest are not sent at all.
+    by_recipient: dict[str, list[_Claimed]] = {}
+    for c in claimed:
+        by_recipient.setdefault(c.text.to, []).append(c)
+    workers = max(1, min(rt.settings.send_concurrency, len(by_recipient) + len(leftovers)))
+    sent_by_id: dict[int, SendResult | SendError | Slot | None] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-        for outcome in pool.map(lambda mid: _deliver_logged(rt, mid), message_ids):
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        for group_results in pool.map(lambda group: _send_group(rt, group), by_recipient.values()):
+            sent_by_id.update(group_results)
+        for outcome in pool.map(lambda mid: _deliver_logged(rt, mid), leftovers):
+            count(outcome)
+    results = [sent_by_id[c.id] for c in claimed]
+    sent = [(c, r) for c, r in zip(claimed, results, strict=True) if isinstance(r, SendResult)]
+    if sent:
+        _record_sent(rt, sent)
+        for c, r in sent:
+            log.info("sent message id=%s sid=%s to=%s", c.id, r.provider_sid, mask(c.text.to))
+    for c, result in zip(claimed, results, strict=True):
+        if isinstance(result, SendResult):
+            count("sent")
+        elif isinstance(result, SendError):
+            count(_record_failure(rt, c.id, result))
+        elif isinstance(result, Slot):
+            count(_throttle(rt, c.id, result.wait_seconds))
+        else:
+            # Not attempted after the recipient refused: back to the one-by-one path (opted out → cancelled).
+            _release(rt, c.id)
+            count(_deliver_logged(rt, c.id))
     return outcomes
+
+
+def _send_group(rt: Runtime, group: Sequence[_Claimed]) -> dict[int, SendResult | SendError | Slot | None]:
+    results: dict[int, SendResult | SendError | Slot | None] = {}
+    refused = False
+    for claimed in group:
+        if refused:
+            results[claimed.id] = None
+            continue
+        result = _send_claimed(rt, claimed)
+        results[claimed.id] = result
+        refused = isinstance(result, SendError) and (result.code in OPT_OUT_CODES | BAD_NUMBER_CODES)
+    return results
+
+
+def _release(rt: Runtime, message_id: int) -> None:
+    with rt.sessions() as session, session.begin():
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is not None and message.status == "sending":
+            message.status = "queued"
+            message.attempts = max(0, message.attempts - 1)
+
+
+def _record_sent(rt: Runtime, sent: Sequence[tuple[_Claimed, SendResult]]) -> None:
+    table = Message.__table__
+    assert isinstance(table, Table)
+    statement = (
+        table.update()
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            # A status callback may have got here first: keep what it said, never move it back.
+            # (== / or, not IN: an expanding IN cannot be used in an executemany)
+            status=case(
+                (or_(table.c.status == "queued", table.c.status == "sending"), bindparam("b_status")),
+                else_=table.c.status,
+            ),
+            provider_sid=func.coalesce(table.c.provider_sid, bindparam("b_sid")),
+            sent_at=bindparam("b_now"),
+            next_attempt_at=None,
+            segments=func.coalesce(bindparam("b_segments"), table.c.segments),
+            updated_at=bindparam("b_now"),
+        )
+    )
+    now = rt.now()
+    rows = [
+        {
+            "b_id": c.id,
+            "b_status": r.status if r.status in {"sent", "delivered"} else "sent",
+            "b_sid": r.provider_sid,
+            "b_now": now,
+            "b_segments": r.segments,
+        }
+        for c, r in sent
+    ]
+    with rt.sessions() as session, session.begin():
+        session.connection().execute(statement, rows)
+
+
+def _throttle(rt: Runtime, message_id: int, wait_seconds: float) -> str:
+    with rt.sessions() as session, session.begin():
+        message = session.get(Message, message_id, with_for_update=True)
+        assert message is not None
+        # Not sent, so not an attempt: back to the queue for when the sender has room.
+        message.status = "queued"
+        message.attempts = max(0, message.attempts - 1)
+        message.next_attempt_at = rt.now() + dt.timedelta(seconds=wait_seconds)
+        _enqueue_retry(session, rt, message)
+    return "throttled"
 
 
 def _deliver_logged(rt: Runtime, message_id: int) -> str:

@@ -7,10 +7,10 @@ import datetime as dt
 from app import runtime
 
 
-def send_message(message_id: int) -> str:
-    from app.outbound import deliver
+def send_message(message_id: int) -> dict[str, int]:
+    from app.outbound import deliver_many
 
-    return deliver(runtime.current(), message_id)
+    return deliver_many(runtime.current(), [message_id])
 
 
 def send_messages(message_ids: list[int]) -> dict[str, int]:

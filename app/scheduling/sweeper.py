@@ -18,7 +18,7 @@ from app.conversations import ConversationBusy, active_conversation, resume_conv
 from app.escalation.paging import repage_due
 from app.flows import engine
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
-from app.outbound import due_for_retry
+from app.outbound import SEND_BATCH, due_for_retry
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 from app.scheduling.caps import cap_reached
@@ -28,8 +28,6 @@ from app.scheduling.occurrences import still_worth_sending
 log = logging.getLogger(__name__)
 
 BATCH = 200
-#: Texts per send job: one job delivers them concurrently (see outbound.deliver_many).
-SEND_BATCH = 50
 #: A touch that falls due during another conversation waits this long and tries again.
 BUSY_RETRY = dt.timedelta(minutes=15)
 T = TypeVar("T")

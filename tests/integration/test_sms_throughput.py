@@ -81,9 +81,9 @@ def test_a_burst_drains_at_the_segment_rate_through_two_workers_exactly_once(
     log = tmp_path / "workers.log"
     _drain_with_two_worker_processes(rt, app_config, fake_twilio, log)
     rows = message_rows(rt, direction="outbound")
-    # Both processes took their share of the burst.
+    # Both processes took their share of the burst (send jobs carry up to 50 texts each).
     takers = re.findall(r"Worker (\w+): outreach: app\.tasks\.send_message", log.read_text(errors="replace"))
-    assert len(set(takers)) >= 2 and len(takers) >= len(bodies)
+    assert len(set(takers)) >= 2
 
     accepted = fake_twilio.messages
     # Every text reached the server exactly once, and each row holds the SID the server gave it.
