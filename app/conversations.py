@@ -10,8 +10,9 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.escalation.service import escalate, open_or_join
@@ -26,6 +27,20 @@ from app.variables import render_variables
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 8
+
+# Statements built once (values as bound parameters): building an ORM statement and its cache key on every
+# call costs more CPU than the round trip itself.
+_ACTIVE = select(Conversation).where(
+    Conversation.patient_id == bindparam("patient_id"), Conversation.status == "active"
+)
+_ACTIVE_LOCKED = _ACTIVE.with_for_update()
+#: The last HISTORY_DAYS of answers, only the columns the engine needs (no Answer entities to load).
+_HISTORY = (
+    select(Answer.question_id, Answer.kind, Answer.value_number, Answer.value_text, Answer.answered_at)
+    .where(Answer.patient_id == bindparam("patient_id"), Answer.answered_at >= bindparam("since"))
+    .order_by(Answer.answered_at)
+)
+_HISTORY_EXCLUDING = _HISTORY.where(Answer.conversation_id != bindparam("exclude"))
 
 
 class ConversationBusy(Exception):
@@ -68,15 +83,16 @@ def patient_context(
 ) -> engine.PatientContext:
     program = session.get(Program, patient.program_id)
     assert program is not None
-    rows: Sequence[Answer] = session.scalars(
-        select(Answer)
-        .where(Answer.patient_id == patient.id, Answer.answered_at >= now - dt.timedelta(days=HISTORY_DAYS))
-        .order_by(Answer.answered_at)
-    ).all()
+    # Only the columns the engine needs (no Answer entities in the identity map): the value as
+    # ``Answer.value`` reads it.
+    params: dict[str, Any] = {"patient_id": patient.id, "since": now - dt.timedelta(days=HISTORY_DAYS)}
+    if exclude_conversation is None:
+        rows = session.execute(_HISTORY, params).all()
+    else:
+        rows = session.execute(_HISTORY_EXCLUDING, {**params, "exclude": exclude_conversation}).all()
     history = [
-        engine.PastAnswer(a.question_id, a.value, a.answered_at)
-        for a in rows
-        if a.conversation_id != exclude_conversation
+        engine.PastAnswer(question_id, _answer_value(kind, number, text), answered_at)
+        for question_id, kind, number, text, answered_at in rows
     ]
     thresholds = {**(program.thresholds or {}), **(patient.thresholds or {})}
     return engine.PatientContext(
@@ -91,11 +107,17 @@ def patient_context(
     )
 
 
+def _answer_value(kind: str, number: float | None, text: str | None) -> Any:
+    """``Answer.value`` from the row's columns."""
+    if kind == "yes_no":
+        return text == "yes" if text is not None else None
+    if kind in {"number", "scale"}:
+        return number
+    return text
+
+
 def active_conversation(session: Session, patient_id: int, *, lock: bool = False) -> Conversation | None:
-    query = select(Conversation).where(Conversation.patient_id == patient_id, Conversation.status == "active")
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query).first()
+    return session.scalars(_ACTIVE_LOCKED if lock else _ACTIVE, {"patient_id": patient_id}).first()
 
 
 def start_conversation(

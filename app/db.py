@@ -6,6 +6,7 @@ function runs the same way in a request, an RQ worker or a test, and owns its ow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,13 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+#: A pooled connection idle this long is pinged before use (see ``_ping_if_idle``).
+PING_IF_IDLE_SECONDS = 2.0
+#: Connections are replaced after this age (checked at checkout).
+POOL_RECYCLE_SECONDS = 300
 
 
 class Base(DeclarativeBase):
@@ -36,8 +43,14 @@ def make_engine(url: str) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # No ``pool_pre_ping``: it costs a ``SELECT 1`` round trip (plus two autocommit switches) on
+        # every checkout, i.e. on every request. A connection idle for a while is still pinged before
+        # use (``_ping_if_idle``); one in steady use is not, and if the server dropped it anyway the
+        # error invalidates the whole pool (SQLAlchemy's disconnect handling), as it would mid-request.
+        kwargs.update(pool_size=10, max_overflow=20, pool_recycle=POOL_RECYCLE_SECONDS)
     engine = create_engine(url, **kwargs)
+    if not url.startswith("sqlite"):
+        _ping_if_idle(engine)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -48,6 +61,32 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _ping_if_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat in the pool: ping on checkout only when
+    the connection was idle for ``PING_IF_IDLE_SECONDS`` or more (a restarted server, a proxy's or
+    firewall's idle timeout). A failed ping makes the pool replace the connection (``DisconnectionError``),
+    exactly what ``pool_pre_ping`` does, without a round trip per request under load."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_since(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IF_IDLE_SECONDS:
+            return  # a fresh connection, or one in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_conn, None):
+                raise DisconnectionError(str(exc)) from exc
+            raise
+        if not alive:
+            raise DisconnectionError("ping failed")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

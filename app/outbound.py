@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import random
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,13 +76,12 @@ def queue_text(
         segments=info.segments,
         encoding=info.encoding,
         flow_id=flow_id,
-        send_key=send_key,
+        # A key known before the INSERT (no UPDATE afterwards): the caller's, or a fresh random one.
+        send_key=send_key or f"msg:{uuid.uuid4().hex}",
         created_at=now or rt.now(),
     )
     session.add(message)
     session.flush()
-    if message.send_key is None:
-        message.send_key = f"msg:{message.id}"
     enqueue_delivery(session, rt, message.id)
     return message
 
