@@ -92,9 +92,9 @@ def _store_inbound(session: Session, values: dict[str, Any]) -> Message | None:
         "error_code": None,
         "sent_at": None,
         "next_attempt_at": None,
-        "updated_at": utcnow(),
         **values,
     }
+    row.setdefault("updated_at", row.get("created_at") or utcnow())
     stmt = _INSERT_NEW_SID.get(session.get_bind().dialect.name)
     if stmt is None:  # pragma: no cover - PostgreSQL in production, SQLite for the demo
         message = Message(**row)
