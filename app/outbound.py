@@ -89,30 +89,34 @@ def queue_text(
 def enqueue_delivery(session: Session, rt: Runtime, message_id: int) -> None:
     """Send once the transaction commits. All texts of one transaction go in one job (a tick that starts
     200 check-ins makes a few jobs, not 200)."""
-    from app import tasks
-
     pending: list[int] | None = session.info.get("send_ids")
     if pending is None:
         pending = session.info["send_ids"] = []
 
-        def enqueue_all() -> None:
-            ids = session.info.pop("send_ids", [])
-            for start in range(0, len(ids), SEND_BATCH):
-                batch = ids[start : start + SEND_BATCH]
-                rt.jobs.enqueue(tasks.send_messages, batch, job_id=f"send-{batch[0]}-{len(batch)}")
-
-        after_commit(session, enqueue_all)
+        after_commit(session, lambda: enqueue_sends(rt, session.info.pop("send_ids", []), "send"))
     pending.append(message_id)
 
 
+def enqueue_sends(rt: Runtime, message_ids: Sequence[int], tag: str) -> None:
+    """One send job per SEND_BATCH texts (each job delivers its batch concurrently)."""
+    from app import tasks
+
+    for start in range(0, len(message_ids), SEND_BATCH):
+        batch = list(message_ids[start : start + SEND_BATCH])
+        rt.jobs.enqueue(tasks.send_messages, batch, job_id=f"{tag}-{batch[0]}-{len(batch)}")
+
+
+def status_callback_url(rt: Runtime, message_id: int) -> str:
+    return f"{rt.settings.public_base_url}/twilio/sms/status?mid={message_id}"
+
+
 def _outbound_text(rt: Runtime, message: Message) -> OutboundText:
-    callback = f"{rt.settings.public_base_url}/twilio/sms/status?mid={message.id}"
     return OutboundText(
         message_id=message.id,
         to=message.to_number or "",
         body=message.body,
         send_key=message.send_key or f"msg:{message.id}",
-        status_callback=callback,
+        status_callback=status_callback_url(rt, message.id),
         attempt_started_at=message.updated_at,
     )
 
@@ -229,7 +233,6 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
             .returning(Message.id, Message.to_number, Message.body, Message.send_key, Message.segments)
             .execution_options(synchronize_session=False)
         ).all()
-    callback = f"{rt.settings.public_base_url}/twilio/sms/status?mid="
     return [
         _Claimed(
             id=row.id,
@@ -238,7 +241,7 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
                 to=row.to_number or "",
                 body=row.body,
                 send_key=row.send_key or f"msg:{row.id}",
-                status_callback=f"{callback}{row.id}",
+                status_callback=status_callback_url(rt, row.id),
                 attempt_started_at=now,
             ),
             segments=row.segments or 1,

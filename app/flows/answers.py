@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from app.flows.text import fold, tokens
 
@@ -137,6 +136,3 @@ def parse_scale(text: str, low: int, high: int) -> int | None:
         return None
     value = int(number.value)
     return value if low <= value <= high else None
-
-
-InputKind = Literal["text", "digits", "speech"]

@@ -13,12 +13,11 @@ from typing import TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from app import tasks
 from app.conversations import ConversationBusy, active_conversation, resume_conversation, start_conversation
 from app.escalation.paging import repage_due
 from app.flows import engine
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
-from app.outbound import SEND_BATCH, due_for_retry
+from app.outbound import due_for_retry, enqueue_sends
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 from app.scheduling.caps import cap_reached
@@ -50,9 +49,7 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
         counts["paged"] = repage_due(session, rt, now)
     with rt.sessions() as session:
         ids = due_for_retry(session, now)
-    for start in range(0, len(ids), SEND_BATCH):
-        batch = ids[start : start + SEND_BATCH]
-        rt.jobs.enqueue(tasks.send_messages, batch, job_id=f"send-batch-{batch[0]}-{len(batch)}-{now:%s}")
+    enqueue_sends(rt, ids, f"send-batch-{now:%s}")
     counts["requeued"] = len(ids)
     log.info("tick done %s", counts)
     return counts
