@@ -6,18 +6,20 @@ function runs the same way in a request, an RQ worker or a test, and owns its ow
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 #: A pooled connection idle this long is pinged before use (see ``_ping_if_idle``).
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 PING_IF_IDLE_SECONDS = 2.0
 #: Connections are replaced after this age (checked at checkout).
 POOL_RECYCLE_SECONDS = 300
@@ -93,18 +95,23 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def run_in_transaction(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one transaction; if the pooled connection turns out dead, once more on a new one.
+
+    The pool pings only idle connections (``_ping_if_idle``), so a server restart can hand a request a
+    connection that no longer works. Nothing from the failed attempt was committed, so the work may run
+    again; callers must be idempotent (the inbound webhook is: a committed first attempt makes the retry
+    a duplicate of its SID).
+    """
+    for attempt in (1, 2):
+        try:
+            with factory() as session, session.begin():
+                return work(session)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost; retrying the transaction once")
+    raise AssertionError("unreachable")
 
 
 def after_commit(session: Session, action: Any) -> None:

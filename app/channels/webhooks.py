@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy.exc import DBAPIError
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.channels.signatures import twilio_signed
+from app.db import run_in_transaction
 from app.inbound import receive_text
 from app.message_status import apply_status
 from app.runtime import Runtime
@@ -34,27 +34,19 @@ def inbound_sms() -> Response:
     sender = request.form.get("From", "")
     if not sid or not sender:
         return _twiml(str(MessagingResponse()))
-    for attempt in (1, 2):
-        try:
-            with rt.sessions() as session, session.begin():
-                result = receive_text(
-                    session,
-                    rt,
-                    sid=sid,
-                    from_number=sender,
-                    to_number=request.form.get("To", ""),
-                    body=request.form.get("Body", ""),
-                    channel="sms",
-                    now=rt.now(),
-                )
-            break
-        except DBAPIError as exc:
-            # A pooled connection the server had dropped (restart, failover): the pool is not pinged on
-            # every checkout (app/db.py), so retry once on a fresh connection. Nothing was kept from the
-            # failed attempt; if its COMMIT got through after all, the SID makes this one a duplicate.
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-            log.warning("inbound sms sid=%s: database connection lost, retrying once", sid)
+    result = run_in_transaction(
+        rt.sessions,
+        lambda session: receive_text(
+            session,
+            rt,
+            sid=sid,
+            from_number=sender,
+            to_number=request.form.get("To", ""),
+            body=request.form.get("Body", ""),
+            channel="sms",
+            now=rt.now(),
+        ),
+    )
     log.info("inbound sms sid=%s outcome=%s", sid, result.outcome)
     # Replies go out as REST sends (queued in the same transaction): one tracked, retried path for all texts.
     return _twiml(str(MessagingResponse()))
