@@ -20,6 +20,8 @@ from app.flows.model import Flow
 from app.flows.text import fold
 
 DEFAULT_START = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+#: The patient's zone when a case does not set ``patient: {timezone: ...}`` (09:00 at DEFAULT_START).
+DEFAULT_TIMEZONE = "America/Chicago"
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def run_case(
         thresholds={str(k): float(v) for k, v in (patient.get("thresholds") or {}).items()},
         variables={str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
         education=education or {},
+        timezone=str(patient.get("timezone", DEFAULT_TIMEZONE)),
     )
     step = engine.start(flow, ctx, now, intents)
     steps = list(case.get("steps") or [])
