@@ -254,10 +254,18 @@ def demo(host: str, port: int, tick_seconds: int) -> None:
 @click.option("--verbose", "-v", is_flag=True)
 def test_flows(only: str | None, verbose: bool) -> None:
     """Run the conversation transcripts in content/flows/tests in every language."""
+    from app.flows.loader import FlowError
     from app.flows.transcripts import coverage_gaps, load_transcripts, run_file
 
     library = _rt().content
-    files = load_transcripts(library.root / "flows" / "tests", library.root.parent)
+    if only and only not in library.flows:
+        click.echo(f"error: no flow '{only}' (flows: {', '.join(sorted(library.flows))})", err=True)
+        sys.exit(2)
+    try:
+        files = load_transcripts(library.root / "flows" / "tests", library.root.parent)
+    except FlowError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     education = {lang: library.education_for(lang) for lang in ("en", "es")}
     failed = 0
     results_by_flow: dict[str, list[object]] = {}
