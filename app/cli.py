@@ -162,10 +162,11 @@ def create_user_command(email: str, role: str, password: str) -> None:
 
 @main.command("lint-content")
 @click.option("--segments", "show_segments", is_flag=True, help="list every text's encoding and SMS segments")
-def lint_content(show_segments: bool) -> None:
+@click.option("--strict", is_flag=True, help="flow texts above the reading level fail too (default: warn)")
+def lint_content(show_segments: bool, strict: bool) -> None:
     """Validate every flow, campaign, red-flag and education file; report SMS segments and reading level."""
     from app.content import load_content
-    from app.content_lint import lint
+    from app.content_lint import SAMPLE_PATIENT_FILLED, lint, segment_totals
     from app.flows.loader import FlowError
 
     try:
@@ -173,19 +174,31 @@ def lint_content(show_segments: bool) -> None:
     except FlowError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    report = lint(library)
+    report = lint(library, strict=strict)
     if show_segments:
-        click.echo(f"{'flow':24} {'text':28} lang encoding chars segments")
-        for flow_id, where, lang, encoding, chars, segments in report.segments:
-            click.echo(f"{flow_id:24} {where[:28]:28} {lang:4} {encoding:8} {chars:5} {segments:8}")
+        click.echo(f"{'flow':24} {'text':28} lang encoding chars segments | filled: encoding segments")
+        for row in report.segments:
+            click.echo(
+                f"{row.flow_id:24} {row.where[:28]:28} {row.language:4} {row.encoding:8} {row.characters:5} "
+                f"{row.segments:8} | {row.filled_encoding:16} {row.filled_segments:8}"
+            )
+        click.echo(
+            f"segment totals (plain sample values | filled: first name {SAMPLE_PATIENT_FILLED['first_name']!r}, "
+            "an appointment on a Saturday):"
+        )
+        for name, totals in segment_totals(report.segments).items():
+            click.echo(
+                f"  {name:4} {totals.texts:4} texts {totals.segments:5} segments {totals.ucs2:4} UCS-2"
+                f" | filled {totals.filled_segments:5} segments {totals.filled_ucs2:4} UCS-2"
+            )
     for where, measure, value in report.reading:
         click.echo(f"reading: {where}: {measure} {value:.1f}")
-    ucs2 = sum(1 for row in report.segments if row[3] == "UCS-2")
+    ucs2 = sum(1 for row in report.segments if row.encoding == "UCS-2")
     click.echo(
         f"{len(library.flows)} flows, {len(library.campaigns)} campaigns, "
         f"{sum(len(v) for v in library.education.values())} education texts; "
         f"{len(report.segments)} texts, {ucs2} need UCS-2, at most "
-        f"{max((row[5] for row in report.segments), default=0)} segments"
+        f"{max((row.segments for row in report.segments), default=0)} segments"
     )
     for warning in report.warnings:
         click.echo(f"warning: {warning}")
@@ -254,10 +267,18 @@ def demo(host: str, port: int, tick_seconds: int) -> None:
 @click.option("--verbose", "-v", is_flag=True)
 def test_flows(only: str | None, verbose: bool) -> None:
     """Run the conversation transcripts in content/flows/tests in every language."""
+    from app.flows.loader import FlowError
     from app.flows.transcripts import coverage_gaps, load_transcripts, run_file
 
     library = _rt().content
-    files = load_transcripts(library.root / "flows" / "tests", library.root.parent)
+    if only and only not in library.flows:
+        click.echo(f"error: no flow '{only}' (flows: {', '.join(sorted(library.flows))})", err=True)
+        sys.exit(2)
+    try:
+        files = load_transcripts(library.root / "flows" / "tests", library.root.parent)
+    except FlowError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     education = {lang: library.education_for(lang) for lang in ("en", "es")}
     failed = 0
     results_by_flow: dict[str, list[object]] = {}

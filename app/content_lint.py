@@ -1,39 +1,112 @@
 """`outreach lint-content`: what a content reviewer needs to know before a flow reaches a patient.
 
 Errors (non-zero exit): invalid files (with file, line, reason), unreachable nodes, nodes from which the
-conversation can never end, education text above a grade-6 reading level. Report: every outgoing text's
-encoding and SMS segments per language, because one accented letter can double what a message costs.
+conversation can never end, answer words that are whole-message keywords (ALTO, HELP, ENGLISH...),
+education text above a grade-6 reading level. Warnings (errors with ``strict``): flow texts above the same
+reading level. Report: every outgoing text's encoding and SMS segments per language, with plain and with
+accented sample values, because one accented letter can double what a message costs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from app.channels.segments import segment_info
 from app.content import ContentLibrary
 from app.flows.model import Flow
+from app.flows.text import fold, squash
 
-SAMPLE_VARIABLES = {
-    "first_name": "Guadalupe",
-    "program_name": "North Valley Clinic",
-    "program_phone": "555-010-0100",
-    "appointment_date": "Wednesday, December 16, 2026",
-    "appointment_time": "10:30 AM",
-    "medication_name": "metoprolol succinate",
-    "dose_time": "8:00 AM",
-}
+#: Realistic values for the texts' variables, rendered per language as production renders them (Babel).
+#: PLAIN keeps every value in GSM-7 (a name without accents, a Wednesday); FILLED is the costly, common
+#: case: an accented first name ("María") and a Spanish Saturday ("sábado"), both UCS-2.
+SAMPLE_PATIENT_PLAIN = {"first_name": "Guadalupe", "appointment_at": "2026-12-16T10:30:00-06:00"}
+SAMPLE_PATIENT_FILLED = {"first_name": "María", "appointment_at": "2026-12-19T10:30:00-06:00"}
+SAMPLE_PROGRAM = {"program_name": "North Valley Clinic", "program_phone": "555-010-0100"}
+SAMPLE_MEDICATION = {"medication_name": "metoprolol succinate", "dose_time": "08:00"}
+SAMPLE_TIMEZONE = "America/Chicago"
 MAX_GRADE_EN = 6.0
 MIN_FERNANDEZ_HUERTA_ES = 70.0
 WARN_SEGMENTS = 3
+
+
+class SegmentRow(NamedTuple):
+    """One outgoing text in one language: its cost with plain and with accented sample values."""
+
+    flow_id: str
+    where: str
+    language: str
+    encoding: str
+    characters: int
+    segments: int
+    filled_encoding: str
+    filled_segments: int
 
 
 @dataclass
 class LintReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    segments: list[tuple[str, str, str, str, int, int]] = field(default_factory=list)
+    segments: list[SegmentRow] = field(default_factory=list)
     reading: list[tuple[str, str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SegmentTotals:
+    texts: int
+    segments: int
+    ucs2: int
+    filled_segments: int
+    filled_ucs2: int
+
+
+def segment_totals(rows: Sequence[SegmentRow]) -> dict[str, SegmentTotals]:
+    """Totals per language and ``"all"``: the figure to quote before and after a content pass."""
+    groups: dict[str, list[SegmentRow]] = {"all": list(rows)}
+    for row in rows:
+        groups.setdefault(row.language, []).append(row)
+    return {
+        name: SegmentTotals(
+            texts=len(group),
+            segments=sum(r.segments for r in group),
+            ucs2=sum(1 for r in group if r.encoding == "UCS-2"),
+            filled_segments=sum(r.filled_segments for r in group),
+            filled_ucs2=sum(1 for r in group if r.filled_encoding == "UCS-2"),
+        )
+        for name, group in sorted(groups.items(), key=lambda item: (item[0] == "all", item[0]))
+    }
+
+
+def sample_variables(language: str, *, filled: bool) -> dict[str, str]:
+    """Every text variable with a realistic value in ``language`` (dates and times through Babel)."""
+    from app.variables import render_variables
+
+    patient = SAMPLE_PATIENT_FILLED if filled else SAMPLE_PATIENT_PLAIN
+    raw = {"appointment_at": patient["appointment_at"], **SAMPLE_MEDICATION}
+    return {
+        "first_name": patient["first_name"],
+        **SAMPLE_PROGRAM,
+        **render_variables(raw, language, SAMPLE_TIMEZONE),
+    }
+
+
+def consent_keywords() -> dict[str, str]:
+    """Whole-message words that never reach a flow, folded and squashed, with what they are.
+
+    From app/consent.py (opt-out, opt-in, help) and app/flows/intents.py (language switch). YES / SÍ,
+    which opt back in only while a patient is opted out (and so never during a conversation), are
+    answers by design and are not listed.
+    """
+    from app.consent import HELP, OPT_IN, OPT_OUT
+    from app.flows.intents import LANGUAGE_WORDS
+
+    found: dict[str, str] = {}
+    for words, kind in ((OPT_OUT, "opt-out"), (OPT_IN, "opt-in"), (HELP, "help"), (LANGUAGE_WORDS, "language")):
+        for word in words:
+            found.setdefault(squash(word), f"{kind} keyword {word.upper()}")
+    return found
 
 
 def _successors(flow: Flow, node_id: str) -> set[str]:
@@ -74,15 +147,110 @@ def graph_problems(flow: Flow) -> list[str]:
     return problems
 
 
-def _outgoing_texts(flow: Flow) -> Iterator[tuple[str, dict[str, str]]]:
+def _outgoing_texts(flow: Flow) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """(where, line, text per language) for every text a flow can send."""
     for node in flow.nodes.values():
         if node.text:
-            yield node.id, dict(node.text)
+            yield node.id, node.line, dict(node.text)
         if node.hint:
-            yield f"{node.id}.hint", dict(node.hint)
+            yield f"{node.id}.hint", node.line, dict(node.hint)
     for rule in flow.rules:
         if rule.tell:
-            yield f"rule {rule.id}", dict(rule.tell)
+            yield f"rule {rule.id}", rule.line, dict(rule.tell)
+
+
+def _line_of(source_lines: Sequence[str], first: int, last: int, choice_id: str, word: str) -> int:
+    """The line between ``first`` and ``last`` that names ``word``, searched from the choice's own ``id``
+    line on (``first`` when none does)."""
+    start = first
+    choice_line = re.compile(rf"^\s*-\s*id:\s*['\"]?{re.escape(choice_id)}['\"]?\s*(#.*)?$")
+    for number in range(max(first, 1), min(last, len(source_lines) + 1)):
+        if choice_line.match(source_lines[number - 1]):
+            start = number
+            break
+    pattern = re.compile(rf"(?<!\w){re.escape(fold(word))}(?!\w)")
+    for number in range(max(start, 1), min(last, len(source_lines) + 1)):
+        if pattern.search(fold(source_lines[number - 1])):
+            return number
+    return first
+
+
+def keyword_collisions(flow: Flow, source: str = "") -> list[str]:
+    """Answer words of ``flow`` that, sent as a whole message, are a keyword handled before any flow.
+
+    A choice is chosen by its label or one of its ``words`` in any language (app/flows/engine.py), so each
+    of them, in every language, is checked against :func:`consent_keywords` as app/consent.py compares
+    (case, accents, spaces and punctuation ignored). Returns ``"file:line: ..."`` errors naming the node,
+    the word and the keyword. Source of the rule: DESIGN §4.3 ("a flow's answer words are never
+    whole-message keywords").
+    """
+    keywords = consent_keywords()
+    lines = source.splitlines()
+    starts = [*sorted(node.line for node in flow.nodes.values()), len(lines) + 1]
+    problems: list[str] = []
+    for node in flow.nodes.values():
+        next_line = next((line for line in starts if line > node.line), len(lines) + 1)
+        for choice in node.choices:
+            offered = [(lang, label) for lang, label in choice.label.items()]
+            offered += [(lang, word) for lang, words in choice.words.items() for word in words]
+            seen: set[str] = set()
+            for language, word in offered:
+                keyword = keywords.get(squash(word))
+                if keyword is None or squash(word) in seen:
+                    continue
+                seen.add(squash(word))
+                line = _line_of(lines, node.line, next_line, choice.id, word)
+                problems.append(
+                    f"{flow.source_path}:{line}: node '{node.id}': answer word '{word}' ({language}, choice "
+                    f"'{choice.id}') is the {keyword} when sent alone; the patient would never reach the flow"
+                )
+    return problems
+
+
+def engine_answer_collisions() -> list[str]:
+    """Yes/no words the engine accepts (app/flows/answers.py) that are also whole-message keywords."""
+    from app.flows.answers import NO_WORDS, YES_WORDS
+
+    keywords = consent_keywords()
+    return [
+        f"app/flows/answers.py: {kind} word '{word}' ({language}) is the {keywords[squash(word)]}"
+        for kind, table in (("yes", YES_WORDS), ("no", NO_WORDS))
+        for language, words in sorted(table.items())
+        for word in sorted(words)
+        if squash(word) in keywords
+    ]
+
+
+def _lines_as_sentences(text: str) -> str:
+    """Each line of a text ends a sentence: "0 Not at all" / "1 Several days" are a menu, not one run-on."""
+    return "\n".join(line if re.search(r"[.!?:;]\s*$", line) else f"{line}." for line in text.splitlines())
+
+
+def flow_reading_problems(flow: Flow) -> list[str]:
+    """Flow texts above the reading target: English Flesch-Kincaid grade > 6, Spanish Fernández-Huerta
+    < 70 (about grade 6), the education target of DESIGN §4.6, scored on the text with sample values and
+    each line read as a sentence. Returns ``"file:line: where [lang]: ..."`` problems."""
+    from app.readability import fernandez_huerta, flesch_kincaid_grade
+
+    problems: list[str] = []
+    for where, line, texts in _outgoing_texts(flow):
+        for language, template in sorted(texts.items()):
+            text = _lines_as_sentences(template.format_map(sample_variables(language, filled=False)))
+            if language == "en":
+                grade = flesch_kincaid_grade(text)
+                if grade > MAX_GRADE_EN:
+                    problems.append(
+                        f"{flow.source_path}:{line}: {where} [en]: reading grade {grade:.1f} is above "
+                        f"{MAX_GRADE_EN:.0f}: {template!r}"
+                    )
+            elif language == "es":
+                ease = fernandez_huerta(text)
+                if ease < MIN_FERNANDEZ_HUERTA_ES:
+                    problems.append(
+                        f"{flow.source_path}:{line}: {where} [es]: Fernandez-Huerta {ease:.1f} is below "
+                        f"{MIN_FERNANDEZ_HUERTA_ES:.0f} (about grade 6): {template!r}"
+                    )
+    return problems
 
 
 def _education_body(text: str) -> str:
@@ -115,17 +283,39 @@ def reading_scores(library: ContentLibrary, report: LintReport) -> None:
                 report.errors.append(f"content/education/{topic}: no '{language}' text")
 
 
-def lint(library: ContentLibrary) -> LintReport:
+def lint(library: ContentLibrary, *, strict: bool = False) -> LintReport:
+    """Check every flow, campaign and education text.
+
+    Errors: graph problems, unknown education topics, keyword collisions, education above grade 6.
+    Flow texts above the reading target are warnings, or errors when ``strict``.
+    """
     report = LintReport()
+    report.errors.extend(engine_answer_collisions())
+    plain = {language: sample_variables(language, filled=False) for language in ("en", "es")}
+    filled = {language: sample_variables(language, filled=True) for language in ("en", "es")}
     for flow in library.flows.values():
         report.errors.extend(graph_problems(flow))
-        for where, texts in _outgoing_texts(flow):
+        report.errors.extend(keyword_collisions(flow, library.flow_sources.get(flow.id, "")))
+        reading = flow_reading_problems(flow)
+        (report.errors if strict else report.warnings).extend(reading)
+        for where, _line, texts in _outgoing_texts(flow):
             for language, template in texts.items():
-                rendered = template.format_map(SAMPLE_VARIABLES)
-                info = segment_info(rendered)
-                report.segments.append((flow.id, where, language, info.encoding, info.characters, info.segments))
-                if info.segments > WARN_SEGMENTS:
-                    report.warnings.append(f"{flow.id} {where} [{language}]: {info.segments} segments")
+                info = segment_info(template.format_map(plain.get(language, plain["en"])))
+                costly = segment_info(template.format_map(filled.get(language, filled["en"])))
+                report.segments.append(
+                    SegmentRow(
+                        flow.id,
+                        where,
+                        language,
+                        info.encoding,
+                        info.characters,
+                        info.segments,
+                        costly.encoding,
+                        costly.segments,
+                    )
+                )
+                if costly.segments > WARN_SEGMENTS:
+                    report.warnings.append(f"{flow.id} {where} [{language}]: {costly.segments} segments")
         education_topics = {n.education for n in flow.nodes.values() if n.education}
         for topic in sorted(t for t in education_topics if t):
             if topic not in library.education:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from app.models import Answer, Enrollment, Escalation, Message
+from app.models import Answer, Conversation, Enrollment, Escalation, Message
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -32,6 +32,17 @@ def message_json(message: Message) -> dict[str, Any]:
     if message.error_code:
         data["error_code"] = message.error_code
     return data
+
+
+def conversation_json(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "patient_id": conversation.patient_id,
+        "flow": conversation.flow_id,
+        "flow_version": conversation.flow_version,
+        "status": conversation.status,
+        "started_at": iso(conversation.started_at),
+    }
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.api.errors import ApiError
-from app.api.serializers import answer_json, enrollment_json, escalation_json, message_json
+from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.models import Answer, Escalation, Message, Patient, Program
 from app.patients import ValidationFailed, default_program, patient_json, upsert_patient
 from app.runtime import Runtime
 from app.scheduling.enrollments import UnknownCampaign, enroll
+from app.scheduling.on_demand import MissingVariables, StartRefused, UnknownFlow, start_flow_now
 from app.variables import InvalidVariables, clean_variables
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -131,6 +132,35 @@ def create_enrollment() -> tuple[Response, int]:
                 422, "invalid", "Unknown campaign.", {"campaign": f"unknown campaign '{campaign}'"}
             ) from None
         body = enrollment_json(enrollment)
+    return jsonify(body), 201
+
+
+@bp.post("/patients/<int:patient_id>/conversations")
+def start_conversation_now(patient_id: int) -> tuple[Response, int]:
+    """Start a flow now ("check on this patient now"): 201 with the conversation, 409 with the reason."""
+    data = _json_body()
+    flow_id = data.get("flow")
+    rt = _runtime()
+    with rt.sessions() as session, session.begin():
+        patient = session.get(Patient, patient_id, with_for_update=True)
+        if patient is None:
+            raise ApiError(404, "not_found", "No such patient.")
+        if not isinstance(flow_id, str) or not flow_id:
+            raise ApiError(422, "invalid", "Name the flow.", {"flow": "required"})
+        try:
+            variables = clean_variables(data.get("variables"))
+        except InvalidVariables as exc:
+            raise ApiError(422, "invalid", "Bad variables.", {"variables": str(exc)}) from None
+        try:
+            conversation = start_flow_now(session, rt, patient, flow_id, rt.now(), variables)
+        except UnknownFlow:
+            raise ApiError(422, "invalid", "Unknown flow.", {"flow": f"unknown flow '{flow_id}'"}) from None
+        except MissingVariables as exc:
+            raise ApiError(422, "invalid", "The flow needs variables.", {"variables": str(exc)}) from None
+        except StartRefused as exc:
+            fields = {"allowed_at": exc.allowed_at.isoformat()} if exc.allowed_at else None
+            raise ApiError(409, exc.code, exc.message, fields) from None
+        body = conversation_json(conversation)
     return jsonify(body), 201
 
 

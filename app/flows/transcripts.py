@@ -16,7 +16,7 @@ from typing import Any
 from app.flows import engine
 from app.flows.intents import GlobalIntents
 from app.flows.loader import FlowError, LineDict, load_yaml_with_lines, parse_duration_minutes
-from app.flows.model import Flow
+from app.flows.model import LEVELS, Flow
 from app.flows.text import fold
 
 DEFAULT_START = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -31,6 +31,8 @@ class CaseResult:
     language: str
     failures: tuple[str, ...]
     fired: tuple[str, ...]
+    #: What fired on each step that ran, by the step's 1-based index: ``((rule_id, level), ...)``.
+    fired_by_step: Mapping[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -51,8 +53,50 @@ def load_transcripts(directory: Path, display_root: Path | None = None) -> list[
         data = load_yaml_with_lines(path.read_text(encoding="utf-8"), shown)
         if not isinstance(data, LineDict) or "flow" not in data or not isinstance(data.get("cases"), list):
             raise FlowError(shown, 1, "a transcript file needs 'flow' and a list of 'cases'")
-        files.append(TranscriptFile(path=shown, flow_id=str(data["flow"]), cases=list(data["cases"])))
+        cases = list(data["cases"])
+        for case in cases:
+            _check_escalate_form(case, shown)
+        files.append(TranscriptFile(path=shown, flow_id=str(data["flow"]), cases=cases))
     return files
+
+
+def _check_escalate_form(case: Any, path: str) -> None:
+    """Refuse an ``escalate`` that is not ``{rule-id: LEVEL}`` (the old list form compared ids only).
+
+    ``escalate: []`` is accepted and means the same as ``escalate: {}`` or no key: nothing fires.
+    Raises ``FlowError`` with the file, the line and the reason.
+    """
+    if not isinstance(case, Mapping):
+        raise FlowError(path, getattr(case, "line", 0), "a case must be a mapping")
+    for raw in case.get("steps") or []:
+        if not isinstance(raw, LineDict) or "escalate" not in raw:
+            continue
+        line = raw.key_lines.get("escalate", raw.line)
+        value = raw["escalate"]
+        if value is None or (isinstance(value, list) and not value):
+            continue
+        if isinstance(value, list):
+            raise FlowError(
+                path,
+                line,
+                "'escalate' must map each rule to its level, e.g. {weight-gain-1-day: URGENT}; the list form "
+                "checks ids only (scripts/transcripts_levels.py converts it)",
+            )
+        if not isinstance(value, Mapping):
+            raise FlowError(path, line, "'escalate' must be a mapping of rule id to level")
+        for rule_id, level in value.items():
+            if level not in LEVELS:
+                raise FlowError(
+                    path, line, f"'escalate': level {level!r} of '{rule_id}' is not one of {', '.join(LEVELS)}"
+                )
+
+
+def expected_escalations(raw: Mapping[str, Any]) -> dict[str, str]:
+    """A step's ``escalate`` as ``{rule_id: level}``; no key (or ``{}`` / ``[]``) expects nothing to fire."""
+    value = raw.get("escalate")
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(rule_id): str(level) for rule_id, level in value.items()}
 
 
 def _per_language(value: Any, language: str) -> list[str]:
@@ -103,6 +147,7 @@ def run_case(
     name = str(case.get("name", "unnamed"))
     failures: list[str] = []
     fired_all: list[str] = []
+    fired_by_step: dict[int, tuple[tuple[str, str], ...]] = {}
     start_value = case.get("start")
     now = dt.datetime.fromisoformat(str(start_value)).astimezone(dt.UTC) if start_value else DEFAULT_START
     patient = dict(case.get("patient") or {})
@@ -136,12 +181,13 @@ def run_case(
         opening_checked = True
         failures.extend(_check_step(step, raw, language, where))
         fired_all.extend(e.rule_id for e in step.events if isinstance(e, engine.Escalate))
+        fired_by_step[index] = tuple((e.rule_id, e.level) for e in step.events if isinstance(e, engine.Escalate))
     end = case.get("end")
     if isinstance(end, Mapping):
         for key in ("status", "result"):
             if key in end and getattr(step.state, key) != end[key]:
                 failures.append(f"end: {key} is {getattr(step.state, key)!r}, expected {end[key]!r}")
-    return CaseResult(flow.id, name, language, tuple(failures), tuple(fired_all))
+    return CaseResult(flow.id, name, language, tuple(failures), tuple(fired_all), fired_by_step)
 
 
 def _check_step(step: engine.Step, raw: Mapping[str, Any], language: str, where: str) -> list[str]:
@@ -165,12 +211,16 @@ def _check_step(step: engine.Step, raw: Mapping[str, Any], language: str, where:
         extra = sorted(set(saved) - set(expected))
         if extra:
             failures.append(f"{where}: unexpected answers saved: {extra}")
-    if "escalate" in raw:
-        fired = sorted(e.rule_id for e in step.events if isinstance(e, engine.Escalate))
-        expected_rules = sorted(str(r) for r in (raw["escalate"] or []))
-        if fired != expected_rules:
-            failures.append(f"{where}: rules fired {fired}, expected {expected_rules}")
+    # Every step asserts what fired and at which level: a step without `escalate` expects nothing.
+    fired = sorted((e.rule_id, e.level) for e in step.events if isinstance(e, engine.Escalate))
+    expected_fired = sorted(expected_escalations(raw).items())
+    if fired != expected_fired:
+        failures.append(f"{where}: fired {_shown(fired)}, expected {_shown(expected_fired)}")
     return failures
+
+
+def _shown(pairs: Sequence[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f"{rule}: {level}" for rule, level in pairs) + "}"
 
 
 def run_file(

