@@ -366,6 +366,10 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
         if not node.minimum <= number.value <= node.maximum:
             return None
         return Understood(number.value, number.unit, "number")
+    if node.question_type in {"scale", "choice"} and parse_unknown(text) and not _lists_unknown(node):
+        # "No sé" at "1 Yes 2 No" is not a NO; a flow that lists such words (ketones: "I can't check")
+        # takes them as its own choice.
+        return Understood(None, None, "unknown")
     if node.question_type == "scale":
         assert node.minimum is not None and node.maximum is not None
         scaled = parse_scale(text, int(node.minimum), int(node.maximum), languages=languages)
@@ -385,6 +389,11 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
         return Understood(None, None, "unknown") if parse_unknown(text) else None
     stripped = text.strip()
     return Understood(stripped[:1600], None, "text") if stripped else None
+
+
+def _lists_unknown(node: Node) -> bool:
+    """Whether a choice of the question lists an "I don't know" phrase among its words."""
+    return any(parse_unknown(word) for choice in node.choices for words in choice.words.values() for word in words)
 
 
 def _question_words(node: Node) -> set[str]:
