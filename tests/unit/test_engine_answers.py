@@ -475,7 +475,7 @@ RISE = flow_from(
     languages: [en, es]
     start: weight
     nodes:
-      - {id: weight, type: question, answer: number, unit: lb, min: 50, max: 700, text: {en: Weight, es: Peso}, next: done}
+      - {id: weight, type: question, answer: number, unit: lb, min: 50, max: 700, text: {en: W, es: P}, next: done}
       - {id: done, type: end, text: {en: "Thanks.", es: "Gracias."}}
     rules:
       - id: gain-1-day
