@@ -566,12 +566,21 @@ def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Eve
             if rule.stop:
                 return _finish(state, "escalated", events)
             continue
-        already_told = any(r.reason == rule.reason for r in flow.rules if r.id in state.fired and not r.group)
+        told = _rule_text(rule, state.language, ctx)
+        this_step = {e.rule_id for e in events if isinstance(e, Escalate)}
+        # One text per reason: a rule of the same reason already told the same words in this
+        # conversation, or fired in this same step (the patient is told once); new advice is said.
+        already_told = any(
+            r.reason == rule.reason and (r.id in this_step or _rule_text(r, state.language, ctx) == told)
+            for r in flow.rules
+            if r.id in state.fired and not r.group
+        )
         state = replace(state, fired=(*state.fired, rule.id))
         events.append(
             Escalate(rule_id=rule.id, level=rule.level, reason=rule.reason, detail=detail, crisis_line=rule.crisis_line)
         )
-        told = "" if already_told else _rule_text(rule, state.language, ctx)
+        if already_told:
+            told = ""
         if told:
             events.append(Say(told, "emergency" if rule.level == "EMERGENCY" else "escalation"))
         if rule.stop:
