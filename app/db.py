@@ -177,7 +177,12 @@ def install_commit_hooks(factory: sessionmaker[Session]) -> None:
             return  # a SAVEPOINT released; the real commit is still to come
         actions = session.info.pop("after_commit", [])
         for action in actions:
-            action()
+            try:
+                action()
+            except Exception:
+                # The transaction is committed: failing now would report stored work as lost. What the
+                # action would have started (a job) is found again in SQL by the sweeper.
+                log.exception("after-commit action failed; the sweeper will pick its work up from SQL")
 
     @event.listens_for(factory, "after_rollback")
     def _drop(session: Session) -> None:
