@@ -36,7 +36,7 @@ def build_runtime(settings: Settings) -> Runtime:
     elif settings.channel == "console":
         from app.channels.console import ConsoleChannel
 
-        channel = ConsoleChannel()
+        channel = ConsoleChannel(sessions)
     else:
         raise ValueError(f"OUTREACH_CHANNEL must be console or twilio, not {settings.channel!r}")
     from app.channels.rate_limit import build_rate_limiter
