@@ -322,6 +322,35 @@ def _outside_conversation(
         queue_text(session, rt, to=patient.phone, kind=kind, patient=patient, now=now, body="\n\n".join(said))
 
 
+_FLAGGED_UNKNOWN = (
+    select(Message)
+    .where(
+        Message.patient_id.is_(None),
+        Message.direction == "inbound",
+        Message.needs_review.is_(True),
+        Message.flags.is_not(None),
+    )
+    .order_by(Message.created_at.desc(), Message.id.desc())
+)
+
+
+def flagged_unknown_senders(session: Session, limit: int = 50) -> list[Message]:
+    """Texts from unknown numbers in which triage found a red flag or a mention to confirm, newest first,
+    until staff mark them reviewed (the care-manager queue lists them above the escalations)."""
+    rows = session.scalars(_FLAGGED_UNKNOWN.limit(limit)).all()
+    return [m for m in rows if any(f.startswith(("red_flag:", "confirm:")) for f in m.flags or [])]
+
+
+def mark_reviewed(session: Session, message: Message, user_id: int, now: dt.datetime) -> None:
+    """Staff looked at a flagged inbound text: it leaves the queue; the audit keeps who and when."""
+    from app.models import AuditEvent
+
+    message.needs_review = False
+    session.add(
+        AuditEvent(user_id=user_id, action="message.reviewed", subject_type="message", subject_id=message.id, at=now)
+    )
+
+
 def _page_for_unknown_sender(session: Session, rt: Runtime, message_id: int, now: dt.datetime) -> None:
     """An unknown number's EMERGENCY: page every program's on-call number once (no PHI in the page)."""
     for program in session.scalars(select(Program).where(Program.on_call_phone.is_not(None)).order_by(Program.id)):
