@@ -75,8 +75,8 @@ def in_checkin(rt: Runtime, make_patient: Callable[..., Any], fake_twilio: FakeT
         ("STOP", "You will not get more messages from us"),
         ("  stop! ", "You will not get more messages from us"),
         ("Unsubscribe", "You will not get more messages from us"),
-        ("PARAR", "Ya no va a recibir mas mensajes"),
-        ("baja", "Ya no va a recibir mas mensajes"),
+        ("PARAR", "Ya no va a recibir nuestros mensajes. Responda SI o START"),
+        ("baja", "Ya no va a recibir nuestros mensajes"),
     ],
 )
 def test_opt_out_keyword_stops_everything_and_is_confirmed_once_in_its_language(
