@@ -77,7 +77,7 @@ def in_checkin(rt: Runtime, make_patient: Callable[..., Any], fake_twilio: FakeT
         ("STOP", "You will not get more messages from us"),
         ("  stop! ", "You will not get more messages from us"),
         ("Unsubscribe", "You will not get more messages from us"),
-        ("PARAR", "Ya no va a recibir nuestros mensajes"),
+        ("PARAR", "Ya no va a recibir nuestros mensajes. Responda SI o START"),
         ("baja", "Ya no va a recibir nuestros mensajes"),
     ],
 )
