@@ -7,6 +7,7 @@ function runs the same way in a request, an RQ worker or a test, and owns its ow
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +38,11 @@ def _normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
+    """An engine whose errors never carry patient data (DESIGN §4.8): statement parameters are hidden
+    (``hide_parameters``) and PostgreSQL's error text, which quotes the refused row and values, is cut
+    down to schema names and the SQLSTATE (``_redact_driver_errors``)."""
     url = _normalise_url(url)
-    kwargs: dict[str, Any] = {"future": True}
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -51,6 +55,7 @@ def make_engine(url: str) -> Engine:
         # error invalidates the whole pool (SQLAlchemy's disconnect handling), as it would mid-request.
         kwargs.update(pool_size=10, max_overflow=20, pool_recycle=POOL_RECYCLE_SECONDS)
     engine = create_engine(url, **kwargs)
+    _redact_driver_errors(engine)
     if not url.startswith("sqlite"):
         _ping_if_idle(engine)
     if url.startswith("sqlite"):
@@ -63,6 +68,52 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def redacted_driver_message(error: BaseException) -> str | None:
+    """PostgreSQL's error text without data: the primary message up to its first colon with quoted parts
+    blanked, the SQLSTATE, and the table, column, constraint and type names. ``None`` when there is
+    nothing to redact (a client-side error such as a refused connection, or SQLite, whose messages name
+    constraints and columns, never values).
+
+    Why: the server's text quotes what it refused — ``DETAIL: Failing row contains (…names, numbers…)``,
+    ``Key (mrn)=(…) already exists``, ``invalid input syntax for type integer: "…"``.
+    """
+    diag = getattr(error, "diag", None)
+    sqlstate = getattr(diag, "sqlstate", None)
+    if diag is None or not sqlstate:
+        return None
+    primary = _QUOTED.sub('"…"', str(diag.message_primary or "").split(":", 1)[0]).strip()
+    names = [
+        f"{label}={value}"
+        for label, value in (
+            ("table", diag.table_name),
+            ("column", diag.column_name),
+            ("constraint", diag.constraint_name),
+            ("type", diag.datatype_name),
+        )
+        if value
+    ]
+    return " ".join([primary or "database error", f"[sqlstate {sqlstate}]", *names])
+
+
+def _redact_driver_errors(engine: Engine) -> None:
+    """Rewrite a failed statement's error text before anything logs or raises it: the driver's exception
+    (printed as the cause in tracebacks) and SQLAlchemy's wrapper both get the redacted text."""
+
+    @event.listens_for(engine, "handle_error")
+    def _redact(context: Any) -> None:
+        original = context.original_exception
+        redacted = redacted_driver_message(original)
+        if redacted is None:
+            return
+        original.args = (redacted,)
+        wrapper = context.sqlalchemy_exception
+        if wrapper is not None:
+            wrapper.args = (f"({type(original).__module__}.{type(original).__name__}) {redacted}",)
 
 
 def _ping_if_idle(engine: Engine) -> None:
@@ -126,7 +177,12 @@ def install_commit_hooks(factory: sessionmaker[Session]) -> None:
             return  # a SAVEPOINT released; the real commit is still to come
         actions = session.info.pop("after_commit", [])
         for action in actions:
-            action()
+            try:
+                action()
+            except Exception:
+                # The transaction is committed: failing now would report stored work as lost. What the
+                # action would have started (a job) is found again in SQL by the sweeper.
+                log.exception("after-commit action failed; the sweeper will pick its work up from SQL")
 
     @event.listens_for(factory, "after_rollback")
     def _drop(session: Session) -> None:

@@ -2,6 +2,11 @@
 
 Redis carries only ids. Every job re-reads its rows from SQL and is safe to run twice, so a flushed
 Redis loses nothing: the sweeper (``outreach tick``) re-enqueues due work from SQL.
+
+For the same reason an enqueue never fails its caller: it runs after the rows it names are committed
+(``app.db.after_commit``), so raising then would turn a stored inbound text or a queued reply into a 500
+that Twilio does not retry. A Redis that is down is logged (job name and id only, no patient data) and
+the work waits in SQL for the next tick; ``/healthz`` reports the queue as degraded meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ QUEUE_NAME = "outreach"
 class JobQueue(Protocol):
     name: str
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None: ...
+    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+        """Run ``func(*args)`` soon on a worker. Best effort: never raises for a transport failure."""
+        ...
 
     def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
         """Run later (a retry after backoff). The row in SQL is the truth: the sweeper also finds it."""
@@ -43,6 +50,10 @@ class InProcessQueue:
         return None
 
 
+#: How long an enqueue waits to connect to Redis before leaving the work to the sweeper (seconds).
+CONNECT_TIMEOUT_SECONDS = 2.0
+
+
 class RqQueue:
     name = "rq"
 
@@ -50,14 +61,34 @@ class RqQueue:
         from redis import Redis
         from rq import Queue
 
-        self.connection = Redis.from_url(redis_url)
+        self.connection = Redis.from_url(redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
         self.queue = Queue(queue_name, connection=self.connection)
 
     def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
-        self.queue.enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
+        from redis.exceptions import RedisError
+
+        try:
+            self.queue.enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
+        except RedisError as exc:
+            _left_to_sweeper(func, job_id, exc)
 
     def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
-        self.queue.enqueue_at(when, func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
+        from redis.exceptions import RedisError
+
+        try:
+            self.queue.enqueue_at(when, func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
+        except RedisError as exc:
+            _left_to_sweeper(func, job_id, exc)
 
     def ping(self) -> bool:
         return bool(self.connection.ping())
+
+
+def _left_to_sweeper(func: Callable[..., Any], job_id: str | None, exc: Exception) -> None:
+    # Job ids and function names carry row ids only; the exception's class says what failed.
+    log.warning(
+        "queue unavailable (%s): job %s id=%s not enqueued, left to the sweeper",
+        type(exc).__name__,
+        getattr(func, "__name__", "?"),
+        job_id,
+    )

@@ -3,6 +3,14 @@
 Why the row first: Twilio's create call has no idempotency key. The row (with a unique ``send_key``)
 is committed before the provider is called; a job that finds the row already ``sending`` (a worker
 died mid-call) asks the provider whether it took the message before trying again.
+
+A claim (status ``sending``) is a lease held by one worker, fenced by ``attempts``: every claim raises
+it and only the claimant ever lowers it again, so ``(id, attempts)`` names one claim. Right before each
+create call the claimant re-checks its claim and renews the lease (``updated_at``) of every text it
+still holds in that batch (``_renew``); a text whose claim is gone (the sweeper handed it to another
+worker after ``SENDING_STUCK_AFTER``) is not sent. Every later write of the claimant (sent, failed,
+throttled, released) is fenced the same way, and none of them moves back a status that a provider
+callback set (delivered, failed …).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, case, func, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, object_session
 
 from app.channels.base import OutboundText, SendError, SendResult
@@ -30,7 +38,9 @@ from app.runtime import Runtime
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-#: A message left in ``sending`` this long had its worker die; reconcile it.
+#: A message left in ``sending`` this long had its worker die; reconcile it. The lease must outlast one
+#: create call (client timeout, 10 s by default, plus a rate-limit wait of at most 5 s): it is renewed
+#: right before each call.
 SENDING_STUCK_AFTER = dt.timedelta(minutes=2)
 OPT_OUT_CODES = {21610}
 BAD_NUMBER_CODES = {21211, 21614}
@@ -177,13 +187,14 @@ def deliver(rt: Runtime, message_id: int) -> str:
         message.status = "sending"
         message.attempts += 1
         message.updated_at = rt.now()  # when this attempt began: a dead worker shows as stuck from here
+        attempt = message.attempts
         outbound = _outbound_text(rt, message)
     if slot.wait_seconds > 0:
         time.sleep(slot.wait_seconds)
     try:
         result = rt.channel.send(outbound)
     except SendError as exc:
-        return _record_failure(rt, message_id, exc)
+        return _record_failure(rt, message_id, exc, attempt=attempt)
     with rt.sessions() as session, session.begin():
         message = session.get(Message, message_id, with_for_update=True)
         assert message is not None
@@ -197,6 +208,17 @@ class _Claimed:
     id: int
     text: OutboundText
     segments: int
+    #: The row's ``attempts`` after this claim: with ``id``, the claim's fencing token.
+    attempt: int
+
+
+@dataclass(frozen=True)
+class _TakenOver:
+    """Not sent by this worker: its claim was gone at the re-check (another worker owns the text now)."""
+
+
+TAKEN_OVER = _TakenOver()
+Outcome = SendResult | SendError | Slot | _TakenOver | None
 
 
 def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claimed]:
@@ -230,7 +252,9 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
             update(Message)
             .where(Message.id.in_(due.scalar_subquery()))
             .values(status="sending", attempts=Message.attempts + 1, updated_at=now)
-            .returning(Message.id, Message.to_number, Message.body, Message.send_key, Message.segments)
+            .returning(
+                Message.id, Message.to_number, Message.body, Message.send_key, Message.segments, Message.attempts
+            )
             .execution_options(synchronize_session=False)
         ).all()
     return [
@@ -245,9 +269,32 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
                 attempt_started_at=now,
             ),
             segments=row.segments or 1,
+            attempt=row.attempts,
         )
         for row in rows
     ]
+
+
+def _renew(rt: Runtime, held: Sequence[_Claimed]) -> set[int]:
+    """Re-check and extend this worker's claims in one statement; returns the ids still ours.
+
+    A claim is still ours while the row is ``sending`` with the ``attempts`` our claim set. Renewing
+    moves ``updated_at`` (the lease) to now, so the sweeper sees a live worker, not a stuck text.
+    """
+    if not held:
+        return set()
+    with rt.sessions() as session, session.begin():
+        rows = session.execute(
+            update(Message)
+            .where(
+                Message.status == "sending",
+                tuple_(Message.id, Message.attempts).in_([(c.id, c.attempt) for c in held]),
+            )
+            .values(updated_at=rt.now())
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return {row.id for row in rows}
 
 
 def _send_claimed(rt: Runtime, claimed: _Claimed) -> SendResult | SendError | Slot:
@@ -283,7 +330,7 @@ def deliver_many(rt: Runtime, message_ids: Sequence[int], *, fill_to: int | None
     for c in claimed:
         by_recipient.setdefault(c.text.to, []).append(c)
     workers = max(1, min(rt.settings.send_concurrency, len(by_recipient) + len(leftovers)))
-    sent_by_id: dict[int, SendResult | SendError | Slot | None] = {}
+    sent_by_id: dict[int, Outcome] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
         for group_results in pool.map(lambda group: _send_group(rt, group), by_recipient.values()):
             sent_by_id.update(group_results)
@@ -299,22 +346,31 @@ def deliver_many(rt: Runtime, message_ids: Sequence[int], *, fill_to: int | None
         if isinstance(result, SendResult):
             count("sent")
         elif isinstance(result, SendError):
-            count(_record_failure(rt, c.id, result))
+            count(_record_failure(rt, c.id, result, attempt=c.attempt))
         elif isinstance(result, Slot):
-            count(_throttle(rt, c.id, result.wait_seconds))
+            count(_throttle(rt, c, result.wait_seconds))
+        elif isinstance(result, _TakenOver):
+            count("taken-over")
         else:
             # Not attempted after the recipient refused: back to the one-by-one path (opted out → cancelled).
-            _release(rt, c.id)
-            count(_deliver_logged(rt, c.id))
+            if _release(rt, c):
+                count(_deliver_logged(rt, c.id))
+            else:
+                count("taken-over")
     return outcomes
 
 
-def _send_group(rt: Runtime, group: Sequence[_Claimed]) -> dict[int, SendResult | SendError | Slot | None]:
-    results: dict[int, SendResult | SendError | Slot | None] = {}
+def _send_group(rt: Runtime, group: Sequence[_Claimed]) -> dict[int, Outcome]:
+    """One recipient's texts in order. Before each create call the claims still waiting are re-checked
+    and renewed together, so a slow group keeps its texts and a text taken over is never sent here."""
+    results: dict[int, Outcome] = {}
     refused = False
-    for claimed in group:
+    for position, claimed in enumerate(group):
         if refused:
             results[claimed.id] = None
+            continue
+        if claimed.id not in _renew(rt, group[position:]):
+            results[claimed.id] = TAKEN_OVER
             continue
         result = _send_claimed(rt, claimed)
         results[claimed.id] = result
@@ -322,12 +378,20 @@ def _send_group(rt: Runtime, group: Sequence[_Claimed]) -> dict[int, SendResult 
     return results
 
 
-def _release(rt: Runtime, message_id: int) -> None:
+def _holds(message: Message | None, attempt: int | None) -> bool:
+    """Is this row still in the claim this worker made (``sending``, with the attempts it set)?"""
+    return message is not None and message.status == "sending" and (attempt is None or message.attempts == attempt)
+
+
+def _release(rt: Runtime, claimed: _Claimed) -> bool:
+    """Give back a claim that was not attempted; False when it was no longer ours to give."""
     with rt.sessions() as session, session.begin():
-        message = session.get(Message, message_id, with_for_update=True)
-        if message is not None and message.status == "sending":
-            message.status = "queued"
-            message.attempts = max(0, message.attempts - 1)
+        message = session.get(Message, claimed.id, with_for_update=True)
+        if message is None or not _holds(message, claimed.attempt):
+            return False
+        message.status = "queued"
+        message.attempts = max(0, message.attempts - 1)
+        return True
 
 
 def _record_sent(rt: Runtime, sent: Sequence[tuple[_Claimed, SendResult]]) -> None:
@@ -365,10 +429,11 @@ def _record_sent(rt: Runtime, sent: Sequence[tuple[_Claimed, SendResult]]) -> No
         session.connection().execute(statement, rows)
 
 
-def _throttle(rt: Runtime, message_id: int, wait_seconds: float) -> str:
+def _throttle(rt: Runtime, claimed: _Claimed, wait_seconds: float) -> str:
     with rt.sessions() as session, session.begin():
-        message = session.get(Message, message_id, with_for_update=True)
-        assert message is not None
+        message = session.get(Message, claimed.id, with_for_update=True)
+        if message is None or not _holds(message, claimed.attempt):
+            return "taken-over"
         # Not sent, so not an attempt: back to the queue for when the sender has room.
         message.status = "queued"
         message.attempts = max(0, message.attempts - 1)
@@ -410,10 +475,19 @@ def _mark_sent(message: Message, sid: str, status: str, segments: int | None, no
         message.segments = segments
 
 
-def _record_failure(rt: Runtime, message_id: int, exc: SendError) -> str:
+def _record_failure(rt: Runtime, message_id: int, exc: SendError, *, attempt: int | None = None) -> str:
+    """Record a create call that failed, unless the row moved on meanwhile: a status callback proved the
+    provider took the text (delivered, sent …: kept, never reset to queued), or the claim went to another
+    worker (``attempt`` no longer matches). Returns the outcome for logs and tests."""
     with rt.sessions() as session, session.begin():
         message = session.get(Message, message_id, with_for_update=True)
         assert message is not None
+        if not _holds(message, attempt):
+            if message.status == "sending":
+                log.info("send failed after the claim moved on message id=%s: left to its owner", message_id)
+                return "taken-over"
+            log.info("send failed after a callback set status=%s message id=%s: kept", message.status, message_id)
+            return "already-" + message.status
         code = str(exc.code or exc.http_status or "network")
         message.error_code = f"{UNCONFIRMED}{code}" if exc.ambiguous else code
         patient = session.get(Patient, message.patient_id) if message.patient_id else None

@@ -2,17 +2,25 @@
 
 Why rebuild the URL: behind a TLS-terminating proxy the app sees http://internal-host/...; the signed
 URL is ``PUBLIC_BASE_URL`` + path + the raw query string (Werkzeug's ``request.url`` decodes it).
+
+Fail closed: a request whose signature cannot even be checked (no or non-ASCII header, a body that does
+not parse, a nameless multipart part, a file upload, a body over the size limit) is refused with 403
+like a wrong signature, never answered 500 or 413. Twilio signs form fields only, so anything the
+signature cannot cover (files, nameless parts) makes the request unsigned.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Request, abort, current_app, request
 from twilio.request_validator import RequestValidator
+from werkzeug.exceptions import HTTPException
 
+log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -22,10 +30,27 @@ def signed_url(public_base_url: str, req: Request) -> str:
 
 
 def is_signed(auth_token: str, public_base_url: str, req: Request) -> bool:
+    """True only for a request signed with ``auth_token`` over the public URL and its form fields.
+
+    Never raises for anything a client can send: every unreadable request is simply not signed.
+    """
     signature = req.headers.get("X-Twilio-Signature", "")
-    if not auth_token or not signature:
+    if not auth_token or not signature or not signature.isascii():
         return False
-    return bool(RequestValidator(auth_token).validate(signed_url(public_base_url, req), req.form, signature))
+    try:
+        form = req.form
+        files = req.files
+    except (HTTPException, ValueError, UnicodeError) as exc:
+        # A body that does not parse or is too big: nothing Twilio would send.
+        log.warning("unreadable webhook body on %s: %s", req.path, type(exc).__name__)
+        return False
+    if files or any(not isinstance(key, str) or not key for key in form):
+        return False
+    try:
+        return bool(RequestValidator(auth_token).validate(signed_url(public_base_url, req), form, signature))
+    except Exception as exc:  # fail closed: a check that breaks is a failed check, never a 500
+        log.warning("webhook signature check failed on %s: %s", req.path, type(exc).__name__)
+        return False
 
 
 def twilio_signed(view: F) -> F:

@@ -18,6 +18,7 @@ from app.escalation.levels import ACK_WITHIN, EscalationLevel
 from app.i18n import gettext_for
 from app.models import Escalation, EscalationStatus, Patient, Program
 from app.outbound import queue_text
+from app.phones import mask
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def page_if_due(session: Session, rt: Runtime, escalation: Escalation, now: dt.d
         send_key=f"page:{escalation.id}:{step.number}",
         now=now,
     )
-    log.warning("EMERGENCY escalation id=%s paged %s (page %s)", escalation.id, step.to, step.number)
+    log.warning("EMERGENCY escalation id=%s paged %s (page %s)", escalation.id, mask(step.to), step.number)
     return True
 
 

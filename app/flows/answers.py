@@ -349,11 +349,12 @@ def parse_number(text: str, *, unit: str | None = None, languages: Iterable[str]
 def parse_choice(text: str, choices: list[tuple[str, list[str]]], *, by_number: bool = True) -> str | None:
     """A choice by its number (1-based, unless ``by_number`` is off) or by one of its words.
 
-    Words are whole-word phrases. A longer phrase wins over a phrase inside it ("not so bad" listed under
-    one choice beats "bad" under another; "no estoy bien" beats "estoy bien"), and a word right after a
-    negation ("not", "no", "ni", within two words) does not select its choice unless the listed phrase
-    itself carries the negation: "not so bad" is never read as "bad". None when no choice or two
-    choices are named.
+    Words are whole-word phrases. A longer phrase wins over a phrase inside it: "not good" (listed under
+    worse) is not also "good", "not so bad" (listed under same) is not "bad", "no estoy bien" beats
+    "estoy bien". A word right after a negation ("not", "no", "ni", within two words of the same clause)
+    does not select its choice unless the listed phrase itself carries the negation: an unlisted "not
+    better" names nothing. Two choices named side by side ("better or worse"), or one phrase listed
+    under two choices on purpose, is ambiguous: None, so the question is asked again.
     """
     stripped = text.strip()
     words = tokens(stripped)

@@ -280,3 +280,120 @@ def test_recovery_lookup_does_not_take_an_earlier_identical_text_for_this_one(
     rows = [message_row(rt, first), message_row(rt, second)]
     assert [r.status for r in rows] == ["sent", "sent"]
     assert {r.provider_sid for r in rows} == {m["sid"] for m in fake_twilio.messages}
+
+
+# -- a claim is the claimant's alone; a callback's status is never undone -----------------------------
+
+
+def _queue_together(rt: Runtime, patient: Any, bodies: list[str]) -> list[int]:
+    """Several texts to one number in one transaction: one send job, one recipient group."""
+    from app.models import Patient
+    from app.outbound import queue_text
+
+    with rt.sessions() as session, session.begin():
+        owner = session.get(Patient, patient.id)
+        assert owner is not None
+        return [
+            queue_text(session, rt, to=owner.phone, body=body, kind="page", patient=owner, now=rt.now()).id
+            for body in bodies
+        ]
+
+
+def test_a_group_held_past_the_stuck_window_is_sent_once_though_the_sweeper_takes_it_over(
+    rt: Runtime, fake_twilio: FakeTwilio, make_patient: Callable[..., Any]
+) -> None:
+    """Worker 1 sends a recipient's group one text after another; its first call hangs longer than the
+    "stuck" window. The sweeper hands the group to worker 2 (the first text is found at Twilio, the second
+    is sent). Worker 1 then wakes up: its claim on the second text is gone, so it must not send it."""
+    clock = install_clock(rt)
+    patient = make_patient()
+    bodies = [f"{BODY} (page {n})" for n in range(1, 4)]
+    ids = _queue_together(rt, patient, bodies)
+    fake_twilio.fail_next("accept_then_hang")
+    with fake_hang(fake_twilio, 2.0):
+        worker_1 = threading.Thread(target=run_worker, args=(rt,))
+        worker_1.start()
+        fake_twilio.wait_for_messages(1, timeout=20)  # Twilio has text 1; worker 1 waits for the answer
+        clock.advance(SENDING_STUCK_AFTER + dt.timedelta(seconds=5))
+        assert tick(rt, clock.now)["requeued"] == len(ids)
+        run_worker(rt)  # worker 2
+        worker_1.join(timeout=60)
+    assert not worker_1.is_alive()
+    assert sorted(m["Body"] for m in fake_twilio.messages) == sorted(bodies)
+    assert len(posts(fake_twilio)) == len(bodies)
+    rows = [message_row(rt, mid) for mid in ids]
+    assert [r.status for r in rows] == ["sent"] * len(ids)
+    assert sorted(r.provider_sid or "" for r in rows) == sorted(m["sid"] for m in fake_twilio.messages)
+
+
+def test_a_delivered_callback_is_not_undone_by_the_timeout_recorded_after_it(
+    app_config: dict[str, Any], rt: Runtime, fake_twilio: FakeTwilio, make_patient: Callable[..., Any]
+) -> None:
+    from tests.integration.sms_helpers import signed_post
+
+    patient = make_patient()
+    with custom_app(app_config, twilio_timeout_seconds=0.5) as (app, impatient), fake_hang(fake_twilio, 1.5):
+        clock = install_clock(impatient)
+        mid = queue_one(impatient, patient, BODY)
+        fake_twilio.fail_next("accept_then_hang")
+        worker = threading.Thread(target=run_worker, args=(impatient,))
+        worker.start()
+        [accepted] = fake_twilio.wait_for_messages(1, timeout=20)
+        # Twilio delivered it and says so before our client gave up waiting for the create call's answer.
+        for status in ("sent", "delivered"):
+            response = signed_post(
+                app.test_client(),
+                "/twilio/sms/status",
+                {"MessageSid": accepted["sid"], "MessageStatus": status},
+                token=fake_twilio.auth_token,
+                query=f"mid={mid}",
+            )
+            assert response.status_code == 204
+        worker.join(timeout=30)
+        row = message_row(impatient, mid)
+        assert (row.status, row.provider_sid) == ("delivered", accepted["sid"])
+        # Nothing is left to retry: later ticks neither send it again nor move it back.
+        tick(impatient, clock.advance(dt.timedelta(hours=1)))
+        run_worker(impatient)
+    row = message_row(rt, mid)
+    assert (row.status, row.provider_sid) == ("delivered", accepted["sid"])
+    assert len(posts(fake_twilio)) == 1
+
+
+@pytest.mark.parametrize("channel", ["twilio", "console"])
+def test_a_worker_that_died_after_the_provider_took_the_text_is_reconciled_on_both_channels(
+    app_config: dict[str, Any], fake_twilio: FakeTwilio, make_patient: Callable[..., Any], channel: str
+) -> None:
+    """The crash between the provider's acceptance and our commit, on each channel: the sweeper's
+    lookup must find the text (the console's lookup answers truthfully too) and nothing is sent twice."""
+    from app.outbound import _claim
+
+    patient = make_patient()
+    with custom_app(app_config, channel=channel) as (_app, crt):
+        clock = install_clock(crt)
+        mid = queue_one(crt, patient, BODY)
+        sends: list[str] = []
+        real_send = crt.channel.send
+
+        def counting_send(text: Any) -> Any:
+            result = real_send(text)
+            sends.append(result.provider_sid)
+            return result
+
+        crt.channel.send = counting_send  # type: ignore[method-assign]
+        # What a worker does before it dies: claim the row, and the provider accepts the text.
+        [claimed] = _claim(crt, [mid], 1)
+        crt.channel.send(claimed.text)
+        assert message_row(crt, mid).status == "sending"
+
+        clock.advance(SENDING_STUCK_AFTER + dt.timedelta(seconds=5))
+        tick(crt, clock.now)
+        run_worker(crt)
+        tick(crt, clock.advance(dt.timedelta(minutes=5)))
+        run_worker(crt)
+        row = message_row(crt, mid)
+    assert len(sends) == 1
+    assert row.provider_sid == sends[0]
+    assert row.status in {"sent", "delivered"}
+    if channel == "twilio":
+        assert texts_to(fake_twilio, patient.phone) == [BODY]

@@ -214,3 +214,105 @@ def test_every_twilio_route_refuses_unsigned_and_badly_signed_posts(
         internal = sign("http://localhost" + path, params, fake_twilio.auth_token)
         assert client.post(path, data=params, headers={"X-Twilio-Signature": internal}).status_code == 403, path
     assert _count_messages(rt) == 0
+
+
+# -- requests that cannot even be checked: every one is refused with 403, never a 500 or a 413 ----------
+
+BOUNDARY = "----outreach-test-boundary"
+
+
+def _multipart(*parts: tuple[str | None, str]) -> bytes:
+    """A multipart body by hand (a test client would refuse to build a part without a name)."""
+    chunks = []
+    for name, value in parts:
+        disposition = "form-data" if name is None else f'form-data; name="{name}"'
+        chunks.append(f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n")
+    return ("".join(chunks) + f"--{BOUNDARY}--\r\n").encode()
+
+
+def _hostile(case: str, path: str, token: str) -> dict[str, Any]:
+    """client.post keyword arguments for one request that fails its signature in an unusual way."""
+    multipart = f"multipart/form-data; boundary={BOUNDARY}"
+    named = {"MessageSid": new_sid(), "From": "+12025550100", "Body": "yes", "MessageStatus": "delivered"}
+    good = sign(PUBLIC_BASE_URL + path, named, token)
+    if case == "nameless part, unsigned":
+        return {"data": _multipart(*named.items(), (None, "x")), "content_type": multipart}
+    if case == "nameless part, forged header":
+        return {
+            "data": _multipart(*named.items(), (None, "x")),
+            "content_type": multipart,
+            "headers": {"X-Twilio-Signature": "abc="},
+        }
+    if case == "nameless part beside correctly signed fields":
+        return {
+            "data": _multipart(*named.items(), (None, "x")),
+            "content_type": multipart,
+            "headers": {"X-Twilio-Signature": good},
+        }
+    if case == "file part beside correctly signed fields":
+        body = _multipart(*named.items()).replace(
+            f"--{BOUNDARY}--".encode(),
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nzz\r\n'
+            f"--{BOUNDARY}--".encode(),
+        )
+        return {"data": body, "content_type": multipart, "headers": {"X-Twilio-Signature": good}}
+    if case == "multipart without a boundary":
+        return {"data": b"MessageSid=1", "content_type": "multipart/form-data", "headers": {"X-Twilio-Signature": good}}
+    if case == "truncated multipart":
+        body = _multipart(*named.items())[:-40]
+        return {"data": body, "content_type": multipart, "headers": {"X-Twilio-Signature": good}}
+    if case == "form body that is not UTF-8":
+        return {
+            "data": b"MessageSid=SM1&Body=%ff%fe\xff&From=%2B1202",
+            "content_type": "application/x-www-form-urlencoded",
+            "headers": {"X-Twilio-Signature": "abc="},
+        }
+    if case == "JSON body":
+        return {"data": b'{"Body": "yes"}', "content_type": "application/json", "headers": {"X-Twilio-Signature": good}}
+    if case == "missing header":
+        return {"data": named}
+    if case == "empty header":
+        return {"data": named, "headers": {"X-Twilio-Signature": ""}}
+    if case == "non-ASCII header":
+        return {"data": named, "headers": {"X-Twilio-Signature": "é" + good[1:]}}
+    if case == "body over the size limit":
+        return {
+            "data": b"Body=" + b"x" * (2 * 1024 * 1024),
+            "content_type": "application/x-www-form-urlencoded",
+            "headers": {"X-Twilio-Signature": good},
+        }
+    raise AssertionError(case)
+
+
+HOSTILE = [
+    "nameless part, unsigned",
+    "nameless part, forged header",
+    "nameless part beside correctly signed fields",
+    "file part beside correctly signed fields",
+    "multipart without a boundary",
+    "truncated multipart",
+    "form body that is not UTF-8",
+    "JSON body",
+    "missing header",
+    "empty header",
+    "non-ASCII header",
+    "body over the size limit",
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_every_request_that_fails_its_signature_for_any_reason_is_403(
+    app: Flask, client: FlaskClient, rt: Runtime, fake_twilio: FakeTwilio, make_patient: Callable[..., Any], case: str
+) -> None:
+    mid = queue_one(rt, make_patient(), "Your check-in is ready.")
+    routes = sorted(
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/twilio/") and "POST" in (rule.methods or set())
+    )
+    for path in routes:
+        response = client.post(path, **_hostile(case, path, fake_twilio.auth_token))
+        assert response.status_code == 403, (path, response.status_code)
+    assert _count_messages(rt) == 1
+    row = message_row(rt, mid)
+    assert (row.status, row.provider_sid) == ("queued", None)

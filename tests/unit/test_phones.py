@@ -53,3 +53,32 @@ def test_mask_never_holds_the_full_number(number: str) -> None:
 @pytest.mark.parametrize("number", [None, ""])
 def test_mask_of_nothing(number: str | None) -> None:
     assert mask(number) == "-"
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("+12025550142", "+1******0142"),
+        ("+3312345678", "+3*****5678"),
+        ("123456789", "*******89"),
+        ("12345", "****5"),
+        ("911", "***"),
+        ("+44", "***"),
+        ("7", "*"),
+        ("+1202555", "******55"),
+    ],
+)
+def test_mask_table(number: str, masked: str) -> None:
+    assert mask(number) == masked
+
+
+@pytest.mark.parametrize("length", range(1, 20))
+def test_mask_never_prints_a_number_of_any_length_whole(length: int) -> None:
+    number = "".join(str((n * 7 + 3) % 10) for n in range(length))
+    masked = mask(number)
+    assert len(masked) == length
+    assert masked != number
+    assert "*" in masked
+    # At most 4 characters are shown, and never more than a third of a short number.
+    shown = sum(1 for ch in masked if ch != "*")
+    assert shown <= (6 if length >= 10 else length // 3)
