@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from app.flows.answers import METER_WORDS
 from app.flows.model import (
     LEVELS,
     Branch,
@@ -392,7 +393,7 @@ class _Compiler:
     def choice(self, raw: Any, langs: tuple[str, ...], what: str) -> Choice:
         if not isinstance(raw, LineDict):
             raise self.fail(self.line_of(raw), f"{what}: each choice needs id and label")
-        self.check_keys(raw, {"id", "label", "words", "value"}, f"{what} choice")
+        self.check_keys(raw, {"id", "label", "words", "value", "means"}, f"{what} choice")
         choice_id = str(self.require(raw, "id", f"{what} choice"))
         label = self.local_text(
             self.require(raw, "label", f"{what} choice '{choice_id}'"),
@@ -410,7 +411,19 @@ class _Compiler:
                     )
         words = {lang: tuple(str(w) for w in words_raw.get(lang, [])) for lang in langs}
         value = raw.get("value")
-        return Choice(id=choice_id, label=label, words=words, value=float(value) if value is not None else None)
+        means = raw.get("means")
+        if means is not None and means not in METER_WORDS:
+            raise self.fail(
+                self.line_of(raw, "means"),
+                f"{what} choice '{choice_id}': means is one of {', '.join(sorted(METER_WORDS))}",
+            )
+        return Choice(
+            id=choice_id,
+            label=label,
+            words=words,
+            value=float(value) if value is not None else None,
+            means=means,
+        )
 
     def branches(self, raw: Any, line: int, what: str) -> tuple[Branch, ...]:
         if raw is None:

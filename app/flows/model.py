@@ -24,6 +24,10 @@ class Choice:
     #: Extra words that select this choice, per language.
     words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     value: float | None = None
+    #: "low" or "high": the choice also takes the words for low / high kept in app/flows/answers.py
+    #: (METER_WORDS: "bajo", "baja", "alto"...), some of which are whole-message keywords and so may
+    #: not be listed as a flow's own words.
+    means: str | None = None
 
 
 @dataclass(frozen=True)

@@ -571,6 +571,12 @@ LOADER_ERRORS = [
         "group must be a name",
     ),
     ("answer: yes_no", "defaults: {symptoms: true}", "defaults: unknown field 'symptoms'"),
+    (
+        "answer: choice\n    choices:\n      - {id: a, label: {en: A, es: A}, means: big}\n"
+        "      - {id: b, label: {en: B, es: B}}",
+        "",
+        "means is one of high, low",
+    ),
 ]
 
 
@@ -594,3 +600,35 @@ def test_flow_defaults_make_yes_no_questions_symptoms_and_assessments() -> None:
 def test_completed_comes_last() -> None:
     steps = run(SYMPTOMS, ["yes", "yes", "no"])
     assert isinstance(steps[-1].events[-1], Completed)
+
+
+KETONES = flow_from(
+    """\
+    id: t
+    title: {en: T, es: T}
+    languages: [en, es]
+    start: ketones
+    nodes:
+      - id: ketones
+        type: question
+        answer: choice
+        text: {en: "Ketones? 1 None 2 Small 3 Large", es: "¿Cetonas? 1 Ninguna 2 Pocas 3 Muchas"}
+        choices:
+          - {id: none, label: {en: None, es: Ninguna}}
+          - {id: small, label: {en: Small, es: Pocas}, means: low}
+          - {id: large, label: {en: Large, es: Muchas}, means: high}
+        next: done
+      - {id: done, type: end, text: {en: "Thanks.", es: "Gracias."}}
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "choice"),
+    [("es", "Alto", "large"), ("es", "muy alto", "large"), ("es", "Baja", "small"), ("en", "high", "large")],
+)
+def test_a_choice_that_means_high_or_low_takes_those_words_without_listing_them(
+    language: str, text: str, choice: str
+) -> None:
+    steps = run(KETONES, [text], ctx(language))
+    assert [e.value for e in events(steps, SaveAnswer)] == [choice]
