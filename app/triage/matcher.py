@@ -199,7 +199,7 @@ class Triage:
         self._words = frozenset(a.text for a in atoms if a.kind == "word") | self.terminators
         self._stems = tuple(sorted({a.text for a in atoms if a.kind == "stem"}))
         self._fuzzy_words = tuple(sorted(w for w in self._words if len(w) >= 4 and w not in self.no_fuzzy))
-        self._fuzzy_stems = tuple(s for s in self._stems if len(s) >= 5)
+        self._fuzzy_stems = tuple(s for s in self._stems if len(s) >= 4)
         self._cache: dict[str, frozenset[str]] = {}
 
     # -- normalising -------------------------------------------------------------------------------------------
@@ -234,14 +234,21 @@ class Triage:
             keys.add(token)
         keys.update(stem + "*" for stem in self._stems if token.startswith(stem))
         if not keys and len(token) >= 4 and token not in self.no_fuzzy and not token[0].isdigit():
-            limit = 1 if len(token) < 8 else 2
+            limit = 1 if len(token) < 10 else 2
             first = token[0]
             for word in self._fuzzy_words:
                 if word[0] == first and abs(len(word) - len(token)) <= limit:
                     if OSA.distance(token, word, score_cutoff=limit) <= limit:
-                        keys.add(word)
+                        # Four letters: only a swap ("pian"), never another word ("some" / "sore").
+                        if len(token) > 4 or sorted(token) == sorted(word):
+                            keys.add(word)
             for stem in self._fuzzy_stems:
-                if stem[0] == first and any(
+                if stem[0] != first:
+                    continue
+                if len(stem) == 4:
+                    if sorted(token[:4]) == sorted(stem) and OSA.distance(token[:4], stem) <= 1:
+                        keys.add(stem + "*")
+                elif any(
                     OSA.distance(token[:size], stem, score_cutoff=1) <= 1
                     for size in (len(stem) - 1, len(stem), len(stem) + 1)
                     if size <= len(token)
@@ -304,8 +311,11 @@ class Triage:
 
     # -- context -----------------------------------------------------------------------------------------------
 
-    def _scope(self, rule: ContextRule, message: _Message, match: _Match) -> tuple[int, int]:
-        """Token range [lo, hi) a trigger modifies: within its clause, cut at terminator words."""
+    def _scope(
+        self, rule: ContextRule, message: _Message, match: _Match, starts: set[int], ends: set[int]
+    ) -> tuple[int, int]:
+        """Token range [lo, hi) a trigger modifies: within its clause, cut at terminator words and at another
+        trigger of the same category (ConText: "no dizziness no fainting" is two negations, not a double one)."""
         tokens, clause = message.tokens, message.clause
         own = clause[match.start]
         if rule.direction == "answer":
@@ -322,12 +332,12 @@ class Triage:
         lo, hi = match.start, match.end
         if rule.direction in ("forward", "both"):
             while hi < len(tokens) and hi - match.end < rule.scope and clause[hi] == own:
-                if tokens[hi] in self.terminators:
+                if tokens[hi] in self.terminators or hi in starts:
                     break
                 hi += 1
         if rule.direction in ("backward", "both"):
             while lo > 0 and match.start - lo < rule.scope and clause[lo - 1] == own:
-                if tokens[lo - 1] in self.terminators:
+                if tokens[lo - 1] in self.terminators or lo in ends:
                     break
                 lo -= 1
         return (lo, hi)
@@ -344,6 +354,8 @@ class Triage:
             return None
         if concept.status == "symptom":
             return "symptom"
+        if concept.recent_is_current and "historical_recent" in found and not found & {"historical", "uncertain"}:
+            return concept.status  # BE FAST: signs from earlier today still mean 911, even when gone
         if "resolved" in found:
             return "confirm"
         if "present" in found:
@@ -369,8 +381,25 @@ class Triage:
         concept_matches = self._find(self._concept_index, message)
         if not concept_matches:
             return Verdict()
-        triggers = self._resolve(self._find(self._rule_index, message))
-        scoped = [(self.rules[t.owner], t, self._scope(self.rules[t.owner], message, t)) for t in triggers]
+        seen: set[tuple[str, str, int, int]] = set()
+        triggers = []
+        for trigger in self._resolve(self._find(self._rule_index, message)):
+            rule = self.rules[trigger.owner]
+            key = (rule.category, rule.direction, trigger.start, trigger.end)
+            if key not in seen:  # "no" is in the en and the es list: one negation
+                seen.add(key)
+                triggers.append(trigger)
+        starts: dict[str, set[int]] = {}
+        ends: dict[str, set[int]] = {}
+        for trigger in triggers:
+            category = self.rules[trigger.owner].category
+            starts.setdefault(category, set()).add(trigger.start)
+            ends.setdefault(category, set()).add(trigger.end)
+        scoped = []
+        for trigger in triggers:
+            rule = self.rules[trigger.owner]
+            scope = self._scope(rule, message, trigger, starts[rule.category], ends[rule.category])
+            scoped.append((rule, trigger, scope))
 
         best: dict[int, tuple[Status, str]] = {}
         rank = {"current": 3, "confirm": 2, "symptom": 1}
@@ -415,15 +444,20 @@ class Triage:
         for owner, concept in enumerate(self.concepts):
             if not concept.all_of or owner in best:
                 continue
-            parts: list[tuple[Status, str]] = []
+            parts: list[tuple[bool, str]] = []
             for group in concept.all_of:
-                held = [best[self._by_id[i]] for i in group if self._by_id[i] in best]
+                # (held at its own default status, evidence); a part made past or uncertain weakens the whole
+                held = [
+                    (best[i][0] == self.concepts[i].status, best[i][1])
+                    for i in (self._by_id[name] for name in group)
+                    if i in best
+                ]
                 if not held:
                     break
-                parts.append(max(held, key=lambda item: rank[item[0]]))
+                parts.append(max(held, key=lambda item: item[0]))
             else:
-                weakest = min(parts, key=lambda item: rank[item[0]])[0]
-                status: Status = concept.status if weakest == "current" else "confirm"
+                full = all(at_default for at_default, _ in parts)
+                status: Status = concept.status if full or concept.status == "symptom" else "confirm"
                 best[owner] = (status, " / ".join(evidence for _, evidence in parts))
 
     @staticmethod
@@ -431,10 +465,12 @@ class Triage:
         """Longest triggers win, and a word belongs to one trigger ("not sure" is uncertain, not "not")."""
         chosen: list[_Match] = []
         taken: set[int] = set()
+        spans: set[tuple[int, int]] = set()
         for match in sorted(matches, key=lambda m: (-(m.end - m.start), m.start)):
             span = set(range(match.start, match.end))
-            if span & taken:
-                continue
+            if span & taken and (match.start, match.end) not in spans:
+                continue  # the same words in two rules ("no": forward, and a reply on its own) both count
+            spans.add((match.start, match.end))
             taken |= span
             chosen.append(match)
         return chosen
