@@ -13,6 +13,7 @@ from app.flows.intents import GlobalIntents, compile_red_flags
 from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
 from app.flows.model import Flow
 from app.scheduling.campaigns import Campaign, load_campaign
+from app.triage import Triage, load_triage
 
 
 @dataclass
@@ -32,6 +33,8 @@ class ContentLibrary:
     campaigns: dict[str, Campaign]
     intents: GlobalIntents
     education: dict[str, dict[str, EducationText]]
+    #: Red-flag triage built from content/triage/ (concepts and context rules).
+    triage: Triage
 
     def flow(self, flow_id: str) -> Flow:
         return self.flows[flow_id]
@@ -98,6 +101,7 @@ def load_content(root: Path) -> ContentLibrary:
     for path in sorted((root / "education").glob("*/*.md")):
         item = parse_education(path, _shown(path, root))
         education.setdefault(item.topic, {})[item.language] = item
+    triage = load_triage(root / "triage", root.parent)
     return ContentLibrary(
         root=root,
         flows=flows,
@@ -105,4 +109,5 @@ def load_content(root: Path) -> ContentLibrary:
         campaigns=campaigns,
         intents=GlobalIntents(red_flags=compile_red_flags(entries)),
         education=education,
+        triage=triage,
     )

@@ -72,10 +72,11 @@ class Atom:
     text: str = ""
     low: float = float("-inf")
     high: float = float("inf")
+    #: What a message word's key set must hold: "pain", "hurt*" (numbers are checked by value).
+    key: str = field(init=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return self.text + "*" if self.kind == "stem" else self.text
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.text + "*" if self.kind == "stem" else self.text)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,20 @@ class Element:
 
     alternatives: tuple[tuple[Atom, ...], ...]
     optional: bool = False
+    #: The alternatives by the key of their first atom, so a word only tries the alternatives it can start.
+    by_first: dict[str, tuple[tuple[Atom, ...], ...]] = field(init=False, compare=False, repr=False)
+    numeric: tuple[tuple[Atom, ...], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_first: dict[str, list[tuple[Atom, ...]]] = {}
+        numeric = []
+        for alternative in self.alternatives:
+            if alternative[0].kind == "num":
+                numeric.append(alternative)
+            else:
+                by_first.setdefault(alternative[0].key, []).append(alternative)
+        object.__setattr__(self, "by_first", {key: tuple(alts) for key, alts in by_first.items()})
+        object.__setattr__(self, "numeric", tuple(numeric))
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,20 @@ class Pattern:
     #: Words allowed between two elements ("chest is really hurting": 2).
     gap: int
     source: str
+    #: Per required element, the keys one of which the message must hold somewhere ("#": any number);
+    #: checked before walking, so most patterns are ruled out with a set lookup.
+    needs: tuple[frozenset[str], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        needs = []
+        for element in self.elements:
+            if element.optional:
+                continue
+            keys = {alt[0].key for alt in element.alternatives if alt[0].kind != "num"}
+            if element.numeric:
+                keys.add("#")
+            needs.append(frozenset(keys))
+        object.__setattr__(self, "needs", tuple(needs))
 
 
 @dataclass(frozen=True)
@@ -272,7 +301,13 @@ class Triage:
     def _element_ends(self, element: Element, message: _Message, start: int) -> list[int]:
         ends = []
         n = len(message.tokens)
-        for alternative in element.alternatives:
+        keys = message.keys[start]
+        candidates: list[tuple[Atom, ...]] = []
+        for key in keys:
+            candidates.extend(element.by_first.get(key, ()))
+        if element.numeric and message.tokens[start][0].isdigit():
+            candidates.extend(element.numeric)
+        for alternative in candidates:
             end = start + len(alternative)
             if end > n or message.clause[end - 1] != message.clause[start]:
                 continue
@@ -301,9 +336,16 @@ class Triage:
 
     def _find(self, index: _Index, message: _Message) -> list[_Match]:
         matches: list[_Match] = []
+        present = frozenset().union(*message.keys) | ({"#"} if any(t[0].isdigit() for t in message.tokens) else set())
+        possible: dict[int, bool] = {}
         for start, token in enumerate(message.tokens):
             numeric = token[0].isdigit()
             for owner, pattern in index.candidates(message.keys[start], numeric):
+                ok = possible.get(id(pattern))
+                if ok is None:
+                    ok = possible[id(pattern)] = all(not need.isdisjoint(present) for need in pattern.needs)
+                if not ok:
+                    continue
                 end = self._walk(pattern, message, 0, start, message.clause[start], True)
                 if end is not None:
                     matches.append(_Match(owner, start, end))
