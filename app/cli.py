@@ -208,7 +208,7 @@ def _triage() -> Triage:
 
 
 @main.command("triage")
-@click.option("--lang", "language", type=click.Choice(["en", "es"]), default="en", help="the patients' language (a hint)")
+@click.option("--lang", "language", type=click.Choice(["en", "es"]), default="en", help="the patients' language")
 def triage_command(language: str) -> None:
     """Read messages one per line on stdin; print one JSON verdict per line."""
     import json
@@ -233,7 +233,8 @@ def triage_eval(path: Path, show_misses: bool) -> None:
     report = evaluate(_triage(), rows)
     if show_misses:
         for row, verdict in report.misses:
-            click.echo(f"miss {path.name}:{row.line} {row.language} {row.expect} {row.reason}: {row.text} -> {verdict.level}")
+            where = f"{path.name}:{row.line} {row.language} {row.expect} {row.reason}"
+            click.echo(f"miss {where}: {row.text} -> {verdict.level} {list(verdict.to_json()['reasons'])}")
     for reason, (passed, total) in sorted(report.by_reason.items()):
         click.echo(f"recall {reason:20} {passed}/{total} = {passed / total:.1%}")
     for line in report.summary():

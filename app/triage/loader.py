@@ -185,7 +185,8 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
     for name, members in raw_classes.items():
         if not _ID.match(name):
             raise FlowError(shown, _line(raw_classes, name), f"class name '{name}' must be lowercase letters")
-        runs = [builder.run(str(m), line, f"class '{name}'") for m, line in builder.phrases(members, _line(raw_classes, name), f"class '{name}'")]
+        what = f"class '{name}'"
+        runs = [builder.run(str(m), line, what) for m, line in builder.phrases(members, _line(raw_classes, name), what)]
         if not runs:
             raise FlowError(shown, _line(raw_classes, name), f"class '{name}' is empty")
         builder.classes[name] = tuple(runs)

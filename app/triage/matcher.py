@@ -55,7 +55,11 @@ _RAW_TOKEN = re.compile(
     re.UNICODE,
 )
 _REPEATS = re.compile(r"([^\d])\1{2,}")
-_SLASHES = ((re.compile(r"\bw/o\b"), " without "), (re.compile(r"\bw/"), " with "), (re.compile(r"\bb/c\b"), " because "))
+_SLASHES = (
+    (re.compile(r"\bw/o\b"), " without "),
+    (re.compile(r"\bw/"), " with "),
+    (re.compile(r"\bb/c\b"), " because "),
+)
 
 
 def fold(text: str) -> str:
@@ -266,11 +270,14 @@ class Triage:
             limit = 1 if len(token) < 10 else 2
             first = token[0]
             for word in self._fuzzy_words:
-                if word[0] == first and abs(len(word) - len(token)) <= limit:
-                    if OSA.distance(token, word, score_cutoff=limit) <= limit:
-                        # Four letters: only a swap ("pian"), never another word ("some" / "sore").
-                        if len(token) > 4 or sorted(token) == sorted(word):
-                            keys.add(word)
+                if (
+                    word[0] == first
+                    and abs(len(word) - len(token)) <= limit
+                    and OSA.distance(token, word, score_cutoff=limit) <= limit
+                    # Four letters: only a swap ("pian"), never another word ("some" / "sore").
+                    and (len(token) > 4 or sorted(token) == sorted(word))
+                ):
+                    keys.add(word)
             for stem in self._fuzzy_stems:
                 if stem[0] != first:
                     continue
@@ -481,8 +488,8 @@ class Triage:
         return Verdict(findings=tuple(findings))
 
     def _composites(self, best: dict[int, tuple[Status, str]]) -> None:
-        """A concept made of others ("low sugar" and "confused") holds at the weakest of its parts' statuses."""
-        rank = {"current": 3, "confirm": 2, "symptom": 1}
+        """A concept made of others ("low sugar" and "confused"): its own status when every part holds at its
+        default status, confirm when a part is past, resolved or uncertain."""
         for owner, concept in enumerate(self.concepts):
             if not concept.all_of or owner in best:
                 continue
