@@ -100,7 +100,8 @@ class _Builder:
         if isinstance(raw, dict):
             unknown = set(raw) - set(LANGUAGES)
             if unknown:
-                raise self.fail(_line(raw), f"{what}: unknown language '{sorted(unknown)[0]}' (use en, es)")
+                language = sorted(unknown)[0]
+                raise self.fail(_line(raw, language), f"{what}: unknown language '{language}' (use en, es)")
             items: list[tuple[Any, int]] = []
             for language in LANGUAGES:
                 items += self.phrases(raw.get(language) or [], _line(raw, language), f"{what} ({language})")
