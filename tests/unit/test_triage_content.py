@@ -56,9 +56,18 @@ def test_a_minimal_library_loads_and_matches(tmp_path: Path) -> None:
 BROKEN = [
     (CONCEPTS.replace('"chest @pain"', '"chest @ache"'), "concepts.yaml", 9, "unknown class '@ache'"),
     (CONCEPTS.replace("reason: chest_pain", "reason: Chest Pain"), "concepts.yaml", 7, "reason is a code"),
-    (CONCEPTS.replace("    reason: chest_pain\n", "    reason: chest_pain\n    status: now\n"), "concepts.yaml", 8, "status"),
-    (CONCEPTS.replace("    reason: chest_pain\n", "    reason: chest_pain\n    colour: red\n"), "concepts.yaml", 8,
-     "unknown key 'colour'"),
+    (
+        CONCEPTS.replace("    reason: chest_pain\n", "    reason: chest_pain\n    status: now\n"),
+        "concepts.yaml",
+        8,
+        "status",
+    ),
+    (
+        CONCEPTS.replace("    reason: chest_pain\n", "    reason: chest_pain\n    colour: red\n"),
+        "concepts.yaml",
+        8,
+        "unknown key 'colour'",
+    ),
     (CONCEPTS.replace("  pain: [pain*", "  pain: [p*"), "concepts.yaml", 4, "too short"),
     (CONCEPTS.replace('es: ["@pain de pecho"]', 'fr: ["douleur"]'), "concepts.yaml", 10, "unknown language 'fr'"),
     (CONCEPTS.replace("reviewed: {by: pending clinical review, on: 2026-11-29}\n", ""), "concepts.yaml", 1, "reviewed"),
@@ -69,7 +78,9 @@ BROKEN = [
 
 
 @pytest.mark.parametrize(("concepts", "file", "line", "reason"), BROKEN)
-def test_invalid_concepts_name_the_file_and_line(tmp_path: Path, concepts: str, file: str, line: int, reason: str) -> None:
+def test_invalid_concepts_name_the_file_and_line(
+    tmp_path: Path, concepts: str, file: str, line: int, reason: str
+) -> None:
     with pytest.raises(FlowError) as caught:
         load_triage(write(tmp_path, concepts=concepts), tmp_path.parent)
     assert caught.value.path == f"{tmp_path.name}/{file}"
@@ -97,7 +108,7 @@ def test_invalid_context_rules_name_the_file_and_line(tmp_path: Path, context: s
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     write(tmp_path)
     (tmp_path / "context.yaml").unlink()
-    with pytest.raises(FlowError, match="context.yaml:0: file is missing"):
+    with pytest.raises(FlowError, match=r"context\.yaml:0: file is missing"):
         load_triage(tmp_path, tmp_path.parent)
 
 
@@ -135,5 +146,5 @@ def test_targets_on_the_shared_corpus() -> None:
 def test_parse_rows_rejects_a_bad_file() -> None:
     with pytest.raises(ValueError, match="header"):
         parse_rows(["text\tlang"], "x.tsv")
-    with pytest.raises(ValueError, match="x.tsv:3"):
+    with pytest.raises(ValueError, match=r"x\.tsv:3"):
         parse_rows(["lang\texpect\treason\ttext", "en\tNONE\tnone\thi", "en\tMAYBE\tnone\thi"], "x.tsv")
