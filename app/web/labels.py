@@ -20,11 +20,11 @@ def outcome_label(code: str, language: str) -> str:
 
 
 def reason_label(code: str, language: str) -> str:
-    """Triage reasons (app/triage, content/triage/concepts.yaml) are translated; other reasons come from flow
-    files (clinician-named codes) and are shown readable, not translated per code."""
+    """Reasons that only triage names (app/triage, content/triage/concepts.yaml) are translated; reasons that
+    flow files name (clinician-named codes, some shared with triage: chest_pain, swelling...) are shown
+    readable, not translated per code."""
     _ = gettext_for(language)
     labels = {
-        "chest_pain": _("Chest pain or pressure"),
         "breathing": _("Severe trouble breathing"),
         "stroke": _("Stroke signs"),
         "unresponsive": _("Unresponsive"),
@@ -36,10 +36,6 @@ def reason_label(code: str, language: str) -> str:
         "coughing_blood": _("Coughing up blood"),
         "allergic_reaction": _("Severe allergic reaction"),
         "severe_hypoglycemia": _("Severe low blood sugar"),
-        "confusion": _("New confusion"),
-        "shortness_of_breath": _("Shortness of breath"),
-        "swelling": _("Swelling"),
-        "weight_gain": _("Weight gain"),
         "dizziness": _("Dizziness"),
         "fever": _("Fever or chills"),
         "vomiting": _("Nausea or vomiting"),

@@ -139,6 +139,11 @@ MODIFIERS = [
     ("en", "dying to see my grandkids", "suicide", None),
     ("es", "me muero de risa", "suicide", None),
     ("es", "me muero de ganas de verlos", "suicide", None),
+    ("en", "i would rather die than sit through another meeting", "suicide", None),
+    ("es", "me voy a morir de la risa con ustedes", "suicide", None),
+    # everyday phrases that share words with a red flag
+    ("en", "i cant talk right now, at work", "stroke", None),
+    ("es", "mi hijo no me contesta el telefono", "unresponsive", None),
 ]
 
 
