@@ -1,83 +1,68 @@
-"""Consent keywords (STOP / START / HELP in every supported language), handled before any flow runs.
+"""Consent: keywords (STOP / START / HELP in every supported language) and what opting out or in does.
 
 Only a message that is one keyword as a whole counts ("stop", "STOP!", " Parar "); "please don't stop"
 is a reply, not an opt-out. YES / SÍ opt back in only while the patient is opted out, because
-otherwise they are answers.
+otherwise they are answers. The word lists and ``classify`` are pure and live in app/flows/keywords.py
+(transcripts and ``outreach simulate`` classify exactly as the webhook does); the order of the checks
+is ``app/flows/routing.py``'s ``route``.
+
+Keywords never eat answers (issue 7, item 2). Twilio itself acts on its default opt-out words (STOP,
+STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) and opt-in words (START, UNSTOP): the number is
+blocked or unblocked at Twilio whatever we answer, so these are always keywords, even mid-question
+(a flow must never offer them as answers; ``outreach lint-content`` checks). Every other keyword — ALTO,
+PARAR, BAJA, CANCELAR, AYUDA, and HELP / INFO — is ours: when a conversation is active and its pending
+question understands the whole message as a valid answer (``engine.understands``), it is that answer
+("Alto" at the ketone question means high, and the patient stays subscribed). With no conversation, or at
+a question that does not understand it, it is the keyword as before ("Alto" alone is still an opt-out).
+
+HELP / INFO: Twilio answers HELP (and INFO) on its own when its default keyword handling is on, and it
+still forwards the message to us; it blocks nothing. So HELP / INFO follow the same rule as the Spanish
+words: an answer when the pending question understands it (the patient may also get Twilio's own help
+line, which is harmless), else our HELP text (program, phone, how to stop, 911). Flows should still not
+offer HELP / INFO / AYUDA as answer words; the rule above is the safety net, not the design.
+An opt-out written as a sentence ("please stop texting me") is not an opt-out: see content/consent.yaml.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import logging
-from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.flows.text import squash
-from app.i18n import gettext_for, normalise_language
+from app.flows.keywords import (
+    HELP,
+    OPT_IN,
+    OPT_IN_WHILE_OPTED_OUT,
+    OPT_OUT,
+    TWILIO_ENFORCED,
+    Keyword,
+    KeywordHit,
+    classify,
+    opt_out_sentence_text,
+    reply_text,
+)
+from app.i18n import normalise_language
 from app.models import AuditEvent, Conversation, Enrollment, Message, Patient, ScheduledTouch, TouchStatus
 
+__all__ = [
+    "HELP",
+    "OPT_IN",
+    "OPT_IN_WHILE_OPTED_OUT",
+    "OPT_OUT",
+    "TWILIO_ENFORCED",
+    "Keyword",
+    "KeywordHit",
+    "classify",
+    "keyword_language",
+    "opt_in",
+    "opt_out",
+    "opt_out_sentence_text",
+    "reply_text",
+]
+
 log = logging.getLogger(__name__)
-
-
-class Keyword(enum.StrEnum):
-    STOP = "stop"
-    START = "start"
-    HELP = "help"
-
-
-@dataclass(frozen=True)
-class KeywordHit:
-    keyword: Keyword
-    #: The language the keyword itself is in, when it says ("PARAR" is Spanish), else None.
-    language: str | None
-
-
-OPT_OUT = {
-    "stop": None,
-    "stopall": None,
-    "unsubscribe": None,
-    "cancel": None,
-    "end": None,
-    "quit": None,
-    "revoke": None,
-    "optout": None,
-    "parar": "es",
-    "alto": "es",
-    "cancelar": "es",
-    "baja": "es",
-}
-OPT_IN = {"start": None, "unstop": None}
-OPT_IN_WHILE_OPTED_OUT = {"yes": "en", "si": "es"}
-HELP = {"help": None, "info": None, "ayuda": "es"}
-
-
-def classify(text: str, *, opted_out: bool) -> KeywordHit | None:
-    word = squash(text)
-    if word in OPT_OUT:
-        return KeywordHit(Keyword.STOP, OPT_OUT[word])
-    if word in OPT_IN:
-        return KeywordHit(Keyword.START, OPT_IN[word])
-    if opted_out and word in OPT_IN_WHILE_OPTED_OUT:
-        return KeywordHit(Keyword.START, OPT_IN_WHILE_OPTED_OUT[word])
-    if word in HELP:
-        return KeywordHit(Keyword.HELP, HELP[word])
-    return None
-
-
-def reply_text(keyword: Keyword, language: str, program_name: str, program_phone: str) -> str:
-    _ = gettext_for(language)
-    values = {"program": program_name, "phone": program_phone}
-    if keyword is Keyword.STOP:
-        return _("%(program)s: You will not get more messages from us. Reply START to get them again.") % values
-    if keyword is Keyword.START:
-        return _("%(program)s: You will get messages from us again. Reply STOP to stop them.") % values
-    return (
-        _("%(program)s: For help call %(phone)s. Reply STOP to stop messages. If this is an emergency, call 911.")
-        % values
-    )
 
 
 def opt_out(session: Session, rt: object, patient: Patient, *, now: dt.datetime, confirm: bool = True) -> bool:

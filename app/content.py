@@ -9,10 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from app.flows.intents import GlobalIntents, compile_red_flags
+from app.flows.intents import GlobalIntents, OptOutPhrases, Triage
 from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
 from app.flows.model import Flow
 from app.scheduling.campaigns import Campaign, load_campaign
+from app.triage.phrases import PhraseTriage  # TEMPORARY (branch pipeline): replaced by the triage component
 
 
 @dataclass
@@ -32,6 +33,8 @@ class ContentLibrary:
     campaigns: dict[str, Campaign]
     intents: GlobalIntents
     education: dict[str, dict[str, EducationText]]
+    #: ``assess(text, language) -> Verdict`` (app/triage/verdict.py); the engine gets it through ``intents``.
+    triage: Triage
 
     def flow(self, flow_id: str) -> Flow:
         return self.flows[flow_id]
@@ -94,6 +97,12 @@ def load_content(root: Path) -> ContentLibrary:
     if red_flags_path.exists():
         data = load_yaml_with_lines(red_flags_path.read_text(encoding="utf-8"), _shown(red_flags_path, root))
         entries = list(data.get("flags") or [])
+    consent_path = root / "consent.yaml"
+    consent: dict[str, object] = {}
+    if consent_path.exists():
+        consent = dict(load_yaml_with_lines(consent_path.read_text(encoding="utf-8"), _shown(consent_path, root)))
+    # TEMPORARY (branch pipeline): the phrase-list adapter until the triage component lands.
+    triage = PhraseTriage(entries)
     education: dict[str, dict[str, EducationText]] = {}
     for path in sorted((root / "education").glob("*/*.md")):
         item = parse_education(path, _shown(path, root))
@@ -103,6 +112,7 @@ def load_content(root: Path) -> ContentLibrary:
         flows=flows,
         flow_sources=sources,
         campaigns=campaigns,
-        intents=GlobalIntents(red_flags=compile_red_flags(entries)),
+        intents=GlobalIntents(triage=triage, opt_out=OptOutPhrases.from_content(consent)),
         education=education,
+        triage=triage,
     )

@@ -22,6 +22,7 @@ from app.flows.model import Flow
 from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.outbound import queue_text
 from app.runtime import Runtime
+from app.triage.verdict import Finding
 from app.variables import render_variables
 
 log = logging.getLogger(__name__)
@@ -130,13 +131,16 @@ def start_conversation(
     send_key: str | None = None,
     lead_in: Sequence[str] = (),
     variables: Mapping[str, str] | None = None,
+    confirm: tuple[Finding, ...] = (),
 ) -> Conversation:
+    """Start ``flow_id`` for the patient now; ``confirm``: begin with "right now?" about these red flags
+    (app/flows/routing.py RIGHT_NOW_FLOW). Raises ConversationBusy when one is active."""
     if active_conversation(session, patient.id) is not None:
         raise ConversationBusy(patient.id)
     flow = rt.content.flow(flow_id)
     _remember_version(session, rt, flow)
     ctx = patient_context(session, rt, patient, now, variables=variables)
-    step = engine.start(flow, ctx, now, rt.content.intents)
+    step = engine.start(flow, ctx, now, rt.content.intents, confirm=confirm)
     conversation = Conversation(
         patient_id=patient.id,
         flow_id=flow.id,
@@ -223,6 +227,8 @@ def apply_step(
                 )
             )
         elif isinstance(event, engine.Escalate):
+            if inbound is not None and event.rule_id.startswith(("red-flag:", "confirm:")):
+                _flag(inbound, event.rule_id.replace("red-flag:", "red_flag:"))
             escalate(
                 session,
                 rt,
@@ -248,6 +254,10 @@ def apply_step(
                 _check_unreachable(session, patient, conversation, now)
         elif isinstance(event, engine.LanguageChanged):
             patient.language = event.language
+        elif isinstance(event, engine.OptOutRequested) and inbound is not None:
+            # "Please stop texting me": not an opt-out (only the keyword is); staff follow up.
+            inbound.needs_review = True
+            _flag(inbound, "opt_out_request")
     if chained and patient.reachable and chained in rt.content.flows:
         # The next flow's opening goes in the same text as this one's closing, so they arrive in order.
         session.flush()
@@ -270,6 +280,11 @@ def apply_step(
             send_key=send_key,
             now=now,
         )
+
+
+def _flag(message: Message, flag: str) -> None:
+    """Add a flag for staff to a stored inbound message (a new list, so the JSON column sees the change)."""
+    message.flags = list(dict.fromkeys([*(message.flags or []), flag]))
 
 
 def _check_unreachable(session: Session, patient: Patient, conversation: Conversation, now: dt.datetime) -> None:

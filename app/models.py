@@ -238,6 +238,9 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     flow_id: Mapped[str | None] = mapped_column(String(64))
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Why staff should look at an inbound text (app/flows/routing.py OutsidePlan.flags): red_flag:<reason>,
+    #: confirm:<reason>, symptom:<reason>, opt_out_request. NULL when nothing was found.
+    flags: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

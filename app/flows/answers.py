@@ -110,7 +110,13 @@ def parse_number(text: str, *, unit: str | None = None) -> ParsedNumber | None:
 
 
 def parse_choice(text: str, choices: list[tuple[str, list[str]]], *, by_number: bool = True) -> str | None:
-    """A choice by its number (1-based, unless ``by_number`` is off) or by one of its words."""
+    """A choice by its number (1-based, unless ``by_number`` is off) or by one of its words.
+
+    A word found inside a longer word of another choice does not count: "not good" (listed under
+    worse) is not also "good", and "not so bad" (listed under same) is not "bad". Two choices named
+    side by side ("better or worse"), or one phrase listed under two choices on purpose, is ambiguous:
+    None, so the question is asked again.
+    """
     stripped = text.strip()
     words = tokens(stripped)
     if len(words) == 1 and words[0].isascii() and words[0].isdigit():
@@ -121,11 +127,17 @@ def parse_choice(text: str, choices: list[tuple[str, list[str]]], *, by_number: 
         index = int(words[0]) - 1
         return choices[index][0] if 0 <= index < len(choices) else None
     folded = " ".join(words)
-    hits = {
-        choice_id
+    found = [
+        (match.start(), match.end(), choice_id)
         for choice_id, synonyms in choices
         for synonym in synonyms
-        if synonym and re.search(rf"(?<!\w){re.escape(fold(synonym))}(?!\w)", folded)
+        if synonym
+        for match in re.finditer(rf"(?<!\w){re.escape(fold(synonym))}(?!\w)", folded)
+    ]
+    hits = {
+        choice_id
+        for start, end, choice_id in found
+        if not any(s <= start and end <= e and (e - s) > (end - start) for s, e, _ in found)
     }
     return hits.pop() if len(hits) == 1 else None
 

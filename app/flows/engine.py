@@ -16,9 +16,12 @@ from typing import Any, Literal
 from babel.numbers import format_decimal
 
 from app.flows.answers import parse_choice, parse_number, parse_scale, parse_yes_no
-from app.flows.intents import GlobalIntents
+from app.flows.intents import GlobalIntents, confirm_reply
+from app.flows.keywords import opt_out_sentence_text
 from app.flows.model import Condition, Flow, Node, Rule
+from app.flows.safety import confirm_no_text, confirm_question, confirm_reprompt, emergency_text, nurse_today_text
 from app.i18n import gettext_for, locale_for, normalise_language
+from app.triage.verdict import Finding, Verdict
 
 MAX_REPROMPTS = 2
 MAX_STEPS = 200
@@ -85,7 +88,12 @@ class LanguageChanged:
     language: str
 
 
-Event = Say | SaveAnswer | Escalate | NotUnderstood | Completed | LanguageChanged
+@dataclass(frozen=True)
+class OptOutRequested:
+    """An opt-out written as a sentence ("please stop texting me"): flag the message for staff."""
+
+
+Event = Say | SaveAnswer | Escalate | NotUnderstood | Completed | LanguageChanged | OptOutRequested
 
 
 # ----------------------------------------------------------------------------------------------- state
@@ -122,6 +130,11 @@ class State:
     reminded: bool = False
     started_at: str = ""
     wake_at: str | None = None
+    #: Red flags waiting on the patient's answer to "right now?" (their URGENT escalations are open);
+    #: ``node`` stays the question the flow was at (None: a check started outside any flow).
+    confirming: tuple[Finding, ...] = ()
+    #: How many times "right now?" has been asked for ``confirming``.
+    confirm_asked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +150,17 @@ class State:
             "reminded": self.reminded,
             "started_at": self.started_at,
             "wake_at": self.wake_at,
+            "confirming": [
+                {
+                    "reason": f.reason,
+                    "status": f.status,
+                    "crisis_line": f.crisis_line,
+                    "poison_control": f.poison_control,
+                    "evidence": f.evidence,
+                }
+                for f in self.confirming
+            ],
+            "confirm_asked": self.confirm_asked,
         }
 
     @classmethod
@@ -154,6 +178,17 @@ class State:
             reminded=bool(data.get("reminded", False)),
             started_at=data.get("started_at", ""),
             wake_at=data.get("wake_at"),
+            confirming=tuple(
+                Finding(
+                    reason=str(f["reason"]),
+                    status=f.get("status", "confirm"),
+                    crisis_line=bool(f.get("crisis_line", False)),
+                    poison_control=bool(f.get("poison_control", False)),
+                    evidence=str(f.get("evidence", "")),
+                )
+                for f in data.get("confirming", ())
+            ),
+            confirm_asked=int(data.get("confirm_asked", 0)),
         )
 
     @property
@@ -175,12 +210,26 @@ class FlowRuntimeError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------- engine
-def start(flow: Flow, ctx: PatientContext, now: dt.datetime, intents: GlobalIntents | None = None) -> Step:
+def start(
+    flow: Flow,
+    ctx: PatientContext,
+    now: dt.datetime,
+    intents: GlobalIntents | None = None,
+    *,
+    confirm: tuple[Finding, ...] = (),
+) -> Step:
+    """Begin ``flow``; with ``confirm`` (red flags to ask about, found outside any flow), begin by asking
+    "right now?" (URGENT escalations open at once) and enter the flow only after a NO or unclear replies.
+    """
     language = normalise_language(ctx.language)
     if language not in flow.languages:
         language = flow.languages[0]
     state = State(flow_id=flow.id, flow_version=flow.version, language=language, node=None, started_at=now.isoformat())
     events: list[Event] = []
+    if confirm:
+        wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
+        state = _ask_confirm(replace(state, wake_at=wake.isoformat()), confirm, events)
+        return Step(state, tuple(events))
     state = _enter(flow, state, ctx, flow.start, events, now)
     return Step(state, tuple(events))
 
@@ -190,34 +239,43 @@ def resume(
 ) -> Step:
     if state.flow_version != flow.version:
         raise FlowRuntimeError(f"state is pinned to {state.flow_id}@{state.flow_version}, not {flow.version}")
-    if state.status != "active" or state.node is None:
+    if state.status != "active" or (state.node is None and not state.confirming):
         return Step(state, (NotUnderstood(None),))
     events: list[Event] = []
     if isinstance(given, Timeout):
+        if state.confirming and state.node is None:
+            return Step(_confirm_timeout(state, events, now, flow), tuple(events))
+        # Silence to "right now?" inside a flow: the URGENT stays open; the flow's own timing goes on.
+        state = replace(state, confirming=(), confirm_asked=0)
         return Step(_timeout(flow, state, ctx, events, now), tuple(events))
     intents = intents or GlobalIntents()
-    current = state.node
     text = given.text
     switch = intents.language_switch(text)
     if switch and switch in flow.languages:
         state = replace(state, language=switch, attempts=0)
         events.append(LanguageChanged(switch))
-        events.append(Say(_render(flow.node(current).text, state.language, ctx), "prompt"))
+        if state.confirming:
+            events.append(Say(confirm_question(_reasons(state.confirming), state.language), "confirm"))
+        else:
+            assert state.node is not None
+            events.append(Say(_render(flow.node(state.node).text, state.language, ctx), "prompt"))
         return Step(state, tuple(events))
-    flag = intents.red_flag(text)
-    if flag is not None:
-        events.append(
-            Escalate(
-                rule_id=f"red-flag:{flag.id}",
-                level="EMERGENCY",
-                reason=flag.reason,
-                detail={"phrase_category": flag.id, "question": state.node},
-                crisis_line=flag.crisis_line,
-            )
-        )
-        events.append(Say(emergency_text(state.language, ctx, crisis_line=flag.crisis_line), "emergency"))
-        state = _finish(state, "red_flag", events)
+    # Triage runs on every reply, before anything else reads it (DESIGN §4.3): every reason fires.
+    verdict = intents.assess(text, state.language)
+    said_yes = bool(state.confirming) and confirm_reply(text) == "yes"
+    if verdict.emergency or said_yes:
+        return Step(_emergency(state, ctx, verdict, events, confirmed=said_yes), tuple(events))
+    if state.confirming:
+        return Step(_confirm_answer(flow, state, ctx, text, verdict, events, now), tuple(events))
+    if verdict.confirm:
+        return Step(_ask_confirm(state, pending_findings(verdict), events), tuple(events))
+    if intents.opt_out_request(text):
+        # Not an answer and not a failed attempt: one line on how to stop, and a flag for staff.
+        events.append(OptOutRequested())
+        events.append(Say(opt_out_sentence_text(state.language), "info"))
         return Step(state, tuple(events))
+    assert state.node is not None
+    current = state.node
     node = flow.node(current)
     if node.type == "wait":
         # A reply while a reminder is snoozed answers the question the wait leads to.
@@ -285,6 +343,157 @@ def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
         (c.id, [c.label.get(language, ""), *c.label.values(), *(w for ws in c.words.values() for w in ws)])
         for c in node.choices
     ]
+
+
+def understands(flow: Flow, state: State, text: str) -> bool:
+    """Whether the conversation's pending question reads the whole of ``text`` as a valid answer.
+
+    Used before consent keywords (app/flows/routing.py): "Alto" at a question that offers it is an
+    answer, not an opt-out. While "right now?" is pending, that question is the one asked.
+    """
+    if state.status != "active":
+        return False
+    if state.confirming:
+        return confirm_reply(text) is not None
+    if state.node is None:
+        return False
+    node = flow.node(state.node)
+    candidates = [node] if node.type == "question" else [flow.node(b.goto) for b in node.next]
+    return any(c.type == "question" and understand(c, Reply(text), state.language) is not None for c in candidates)
+
+
+# ------------------------------------------------------------------------- triage: emergency and confirm
+def _reasons(findings: Sequence[Finding]) -> list[str]:
+    return list(dict.fromkeys(f.reason for f in findings))
+
+
+def pending_findings(verdict: Verdict) -> tuple[Finding, ...]:
+    """The findings behind ``verdict.to_confirm``, one per reason."""
+    wanted = set(verdict.to_confirm)
+    chosen: dict[str, Finding] = {}
+    for finding in verdict.findings:
+        if finding.status == "confirm" and finding.reason in wanted:
+            chosen.setdefault(finding.reason, finding)
+    return tuple(chosen.values())
+
+
+def _ask_confirm(state: State, findings: Sequence[Finding], events: list[Event]) -> State:
+    """A past, resolved or uncertain red flag: an URGENT item per reason at once, and "right now?"."""
+    for finding in findings:
+        events.append(
+            Escalate(
+                rule_id=f"confirm:{finding.reason}",
+                level="URGENT",
+                reason=finding.reason,
+                detail={"question": state.node, "asked": "right_now", "evidence": finding.evidence},
+                crisis_line=finding.crisis_line,
+            )
+        )
+    pending = tuple({f.reason: f for f in (*state.confirming, *findings)}.values())
+    events.append(Say(confirm_question(_reasons(pending), state.language), "confirm"))
+    return replace(state, confirming=pending, confirm_asked=1)
+
+
+def _emergency(state: State, ctx: PatientContext, verdict: Verdict, events: list[Event], *, confirmed: bool) -> State:
+    """Every current red flag (and, after YES to "right now?", every pending one) → EMERGENCY; one text."""
+    current = [f for f in verdict.findings if f.status == "current"]
+    if confirmed:
+        current += [replace(f, status="current") for f in state.confirming]
+    pending = {p.reason for p in state.confirming}
+    detail: dict[str, Any] = {"question": state.node}
+    if confirmed:
+        detail["confirmed_right_now"] = sorted(pending)
+    to_confirm = [f for f in pending_findings(verdict) if f.reason not in pending]
+    events.extend(emergency_events(current, to_confirm, state.language, ctx, detail))
+    return _finish(replace(state, confirming=(), confirm_asked=0), "red_flag", events)
+
+
+def emergency_events(
+    current: Sequence[Finding],
+    to_confirm: Sequence[Finding],
+    language: str,
+    ctx: PatientContext,
+    detail: Mapping[str, Any],
+) -> list[Event]:
+    """One EMERGENCY ``Escalate`` per current reason (rule ``red-flag:<reason>``), an URGENT one per mention
+    to confirm beside them (rule ``confirm:<reason>``), and ONE text: 911, plus 988 when any reason needs the
+    crisis line, plus Poison Control when any needs it (DESIGN §4.3: every matching reason fires)."""
+    events: list[Event] = []
+    fired: dict[str, Finding] = {}
+    for finding in current:
+        if finding.reason in fired:
+            continue
+        fired[finding.reason] = finding
+        events.append(
+            Escalate(
+                rule_id=f"red-flag:{finding.reason}",
+                level="EMERGENCY",
+                reason=finding.reason,
+                detail={**detail, "evidence": finding.evidence},
+                crisis_line=finding.crisis_line,
+            )
+        )
+    for finding in to_confirm:
+        if finding.reason not in fired:
+            events.append(
+                Escalate(
+                    rule_id=f"confirm:{finding.reason}",
+                    level="URGENT",
+                    reason=finding.reason,
+                    detail={**detail, "evidence": finding.evidence},
+                    crisis_line=finding.crisis_line,
+                )
+            )
+    told = list(fired.values())
+    text = emergency_text(
+        language,
+        ctx,
+        crisis_line=any(f.crisis_line for f in (*told, *to_confirm)),
+        poison_control=any(f.poison_control for f in (*told, *to_confirm)),
+        physical=any(not f.crisis_line for f in told),
+    )
+    events.append(Say(text, "emergency"))
+    return events
+
+
+def _confirm_answer(
+    flow: Flow, state: State, ctx: PatientContext, text: str, verdict: Verdict, events: list[Event], now: dt.datetime
+) -> State:
+    """A reply to "right now?" that is not YES (YES is an emergency): NO, or unclear (asked once more)."""
+    answer = confirm_reply(text)
+    if answer is None and state.confirm_asked < 2:
+        events.append(NotUnderstood(state.node))
+        events.append(Say(confirm_reprompt(_reasons(state.confirming), state.language), "confirm"))
+        return replace(state, confirm_asked=state.confirm_asked + 1)
+    if answer is None:
+        events.append(NotUnderstood(state.node))
+    state = replace(state, confirming=(), confirm_asked=0)
+    new = tuple(f for f in pending_findings(verdict) if answer == "no")
+    if new:
+        # "No, but the chest pain went away an hour ago": another mention to ask about.
+        return _ask_confirm(state, new, events)
+    if state.node is None:
+        # A check started outside any flow: the flow is its closing (thanks, a nurse will call today).
+        return _enter(flow, state, ctx, flow.start, events, now)
+    told = confirm_no_text(state.language) if answer == "no" else nurse_today_text(state.language, ctx.program_name)
+    events.append(Say(told, "escalation"))
+    node = flow.node(state.node)
+    if node.type == "question":
+        events.append(Say(_render(node.text, state.language, ctx), "prompt"))
+    return state
+
+
+def _confirm_timeout(state: State, events: list[Event], now: dt.datetime, flow: Flow) -> State:
+    """Silence to a "right now?" asked outside any flow: one reminder, then expire; the URGENT stays open."""
+    if not state.reminded:
+        _ = gettext_for(state.language)
+        prefix = _("Reminder:")
+        events.append(Say(f"{prefix} {confirm_question(_reasons(state.confirming), state.language)}", "reminder"))
+        started = dt.datetime.fromisoformat(state.started_at)
+        expire = max(started + dt.timedelta(minutes=flow.waits.expire_after_minutes), now + dt.timedelta(minutes=1))
+        return replace(state, reminded=True, wake_at=expire.isoformat())
+    events.append(Completed("no_response"))
+    return replace(state, status="expired", result="no_response", wake_at=None, confirming=(), confirm_asked=0)
 
 
 # ------------------------------------------------------------------------------------------- internals
@@ -527,16 +736,6 @@ def reprompt_text(node: Node, language: str, ctx: PatientContext) -> str:
     else:
         hint = _("Please reply with a short message.")
     return f"{sorry} {hint}\n{_render(node.text, language, ctx)}"
-
-
-def emergency_text(language: str, ctx: PatientContext, *, crisis_line: bool) -> str:
-    _ = gettext_for(language)
-    if crisis_line:
-        return _(
-            "Please call or text 988 now to talk with someone right away (Suicide & Crisis Lifeline). "
-            "If you are in danger, call 911. We have told your care team."
-        )
-    return _("This could be an emergency. Call 911 now. We have told your care team.")
 
 
 def level_text(level: str, language: str, ctx: PatientContext) -> str:

@@ -1,5 +1,7 @@
 """Play a flow in a terminal: the same pure engine as production, one reply per input line.
 
+Each reply goes through ``app/flows/routing.py`` exactly as a real text does (consent keywords, triage,
+an opt-out sentence, the flow's answer), so a keyword collision or a missed red flag shows here too.
 Lines starting with ``:`` are commands: ``:wait 4h`` lets time pass (reminder, expiry), ``:quit``.
 """
 
@@ -12,6 +14,7 @@ from app.flows import engine
 from app.flows.intents import GlobalIntents
 from app.flows.loader import FlowError, parse_duration_minutes
 from app.flows.model import Flow
+from app.flows.routing import keyword_outcome, play
 
 
 def simulate(
@@ -24,6 +27,7 @@ def simulate(
 ) -> engine.State:
     clock = now or dt.datetime.now(dt.UTC)
     step = engine.start(flow, ctx, clock, intents)
+    opted_out = False
     _show(step, out)
     for raw in lines:
         line = raw.rstrip("\n")
@@ -42,7 +46,15 @@ def simulate(
             step = engine.resume(flow, step.state, ctx, engine.Timeout(), clock, intents)
         else:
             out(f"patient> {line}")
-            step = engine.resume(flow, step.state, ctx, engine.Reply(line), clock, intents)
+            played = play(flow, step.state, ctx, line, clock, intents, opted_out=opted_out)
+            step, opted_out = played.step, played.opted_out
+            outcome = keyword_outcome(played)
+            if outcome == "opt_out_request":
+                out("  [asks to stop in words: flagged for the care team]")
+            elif outcome == "answer":
+                out("  [a keyword read as this question's answer]")
+            elif outcome is not None:
+                out(f"  [keyword {outcome.upper()}]")
         _show(step, out)
     out(f"(conversation {step.state.status}" + (f": {step.state.result})" if step.state.result else ")"))
     return step.state

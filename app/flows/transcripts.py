@@ -17,7 +17,9 @@ from app.flows import engine
 from app.flows.intents import GlobalIntents
 from app.flows.loader import FlowError, LineDict, load_yaml_with_lines, parse_duration_minutes
 from app.flows.model import LEVELS, Flow
+from app.flows.routing import keyword_outcome, play
 from app.flows.text import fold
+from app.triage.verdict import Finding
 
 DEFAULT_START = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
 
@@ -159,16 +161,37 @@ def run_case(
         variables={str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
         education=education or {},
     )
-    step = engine.start(flow, ctx, now, intents)
+    # ``confirm: [chest_pain, {reason: suicide, crisis_line: true}]``: begin with "right now?" about these red
+    # flags, as the inbound path does for a mention outside any conversation (app/flows/routing.py).
+    confirm = tuple(
+        Finding(
+            str(item["reason"]),
+            "confirm",
+            crisis_line=bool(item.get("crisis_line", False)),
+            poison_control=bool(item.get("poison_control", False)),
+        )
+        if isinstance(item, Mapping)
+        else Finding(str(item), "confirm")
+        for item in (case.get("confirm") or [])
+    )
+    step = engine.start(flow, ctx, now, intents, confirm=confirm)
     steps = list(case.get("steps") or [])
     opening_checked = False
+    opted_out = False
     for index, raw in enumerate(steps, start=1):
         where = f"step {index}" + (f" (line {raw.line})" if isinstance(raw, LineDict) else "")
         if "reply" in raw:
             text = _reply_text(raw["reply"], language)
             if text is None:
                 continue
-            step = engine.resume(flow, step.state, ctx, engine.Reply(text), now, intents)
+            # Every reply goes the way a real text goes (keywords, triage, the flow): app/flows/routing.py.
+            played = play(flow, step.state, ctx, text, now, intents, opted_out=opted_out)
+            step, opted_out = played.step, played.opted_out
+            if "keyword" in raw:
+                expected = raw["keyword"]
+                actual = keyword_outcome(played)
+                if (None if expected in (None, "none") else str(expected)) != actual:
+                    failures.append(f"{where}: keyword outcome is {actual!r}, expected {expected!r}")
         elif "wait" in raw:
             now = now + dt.timedelta(minutes=parse_duration_minutes(raw["wait"], name, index))
             step = engine.resume(flow, step.state, ctx, engine.Timeout(), now, intents)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from app.escalation.queue import OUTCOMES, ActionRefused, acknowledge, open_queue, resolve
 from app.i18n import gettext_for
+from app.inbound import flagged_unknown_senders, mark_reviewed
 from app.models import Answer, AuditEvent, Escalation, Message, Patient, utcnow
 from app.runtime import Runtime
 from app.web import ui_language
@@ -52,7 +53,20 @@ def home() -> ResponseReturnValue:
 def index() -> str:
     with _rt().sessions() as session:
         items = open_queue(session)
-        return render_template("queue.html", items=items, now=utcnow(), outcomes=OUTCOMES)
+        unknown = flagged_unknown_senders(session)
+        return render_template("queue.html", items=items, unknown=unknown, now=utcnow(), outcomes=OUTCOMES)
+
+
+@bp.post("/inbox/<int:message_id>/reviewed")
+@login_required
+def reviewed(message_id: int) -> ResponseReturnValue:
+    """A flagged text from an unknown number was dealt with: it leaves the queue (audited)."""
+    with _rt().sessions() as session, session.begin():
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is None or message.direction != "inbound":
+            abort(404)
+        mark_reviewed(session, message, g.user.id, utcnow())
+    return redirect(url_for("queue.index"))
 
 
 @bp.post("/escalations/<int:escalation_id>/<action>")

@@ -112,7 +112,7 @@ DAY2 = DAY1 + dt.timedelta(days=1)
 
 @pytest.mark.parametrize(
     ("language", "weight_prompt", "alert_words"),
-    [("en", "weight today in pounds", "weight went up"), ("es", "libras", "peso subio")],
+    [("en", "weight today in pounds", "weight went up"), ("es", "libras", "subido de peso")],
 )
 def test_weight_gain_overnight_opens_an_urgent_escalation(
     client: FlaskClient,

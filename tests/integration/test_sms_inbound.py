@@ -34,6 +34,8 @@ MORNING = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
 PROGRAM_NAME = "North Clinic"
 PROGRAM_PHONE = "555-0100"
 WEIGHT_REPROMPT = "Sorry, I didn't understand. Please reply with your weight in pounds, like 182."
+NOTICE = f"This number is not watched all the time. In an emergency call 911. Questions: {PROGRAM_PHONE}"
+STOP_LINE = "Reply STOP to stop all texts."
 
 
 def _text(post: Poster, rt: Runtime, phone: str, body: str) -> None:
@@ -75,8 +77,8 @@ def in_checkin(rt: Runtime, make_patient: Callable[..., Any], fake_twilio: FakeT
         ("STOP", "You will not get more messages from us"),
         ("  stop! ", "You will not get more messages from us"),
         ("Unsubscribe", "You will not get more messages from us"),
-        ("PARAR", "Ya no va a recibir mas mensajes"),
-        ("baja", "Ya no va a recibir mas mensajes"),
+        ("PARAR", "Ya no va a recibir nuestros mensajes. Responda SI o START"),
+        ("baja", "Ya no va a recibir nuestros mensajes"),
     ],
 )
 def test_opt_out_keyword_stops_everything_and_is_confirmed_once_in_its_language(
@@ -153,7 +155,8 @@ def test_yes_is_not_an_opt_in_keyword_unless_opted_out(
     _text(post_twilio, rt, patient.phone, "YES")
     [inbound] = message_rows(rt, direction="inbound")
     assert (inbound.kind, inbound.needs_review) == ("inbox", True)
-    assert texts_to(fake_twilio, patient.phone) == []
+    # Not an opt-in confirmation: only the daily "not watched all the time" notice (issue 7 item 6).
+    assert texts_to(fake_twilio, patient.phone) == [NOTICE]
 
 
 @pytest.mark.parametrize(
@@ -197,7 +200,8 @@ def test_please_stop_texting_me_is_not_an_opt_out_and_reaches_the_care_team(
         True,
         patient.id,
     )
-    assert texts_to(fake_twilio, patient.phone) == []  # no opt-out confirmation
+    assert inbound.flags == ["opt_out_request"]
+    assert texts_to(fake_twilio, patient.phone) == [STOP_LINE]  # how to stop; no opt-out confirmation
 
 
 def test_please_stop_during_a_check_in_is_not_an_opt_out(
@@ -206,8 +210,9 @@ def test_please_stop_during_a_check_in_is_not_an_opt_out(
     patient = in_checkin()
     _text(post_twilio, rt, patient.phone, "please stop texting me")
     assert patient_row(rt, patient.id).opted_out is False
-    assert texts_to(fake_twilio, patient.phone)[-1].startswith(WEIGHT_REPROMPT)
-    assert message_rows(rt, direction="inbound")[0].needs_review is True
+    assert texts_to(fake_twilio, patient.phone)[1:] == [STOP_LINE]  # one line, never "Sorry, I didn't…"
+    [inbound] = message_rows(rt, direction="inbound")
+    assert (inbound.needs_review, inbound.flags) == (True, ["opt_out_request"])
 
 
 def test_unknown_sender_gets_a_generic_reply_without_phi_and_is_kept_for_review(
@@ -247,7 +252,7 @@ def test_reply_after_the_conversation_expired_goes_to_the_inbox(
     [inbound] = message_rows(rt, direction="inbound")
     assert (inbound.kind, inbound.needs_review, inbound.body) == ("inbox", True, "182 sorry I was out")
     assert [(a.question_id, a.kind) for a in answers(rt, patient.id)] == before  # nothing saved from it
-    assert texts_to(fake_twilio, patient.phone) == sent
+    assert texts_to(fake_twilio, patient.phone) == [*sent, NOTICE]
 
 
 def test_a_2000_character_body_is_stored_to_1600_and_gets_the_reprompt(

@@ -198,6 +198,36 @@ def test_choice_spanish(text: str, expected: str | None) -> None:
     assert parse_choice(text, FEELING) == expected
 
 
+# A word inside a longer word of another choice does not count; the same phrase under two choices is
+# ambiguous on purpose.
+HOW_DO_YOU_FEEL: list[tuple[str, list[str]]] = [
+    ("better", ["better", "good", "bien", "muy bien", "not better"]),
+    ("same", ["same", "ok", "not bad", "not so bad", "mas o menos", "no tan mal"]),
+    ("worse", ["worse", "bad", "mal", "not good", "no estoy bien", "not better"]),
+]
+LONGEST_MATCH: list[tuple[str, str | None]] = [
+    ("good", "better"),
+    ("not good", "worse"),
+    ("I'm not good today", "worse"),
+    ("not so bad", "same"),
+    ("bad", "worse"),
+    ("not bad, thanks", "same"),
+    ("not better", None),  # listed under two choices: asked again
+    ("good but worse at night", None),  # two separate choices
+    ("bien", "better"),
+    ("muy bien", "better"),
+    ("no estoy bien", "worse"),
+    ("más o menos", "same"),
+    ("no tan mal", "same"),
+    ("mal", "worse"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), LONGEST_MATCH)
+def test_choice_word_inside_a_longer_word_of_another_choice(text: str, expected: str | None) -> None:
+    assert parse_choice(text, HOW_DO_YOU_FEEL) == expected
+
+
 @pytest.mark.parametrize("text", ["፩", "𐩀"])
 def test_choice_non_decimal_digit_is_not_an_error(text: str) -> None:
     assert parse_choice(text, FEELING) is None

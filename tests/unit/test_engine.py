@@ -336,21 +336,21 @@ def test_each_rule_fires_once_per_conversation() -> None:
 
 
 # ---------------------------------------------------------------------------------------- red flags
-RED_FLAGS: list[tuple[str, str, str, bool, str]] = [
-    # (patient language, text, reason, crisis line, must be said)
-    ("en", "I have chest pain", "chest_pain", False, "Call 911 now"),
-    ("es", "me duele el pecho", "chest_pain", False, "Llame al 911 ahora"),
-    ("es", "chest pain", "chest_pain", False, "Llame al 911 ahora"),  # told in the patient's language
-    ("en", "I can't breathe", "cannot_breathe", False, "Call 911 now"),
-    ("es", "no puedo respirar", "cannot_breathe", False, "Llame al 911 ahora"),
-    ("en", "I want to kill myself", "suicidal_thoughts", True, "988"),
-    ("es", "quiero morir", "suicidal_thoughts", True, "Llame al 988 (oprima 2 para español)"),
+RED_FLAGS: list[tuple[str, str, bool, tuple[str, ...]]] = [
+    # (patient language, text, crisis line, must be said). Reasons are whatever the triage component names.
+    ("en", "I have chest pain", False, ("Call 911 now",)),
+    ("es", "me duele el pecho", False, ("Llame al 911 ahora",)),
+    ("es", "chest pain", False, ("Llame al 911 ahora",)),  # told in the patient's language
+    ("en", "I can't breathe", False, ("Call 911 now",)),
+    ("es", "no puedo respirar", False, ("Llame al 911 ahora",)),
+    ("en", "I want to kill myself", True, ("call or text 988", "911")),
+    ("es", "quiero morir", True, ("988", "oprima 2", "AYUDA", "911")),
 ]
 
 
-@pytest.mark.parametrize(("lang", "text", "reason", "crisis", "told"), RED_FLAGS)
+@pytest.mark.parametrize(("lang", "text", "crisis", "told"), RED_FLAGS)
 @pytest.mark.parametrize("answered_first", [0, 1])
-def test_red_flag_mid_flow(lang: str, text: str, reason: str, crisis: bool, told: str, answered_first: int) -> None:
+def test_red_flag_mid_flow(lang: str, text: str, crisis: bool, told: tuple[str, ...], answered_first: int) -> None:
     ctx = patient(lang)
     step = begin(ctx)
     if answered_first:
@@ -359,11 +359,13 @@ def test_red_flag_mid_flow(lang: str, text: str, reason: str, crisis: bool, told
     step = reply(step, ctx, text)
     [event] = escalations(step)
     assert event.level == "EMERGENCY"
-    assert event.reason == reason
+    assert (event.reason,) == library().triage.assess(text, lang).emergency
+    assert event.rule_id == f"red-flag:{event.reason}"
     assert event.crisis_line is crisis
     assert event.detail["question"] == waiting_on
     [said] = says(step, "emergency")
-    assert told in said
+    for fragment in told:
+        assert fragment in said
     if crisis:
         assert "988" in said
     else:

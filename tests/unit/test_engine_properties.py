@@ -86,7 +86,8 @@ def check_outcome(kind: str, text: str, attempts: int, language: str) -> None:
     first = engine.start(flow, ctx, NOW, intents())
     state = State.from_dict({**first.state.to_dict(), "attempts": attempts})
     assume(intents().language_switch(text) is None)
-    assume(intents().red_flag(text) is None)
+    assume(not intents().assess(text, language).findings)
+    assume(not intents().opt_out_request(text))
 
     step = engine.resume(flow, state, ctx, Reply(text), NOW, intents())
 

@@ -1,4 +1,5 @@
-"""Global intents (DESIGN §4.3): red-flag phrases from the real lexicon, and language switches."""
+"""Global intents (DESIGN §4.3): language switches, opt-out sentences (content/consent.yaml) and the
+"right now?" reply."""
 
 from __future__ import annotations
 
@@ -8,107 +9,13 @@ import pytest
 
 from app import config
 from app.content import load_content
-from app.flows.intents import GlobalIntents, RedFlag
+from app.flows.intents import GlobalIntents, confirm_reply
 
 
 @functools.cache
 def lexicon() -> GlobalIntents:
     # load_content only reads files under content/: no database, no network.
     return load_content(config.CONTENT_DIR).intents
-
-
-def flag_for(text: str) -> RedFlag | None:
-    return lexicon().red_flag(text)
-
-
-RED_FLAGS_EN: list[tuple[str, str | None]] = [
-    ("I have chest pain", "chest_pain"),
-    ("CHEST PAIN!!", "chest_pain"),
-    ("my chest hurts", "chest_pain"),
-    ("I think I'm having a heart attack", "chest_pain"),
-    ("I can't breathe", "cannot_breathe"),
-    ("I can\u2019t breathe", "cannot_breathe"),  # curly apostrophe
-    # Short of breath is graded by the HF and COPD flows (URGENT; EMERGENCY at rest), not sent to 911 outright.
-    ("it is hard to breathe", None),
-    ("I don't want to live anymore", "suicidal_thoughts"),
-    ("I wish I was dead", "suicidal_thoughts"),
-    ("I fainted this morning", "fainting"),
-    ("I want to kill myself", "suicidal_thoughts"),
-    ("sometimes I want to die", "suicidal_thoughts"),
-    ("no chest pain today", None),
-    ("No chest pain", None),
-    ("I don't have chest pain", None),
-    ("I do not have any chest pain", None),
-    ("without chest pain", None),
-    ("183", None),
-    ("yes", None),
-    ("I feel fine", None),
-    ("", None),
-]
-
-RED_FLAGS_ES: list[tuple[str, str | None]] = [
-    ("dolor de pecho", "chest_pain"),
-    ("Tengo DOLOR DE PECHO", "chest_pain"),
-    ("me duele el pecho", "chest_pain"),
-    ("presión en el pecho", "chest_pain"),  # accent folded
-    ("no puedo respirar", "cannot_breathe"),  # the leading "no" is part of the phrase
-    ("No puedo respirar!!", "cannot_breathe"),
-    ("me falta el aire", None),  # the flows grade shortness of breath
-    ("me quiero matar", "suicidal_thoughts"),
-    ("no quiero vivir", "suicidal_thoughts"),
-    ("estaria mejor muerta", "suicidal_thoughts"),
-    ("quiero morir", "suicidal_thoughts"),
-    ("quiero matarme", "suicidal_thoughts"),
-    ("sin dolor de pecho", None),
-    ("no tengo dolor de pecho", None),
-    ("no quiero morir", None),
-    ("me siento bien", None),
-]
-
-
-@pytest.mark.parametrize(("text", "reason"), RED_FLAGS_EN)
-def test_red_flags_english(text: str, reason: str | None) -> None:
-    flag = flag_for(text)
-    assert (flag.reason if flag else None) == reason
-
-
-@pytest.mark.parametrize(("text", "reason"), RED_FLAGS_ES)
-def test_red_flags_spanish(text: str, reason: str | None) -> None:
-    flag = flag_for(text)
-    assert (flag.reason if flag else None) == reason
-
-
-@pytest.mark.parametrize(
-    ("text", "crisis_line"),
-    [
-        ("I want to kill myself", True),
-        ("quiero morir", True),
-        ("I have chest pain", False),
-        ("no puedo respirar", False),
-    ],
-)
-def test_crisis_line_only_for_suicidal_thoughts(text: str, crisis_line: bool) -> None:
-    flag = flag_for(text)
-    assert flag is not None
-    assert flag.crisis_line is crisis_line
-
-
-def test_lexicon_covers_both_languages_for_every_flag() -> None:
-    reasons = {flag.reason for flag in lexicon().red_flags}
-    assert {"chest_pain", "cannot_breathe", "suicidal_thoughts"} <= reasons
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("No, no puedo respirar", "cannot_breathe"),
-        ("Not good. Chest pain since last night", "chest_pain"),
-        ("No. Quiero morir", "suicidal_thoughts"),
-    ],
-)
-def test_red_flag_after_a_separate_no_sentence(text: str, reason: str) -> None:
-    flag = flag_for(text)
-    assert (flag.reason if flag else None) == reason
 
 
 @pytest.mark.parametrize(
@@ -131,3 +38,70 @@ def test_red_flag_after_a_separate_no_sentence(text: str, reason: str) -> None:
 def test_language_switch(text: str, language: str | None) -> None:
     assert lexicon().language_switch(text) == language
     assert GlobalIntents().language_switch(text) == language  # switches need no lexicon
+
+
+OPT_OUT_SENTENCES: list[tuple[str, bool]] = [
+    ("please stop texting me", True),
+    ("Stop. Thank you", True),
+    ("STOP!! thanks", True),
+    ("please stop", True),
+    ("don't text me anymore", True),
+    ("Do not send me these messages", True),
+    ("stop sending me all these texts", True),
+    ("I don't want these texts anymore", True),
+    ("unsubscribe me please", True),
+    ("no me manden más mensajes", True),
+    ("No me manden mensajes por favor", True),
+    ("quiero dejar de recibir mensajes", True),
+    ("Dejen de mandarme mensajes", True),
+    ("Quítenme de la lista", True),
+    ("parar por favor", True),
+    # Not a request to stop texting.
+    ("please don't stop texting me", False),
+    ("I stopped taking my pills", False),
+    ("the pain won't stop", False),
+    ("can you make the pain stop", False),
+    ("no", False),
+    ("183", False),
+    ("Baja, gracias", False),  # "baja" is an answer word (low) at the glucose question
+    ("Alto", False),
+    ("no me duele", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("text", "wanted"), OPT_OUT_SENTENCES)
+def test_opt_out_written_as_a_sentence(text: str, wanted: bool) -> None:
+    assert lexicon().opt_out_request(text) is wanted
+    assert GlobalIntents().opt_out_request(text) is False  # the phrases are content
+
+
+CONFIRM_REPLIES: list[tuple[str, str | None]] = [
+    ("yes", "yes"),
+    ("YES", "yes"),
+    ("sí", "yes"),
+    ("1", "yes"),
+    ("a little", "yes"),  # hedges count as yes on "right now?"
+    ("kind of", "yes"),
+    ("not sure", "yes"),  # uncertain: the 911 advice (safety first)
+    ("un poco", "yes"),
+    ("más o menos", "yes"),
+    ("no sé", "yes"),
+    ("still hurts", "yes"),
+    ("no", "no"),
+    ("No.", "no"),
+    ("nope", "no"),
+    ("2", "no"),
+    ("not anymore", "no"),
+    ("it's gone", "no"),
+    ("ya no", "no"),
+    ("ya se me quitó", "no"),
+    ("what?", None),
+    ("183", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CONFIRM_REPLIES)
+def test_right_now_reply(text: str, expected: str | None) -> None:
+    assert confirm_reply(text) == expected

@@ -1,0 +1,129 @@
+"""What the patient is told when triage finds something: the emergency text and the "right now?" question.
+
+Pure (Babel strings only). Sources: DESIGN §4.3-4.4 (911 for an emergency, 988 for thoughts of suicide,
+both said when both apply); 988 Suicide & Crisis Lifeline (988lifeline.org: call or text 988; in Spanish
+press 2 on a call, or text AYUDA); Poison Control (poison.org: 1-800-222-1222, US, 24/7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from app.i18n import gettext_for
+
+
+def emergency_text(
+    language: str,
+    ctx: object | None = None,
+    *,
+    crisis_line: bool,
+    poison_control: bool = False,
+    physical: bool | None = None,
+) -> str:
+    """One text for every emergency found in a message.
+
+    ``crisis_line``: 988 is said (thoughts of suicide or self-harm); ``physical``: an emergency that is not
+    only a crisis-line one (chest pain, overdose…), so "Call 911 now" leads; default: not ``crisis_line``.
+    ``poison_control``: Poison Control's number is added (overdose, swallowed something harmful). 911 is in
+    every variant (DESIGN §4.4).
+    """
+    _ = gettext_for(language)
+    if physical is None:
+        physical = not crisis_line
+    if not crisis_line and not poison_control:
+        return _("This could be an emergency. Call 911 now. We have told your care team.")
+    parts: list[str] = []
+    if physical or not crisis_line:
+        parts.append(_("This could be an emergency. Call 911 now."))
+        if crisis_line:
+            parts.append(
+                _("For thoughts of suicide or hurting yourself, also call or text 988 (Suicide & Crisis Lifeline).")
+            )
+    else:
+        parts.append(
+            _(
+                "Please call or text 988 now to talk with someone right away (Suicide & Crisis Lifeline). "
+                "If you are in danger, call 911."
+            )
+        )
+    if poison_control:
+        parts.append(
+            _(
+                "If someone took too much medicine or swallowed something harmful, also call Poison Control "
+                "at 1-800-222-1222."
+            )
+        )
+    parts.append(_("We have told your care team."))
+    return " ".join(parts)
+
+
+def _right_now_questions(_: Callable[[str], str]) -> dict[str, str]:
+    """One plain "right now?" question per triage reason (codes: app/triage/verdict.py Finding.reason)."""
+    chest = _("Do you have chest pain right now?")
+    breathing = _("Are you having trouble breathing right now?")
+    stroke = _("Do you have signs of a stroke right now (face drooping, arm weakness, trouble speaking)?")
+    faint = _("Do you feel faint right now, or did you pass out today?")
+    suicide = _("Are you having thoughts of ending your life right now?")
+    return {
+        "chest_pain": chest,
+        "breathing": breathing,
+        "cannot_breathe": breathing,
+        "stroke": stroke,
+        "stroke_signs": stroke,
+        "fainting": faint,
+        "suicide": suicide,
+        "suicidal_thoughts": suicide,
+        "self_harm": _("Are you thinking of hurting yourself right now?"),
+        "overdose": _("Did you take too much medicine or swallow something harmful today?"),
+        "bleeding": _("Are you bleeding a lot right now?"),
+        "allergic_reaction": _("Is your throat or tongue swelling right now?"),
+        "unresponsive": _("Is someone not waking up or not responding right now?"),
+        "seizure": _("Is someone having a seizure right now?"),
+        "severe_hypoglycemia": _("Is your blood sugar very low right now, with confusion or trouble swallowing?"),
+        "confusion": _("Is there new confusion right now?"),
+        "coughing_blood": _("Are you coughing up blood right now?"),
+        "blue_lips": _("Are your lips or face turning blue right now?"),
+    }
+
+
+def confirm_question(reasons: Sequence[str], language: str) -> str:
+    """The yes/no "right now?" question naming each symptom plainly (one line per reason), then how to reply.
+
+    A reason without its own wording gets a generic question, never nothing.
+    """
+    _ = gettext_for(language)
+    known = _right_now_questions(_)
+    lines: list[str] = []
+    for reason in reasons:
+        line = known.get(reason, _("Is this happening right now?"))
+        if line not in lines:
+            lines.append(line)
+    return " ".join([*lines, _("Reply YES or NO.")])
+
+
+def confirm_reprompt(reasons: Sequence[str], language: str) -> str:
+    _ = gettext_for(language)
+    sorry = _("Sorry, I didn't understand.")
+    return f"{sorry} {confirm_question(reasons, language)}"
+
+
+def confirm_no_text(language: str) -> str:
+    """After "no" to "right now?": the same-day item stays open; the flow's question comes next."""
+    _ = gettext_for(language)
+    return _("Thank you. A nurse will still call you today to check on you. If it comes back, call 911.")
+
+
+def nurse_today_text(language: str, program_name: str) -> str:
+    """The URGENT promise: a same-day call (a second unclear "right now?" reply; symptoms outside a flow)."""
+    _ = gettext_for(language)
+    return _("A nurse from %(program)s will call you today. If you feel worse before then, call 911.") % {
+        "program": program_name
+    }
+
+
+def not_watched_notice(language: str, program_phone: str) -> str:
+    """Outside a conversation, at most once a day (issue 7 item 6)."""
+    _ = gettext_for(language)
+    return _("This number is not watched all the time. In an emergency call 911. Questions: %(phone)s") % {
+        "phone": program_phone
+    }
