@@ -37,16 +37,19 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Debian's Chromium for the care-manager UI tests (Playwright drives it; no browser download).
+# Debian's Chromium for the care-manager UI tests (Playwright drives it; no browser download). Installed
+# when missing; when it cannot be (not root), the target fails: `make test` never runs without the UI tests.
+CHROMIUM := /usr/bin/chromium
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@test -x $(CHROMIUM) || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "install Debian's chromium to run the browser tests"; fi; }
+	  else echo "make browser: $(CHROMIUM) is missing; install Debian's chromium (apt-get install chromium) as root" >&2; exit 1; fi; }
+	@test -x $(CHROMIUM) || { echo "make browser: $(CHROMIUM) still missing after apt-get" >&2; exit 1; }
 
 test: install browser lint check-catalog
 	$(BIN)/outreach lint-content
 	$(BIN)/outreach test-flows
-	$(PY) -m pytest
+	OUTREACH_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 bench: install
 	$(PY) bench/sms_inbound.py

@@ -87,6 +87,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(twilio_bp)
     app.register_blueprint(api_bp)
     register_web(app, runtime)
+    from app.metrics import register_metrics
+
+    register_metrics(app, runtime)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

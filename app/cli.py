@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
@@ -15,6 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.models import Program
 from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.triage import Triage
 
 
 def _create_app() -> Flask:
@@ -207,6 +211,47 @@ def lint_content(show_segments: bool, strict: bool) -> None:
     if report.errors:
         sys.exit(1)
     click.echo("content ok")
+
+
+def _triage() -> Triage:
+    from app.triage import load_triage
+
+    content_dir: Path = _rt().settings.content_dir
+    return load_triage(content_dir / "triage", content_dir.parent)
+
+
+@main.command("triage")
+@click.option("--lang", "language", type=click.Choice(["en", "es"]), default="en", help="the patients' language")
+def triage_command(language: str) -> None:
+    """Read messages one per line on stdin; print one JSON verdict per line."""
+    import json
+
+    triage = _triage()
+    for line in sys.stdin:
+        text = line.rstrip("\r\n")
+        click.echo(json.dumps(triage.assess(text, language).to_json(), ensure_ascii=False))
+
+
+@main.command("triage-eval")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--misses", "show_misses", is_flag=True, help="list every failing row")
+def triage_eval(path: Path, show_misses: bool) -> None:
+    """Score triage on a labeled TSV (lang, expect, reason, text); the summary is the last six lines."""
+    from app.triage.evaluation import evaluate, parse_rows
+
+    try:
+        rows = parse_rows(path.read_text(encoding="utf-8").splitlines(), str(path))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = evaluate(_triage(), rows)
+    if show_misses:
+        for row, verdict in report.misses:
+            where = f"{path.name}:{row.line} {row.language} {row.expect} {row.reason}"
+            click.echo(f"miss {where}: {row.text} -> {verdict.level} {list(verdict.to_json()['reasons'])}")
+    for reason, (passed, total) in sorted(report.by_reason.items()):
+        click.echo(f"recall {reason:20} {passed}/{total} = {passed / total:.1%}")
+    for line in report.summary():
+        click.echo(line)
 
 
 @main.command("seed-demo")

@@ -33,6 +33,8 @@ class Settings:
     #: at the local server in tests/support so the real client runs end to end without an account.
     twilio_api_base_url: str = ""
     api_token: str = ""
+    #: Bearer token for /metrics; empty = the API token (both empty: /metrics is off).
+    metrics_token: str = ""
     #: SMS segments per second per sender; None = the sender type's default, 0 = unlimited.
     sms_segments_per_second: float | None = None
     #: Texts one send job delivers concurrently (each waits ~100-300 ms on Twilio's API); at least the
@@ -81,6 +83,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
         twilio_api_base_url=env.get("TWILIO_API_BASE_URL", ""),
         api_token=env.get("API_TOKEN", ""),
+        metrics_token=env.get("METRICS_TOKEN", ""),
         sms_segments_per_second=float(env["OUTREACH_SMS_RATE"]) if env.get("OUTREACH_SMS_RATE") else None,
         send_concurrency=int(env.get("OUTREACH_SEND_CONCURRENCY") or 50),
         twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT") or 10.0),

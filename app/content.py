@@ -1,4 +1,4 @@
-"""The content library: flows, campaigns, red-flag phrases and education text, loaded and validated
+"""The content library: flows, campaigns, triage rules, consent phrases and education text, loaded and validated
 once per process from ``content/``.
 """
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from app.flows.intents import GlobalIntents, OptOutPhrases, Triage
+from app.flows.intents import GlobalIntents, OptOutPhrases
 from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
 from app.flows.model import Flow
 from app.scheduling.campaigns import Campaign, load_campaign
-from app.triage.phrases import PhraseTriage  # TEMPORARY (branch pipeline): replaced by the triage component
+from app.triage import Triage, load_triage
 
 
 @dataclass
@@ -33,7 +33,7 @@ class ContentLibrary:
     campaigns: dict[str, Campaign]
     intents: GlobalIntents
     education: dict[str, dict[str, EducationText]]
-    #: ``assess(text, language) -> Verdict`` (app/triage/verdict.py); the engine gets it through ``intents``.
+    #: Red-flag triage built from content/triage/ (concepts and context rules).
     triage: Triage
 
     def flow(self, flow_id: str) -> Flow:
@@ -92,21 +92,15 @@ def load_content(root: Path) -> ContentLibrary:
     for path in sorted((root / "campaigns").glob("*.yaml")):
         campaign = load_campaign(path, set(flows), _shown(path, root))
         campaigns[campaign.id] = campaign
-    red_flags_path = root / "red-flags.yaml"
-    entries: list[dict[str, object]] = []
-    if red_flags_path.exists():
-        data = load_yaml_with_lines(red_flags_path.read_text(encoding="utf-8"), _shown(red_flags_path, root))
-        entries = list(data.get("flags") or [])
     consent_path = root / "consent.yaml"
     consent: dict[str, object] = {}
     if consent_path.exists():
         consent = dict(load_yaml_with_lines(consent_path.read_text(encoding="utf-8"), _shown(consent_path, root)))
-    # TEMPORARY (branch pipeline): the phrase-list adapter until the triage component lands.
-    triage = PhraseTriage(entries)
     education: dict[str, dict[str, EducationText]] = {}
     for path in sorted((root / "education").glob("*/*.md")):
         item = parse_education(path, _shown(path, root))
         education.setdefault(item.topic, {})[item.language] = item
+    triage = load_triage(root / "triage", root.parent)
     return ContentLibrary(
         root=root,
         flows=flows,

@@ -356,14 +356,26 @@ def main() -> int:
     parser.add_argument("--canary-timeout", type=int, default=8, help="job timeout for the canary (s)")
     parser.add_argument("--content-dir", help="OUTREACH_CONTENT_DIR for the app (default: the repository's)")
     parser.add_argument("--keep", action="store_true", help="keep the database and logs (for profiling)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds-long run with tiny sizes (the test suite runs it): every phase and check, no figures "
+        "worth reading; its own database name, so parallel runs do not collide",
+    )
     args = parser.parse_args()
+    db_name = DB_NAME
+    if args.smoke:
+        args.messages, args.sequential, args.per_message, args.noop_jobs = 60, 3, 10, 20
+        args.latency_ms = 20.0
+        db_name = f"{DB_NAME}_smoke_{os.getpid()}"
+    patience = 45.0 if args.smoke else 150.0  # seconds a phase may take before it counts as stuck
 
     from redis import Redis
     from rq import Queue
 
     from app.config import settings_from_env
     from app.migrations import upgrade
-    from app.outbound import deliver
+    from app.outbound import SEND_BATCH, deliver
     from app.runtime import clear_current
     from app.scheduling import sweeper
     from tests.support.services import create_database, drop_database
@@ -373,7 +385,7 @@ def main() -> int:
     redis_url = bench_redis_url()
     redis = Redis.from_url(redis_url)
     admin = admin_url()
-    database_url = create_database(admin, DB_NAME)
+    database_url = create_database(admin, db_name)
     ok = False
     try:
         print("machine:")
@@ -392,7 +404,7 @@ def main() -> int:
             rows_rt = runtime(env, jobs=False)
             program_id, ids = create_messages(rows_rt, 0, args.messages, None)
             print(
-                f"setup: database {DB_NAME} migrated; {len(ids)} queued texts made by queue_text in "
+                f"setup: database {db_name} migrated; {len(ids)} queued texts made by queue_text in "
                 f"{time.monotonic() - t0:.1f} s; Twilio server latency {args.latency_ms:g} ms; "
                 f"OUTREACH_SEND_CONCURRENCY={concurrency}; OUTREACH_SMS_RATE=0; Redis {redis_url}"
             )
@@ -423,12 +435,12 @@ def main() -> int:
 
             swept = set(_ids_in_jobs(queue))
             rest = [mid for mid in ids if mid not in swept]
-            for start in range(0, len(rest), sweeper.SEND_BATCH):
-                batch = rest[start : start + sweeper.SEND_BATCH]
+            for start in range(0, len(rest), SEND_BATCH):
+                batch = rest[start : start + SEND_BATCH]
                 jobs_rt.jobs.enqueue(tasks.send_messages, batch, job_id=f"send-batch-{batch[0]}-{len(batch)}-bench")
             job_ids = list(queue.job_ids)
             send_jobs = len(job_ids)
-            expected_jobs = math.ceil(len(swept) / sweeper.SEND_BATCH) + math.ceil(len(rest) / sweeper.SEND_BATCH)
+            expected_jobs = math.ceil(len(swept) / SEND_BATCH) + math.ceil(len(rest) / SEND_BATCH)
             covered = swept | set(rest)
             checks.append(
                 (
@@ -441,7 +453,7 @@ def main() -> int:
             w0 = time.monotonic()
             workers = start_workers(kids, "send-worker", env, redis_url, worker_class)
             all_sent_at = None
-            deadline = w0 + 150
+            deadline = w0 + patience
             worker_cpu: dict[int, float] = {}
             while time.monotonic() < deadline:
                 for w in workers:  # the last reading before a burst worker exits (forked horses included)
@@ -500,7 +512,7 @@ def main() -> int:
                 )
                 p0 = time.monotonic()
                 workers = start_workers(kids, "single-worker", env, redis_url, worker_class)
-                per_deadline = p0 + 120
+                per_deadline = p0 + patience
                 while time.monotonic() < per_deadline and count_sent(database_url, per_ids) < len(per_ids):
                     if all(w.poll() is not None for w in workers):
                         break
@@ -521,7 +533,7 @@ def main() -> int:
             ]
             n0 = time.monotonic()
             workers = start_workers(kids, "noop-worker", env, redis_url, worker_class)
-            n_exit = wait_workers(workers, 150)
+            n_exit = wait_workers(workers, patience)
             noop_spans = job_spans(redis_url, noop_ids)
             noop_wall = n_exit - n0
             noop_rate = len(noop_spans) / noop_wall
@@ -541,16 +553,16 @@ def main() -> int:
             ]
             checks.append(("errors in the send workers' logs", str(len(worker_errors)), not worker_errors))
 
-        ideal_job = math.ceil(sweeper.SEND_BATCH / concurrency) * args.latency_ms / 1000
+        ideal_job = math.ceil(SEND_BATCH / concurrency) * args.latency_ms / 1000
         print()
         print(f"2 x `{command}`, {len(ids)} texts")
         if by_tick < send_jobs:
             print(
                 f"  note: one tick enqueued {counts['requeued']} of {len(ids)} queued texts (due_for_retry's limit); "
-                f"the other {len(rest)} were enqueued in the same batches of {sweeper.SEND_BATCH}"
+                f"the other {len(rest)} were enqueued in the same batches of {SEND_BATCH}"
             )
         print(
-            f"  batch path:  {sends_per_s:7.1f} sends/s  ({len(ids)} texts, {send_jobs} jobs of {sweeper.SEND_BATCH}, "
+            f"  batch path:  {sends_per_s:7.1f} sends/s  ({len(ids)} texts, {send_jobs} jobs of {SEND_BATCH}, "
             f"{drain_wall:.2f} s from starting the workers until all rows were 'sent')"
         )
         print(
@@ -561,7 +573,7 @@ def main() -> int:
             print(
                 f"               job duration p50 {percentile(durations, 50):.2f} s, max {durations[-1]:.2f} s "
                 f"(floor for 50 texts at concurrency {concurrency}: {ideal_job:.2f} s = "
-                f"{2 * sweeper.SEND_BATCH / ideal_job:.0f} sends/s for 2 workers)"
+                f"{2 * SEND_BATCH / ideal_job:.0f} sends/s for 2 workers)"
             )
         print(
             f"               cpu during the drain: Twilio server {fake_cpu:.2f}, PostgreSQL {pg_cpu:.2f}, "
@@ -602,7 +614,7 @@ def main() -> int:
             f"sequential_per_s={sequential_rate:.1f} per_message_jobs_per_s={per_rate:.1f} "
             f"noop_jobs_per_s={noop_rate:.1f} concurrency={concurrency} "
             f"latency_ms={args.latency_ms:g} messages={len(ids)} verified={verified} "
-            f"worker_class={worker_class or 'rq.Worker'} "
+            f"worker_class={worker_class or 'rq.Worker'} smoke={args.smoke} "
             f"target={'met' if target_ok else 'missed'}"
         )
         ok = verified
@@ -610,9 +622,9 @@ def main() -> int:
         redis.flushdb()
         redis.close()
         if args.keep:
-            print(f"kept database {DB_NAME} and logs in {workdir}")
+            print(f"kept database {db_name} and logs in {workdir}")
         else:
-            drop_database(admin, DB_NAME)
+            drop_database(admin, db_name)
             shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
 

@@ -1,7 +1,7 @@
 """Global intents that run before any flow node: language switches, triage, an opt-out written as a sentence.
 
 Why objects passed in (not read here): the engine stays pure, and clinicians review the red-flag concepts
-and the opt-out phrases as content (``content/red-flags.yaml`` or its successor, ``content/consent.yaml``).
+and the opt-out phrases as content (``content/triage/`` and ``content/consent.yaml``).
 The triage component arrives through :class:`Triage` (``assess(text, language) -> Verdict``); the engine
 never loads content or does I/O.
 """

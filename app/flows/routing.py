@@ -146,6 +146,9 @@ def outside_plan(
             )
     if verdict.symptoms:
         flags += [f"symptom:{r}" for r in verdict.symptoms]
+    if verdict.symptoms and not verdict.emergency and not pending:
+        # A red flag's own item already puts the message in front of a nurse: no second, lower item for the
+        # symptom words in it ("chest pain" is also "pain").
         events.append(
             engine.Escalate(
                 rule_id=SYMPTOMS_REASON,
@@ -154,8 +157,7 @@ def outside_plan(
                 detail={**detail, "symptoms": list(verdict.symptoms)},
             )
         )
-        if not verdict.emergency and not confirm:
-            events.append(engine.Say(nurse_today_text(language, ctx.program_name), "escalation"))
+        events.append(engine.Say(nurse_today_text(language, ctx.program_name), "escalation"))
     if decided.opt_out_request:
         flags.append("opt_out_request")
         events.append(engine.Say(opt_out_sentence_text(language), "info"))

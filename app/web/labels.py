@@ -20,5 +20,29 @@ def outcome_label(code: str, language: str) -> str:
 
 
 def reason_label(code: str, language: str) -> str:
-    """Reasons come from flow files (clinician-named codes); shown readable, not translated per code."""
-    return code.replace("_", " ")
+    """Reasons that only triage names (app/triage, content/triage/concepts.yaml) are translated; reasons that
+    flow files name (clinician-named codes, some shared with triage: chest_pain, swelling...) are shown
+    readable, not translated per code."""
+    _ = gettext_for(language)
+    labels = {
+        "breathing": _("Severe trouble breathing"),
+        "stroke": _("Stroke signs"),
+        "unresponsive": _("Unresponsive"),
+        "seizure": _("Seizure"),
+        "fainting": _("Fainting"),
+        "overdose": _("Overdose or poisoning"),
+        "suicide": _("Suicide risk or self-harm"),
+        "bleeding": _("Severe bleeding"),
+        "coughing_blood": _("Coughing up blood"),
+        "allergic_reaction": _("Severe allergic reaction"),
+        "severe_hypoglycemia": _("Severe low blood sugar"),
+        "dizziness": _("Dizziness"),
+        "fever": _("Fever or chills"),
+        "vomiting": _("Nausea or vomiting"),
+        "high_sugar": _("High blood sugar"),
+        "low_sugar": _("Low blood sugar"),
+        "cough": _("Cough"),
+        "wound": _("Wound problem"),
+        "pain": _("Pain"),
+    }
+    return labels.get(code, code.replace("_", " "))

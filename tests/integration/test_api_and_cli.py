@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.cli import main as cli
-from app.models import Patient, User
+from app.models import Enrollment, Patient, User
 from app.runtime import Runtime
 from tests.conftest import API_TOKEN
 
@@ -118,7 +119,9 @@ def test_enroll_and_create_user_from_the_command_line(app: Flask, program: Any, 
         user = session.scalars(select(User)).one()
         assert (user.email, user.role) == ("rn@example.org", "supervisor")
         assert user.password_hash.startswith("scrypt:")
-    assert patient.id > 0
+        [enrollment] = session.scalars(select(Enrollment)).all()
+        assert (enrollment.patient_id, enrollment.campaign) == (patient.id, "hf-remote-monitoring")
+        assert enrollment.anchor_date == dt.date(2099, 1, 1)
 
 
 def test_healthz_reports_database_and_queue(client: FlaskClient) -> None:

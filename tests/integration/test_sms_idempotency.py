@@ -146,11 +146,11 @@ def test_callback_that_beats_the_workers_commit_is_not_undone(
     patient = make_patient()
     mid = queue_one(rt, patient, "North Clinic: your check-in is ready.")
     fake_twilio.fail_next("accept_then_hang")
-    with fake_hang(fake_twilio, 1.5):
+    with fake_hang(fake_twilio, 5.0):  # long enough for the callback to land first on a loaded machine
         worker = threading.Thread(target=run_worker, args=(rt,))
         worker.start()
         try:
-            [accepted] = fake_twilio.wait_for_messages(1, timeout=5)
+            [accepted] = fake_twilio.wait_for_messages(1, timeout=20)
             _callback(post_twilio, mid, accepted["sid"], "delivered")
             assert message_row(rt, mid).status == "delivered"
         finally:

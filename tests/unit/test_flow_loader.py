@@ -88,7 +88,8 @@ def test_valid_source_compiles() -> None:
 
 
 def test_version_changes_with_the_source() -> None:
-    assert compile_flow(VALID, PATH).version == compile_flow(VALID, PATH).version
+    # The version is the source's content hash: the same text (even from another file) gets the same one.
+    assert compile_flow(VALID, PATH).version == compile_flow("".join(VALID), "elsewhere/demo.yaml").version
     assert compile_flow(VALID, PATH).version != compile_flow(VALID + "# edited\n", PATH).version
 
 

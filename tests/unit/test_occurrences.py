@@ -73,7 +73,9 @@ def test_same_touch_for_patients_in_different_zones() -> None:
 # ----------------------------------------------------------------------------------- occurrence keys
 def test_occurrence_key_is_stable() -> None:
     due = utc("2026-03-08T13:00")
-    assert occurrence_key(7, "daily-check", 1, due) == occurrence_key(7, "daily-check", 1, due)
+    # The key is the unique constraint that stops a touch being sent twice: it must not depend on anything
+    # but its parts (no clock, no randomness), spelled exactly as the stored keys are.
+    assert occurrence_key(7, "daily-check", 1, due) == "7:daily-check:v1:20260308T1300Z"
 
 
 def test_occurrence_key_same_instant_in_another_zone_is_the_same_key() -> None:

@@ -1,0 +1,55 @@
+"""Every benchmark script runs in the suite, so none can rot: each ``bench/*.py`` is started as the README
+says (its own process, from the repository root) with ``--smoke``, tiny sizes that take seconds, and must
+verify its own work in SQL, Redis and at the local Twilio server (exit status 0, ``verified=True``).
+
+A new bench script is picked up by the glob; one without a ``--smoke`` mode fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import services
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "__init__.py")
+#: A smoke run takes ~10 s on a quiet 2-core machine; this is the point where it is stuck, not slow.
+STUCK_AFTER_S = 180
+
+
+def test_the_glob_finds_the_bench_scripts() -> None:
+    assert {"sms_inbound.py", "sms_outbound.py"} <= {p.name for p in SCRIPTS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_bench_smoke_run_verifies_its_work(script: Path, redis_url: str) -> None:
+    admin, _how = services.postgres_admin_url()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_", "BENCH_"))}
+    env.update(BENCH_DATABASE_ADMIN_URL=admin, BENCH_REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script.relative_to(ROOT)), "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STUCK_AFTER_S,
+        check=False,
+    )
+    took = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    [result] = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert "smoke=True" in result and "verified=True" in result, result
+    # The checks it printed: at least one, none failed (a bench that checks nothing is a defect).
+    checks = re.findall(r"^\s+(ok|FAIL) ", done.stdout, flags=re.M)
+    assert checks and set(checks) == {"ok"}, done.stdout[-4000:]
+    print(f"{script.name} --smoke: {took:.1f} s")

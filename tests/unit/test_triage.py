@@ -1,0 +1,230 @@
+"""Red-flag triage rules: tables of messages per language for every category and every context modifier.
+
+Expectations are written as (text, reason, status): status "current" means the verdict is an EMERGENCY for
+that reason, "confirm" that it asks "right now?", None that the reason is not a red flag in this message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.triage import Triage, Verdict, load_triage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def triage() -> Triage:
+    return load_triage(ROOT / "content" / "triage", ROOT)
+
+
+def status_of(verdict: Verdict, reason: str) -> str | None:
+    if reason in verdict.emergency:
+        return "current"
+    if reason in verdict.to_confirm:
+        return "confirm"
+    return None
+
+
+CATEGORIES_EN = [
+    ("my chest feels so heavy right now", "chest_pain"),
+    ("theres pressure in my chest n it goes to my jaw", "chest_pain"),
+    ("left arm aching and im all sweaty and sick", "chest_pain"),
+    ("i literally cannot breathe", "breathing"),
+    ("hes gasping and his lips are turning gray", "breathing"),
+    ("albuterol not helping at all", "breathing"),
+    ("my oxygen is 82", "breathing"),
+    ("the left side of her face is sagging", "stroke"),
+    ("all of a sudden i cant see anything out of my right eye", "stroke"),
+    ("his speech is slurred", "stroke"),
+    ("my husband wont wake up", "unresponsive"),
+    ("she collapsed in the yard", "unresponsive"),
+    ("dad is having a seizure", "seizure"),
+    ("i passed out in the shower", "fainting"),
+    ("i swallowed a whole bottle of sleeping pills", "overdose"),
+    ("my granddaughter swallowed my blood pressure pills", "overdose"),
+    ("i want to kill myself", "suicide"),
+    ("my brother keeps saying he wants to end his life", "suicide"),
+    ("im bleeding a lot and it wont stop", "bleeding"),
+    ("i keep coughing up blood", "coughing_blood"),
+    ("my throat is closing", "allergic_reaction"),
+    ("her sugar is 32 and shes not making sense", "severe_hypoglycemia"),
+    ("my wife is suddenly disoriented and doesnt know where she is", "confusion"),
+]
+
+CATEGORIES_ES = [
+    ("tengo un dolor fuerte en el pecho", "chest_pain"),
+    ("siento opresion en el pecho", "chest_pain"),
+    ("no puedo respirar bien nada", "breathing"),
+    ("a mi papa se le pusieron los labios morados", "breathing"),
+    ("se le cayo la cara de un lado", "stroke"),
+    ("de repente no puedo mover el brazo izquierdo", "stroke"),
+    ("mi abuela no despierta", "unresponsive"),
+    ("mi esposa esta convulsionando", "seizure"),
+    ("me desmaye en la cocina", "fainting"),
+    ("me tome todo el frasco de pastillas", "overdose"),
+    ("ya no quiero vivir", "suicide"),
+    ("mi hijo dice que se quiere matar", "suicide"),
+    ("estoy vomitando sangre", "bleeding"),
+    ("estoy tosiendo sangre desde ayer", "coughing_blood"),
+    ("se me esta hinchando la lengua", "allergic_reaction"),
+    ("el azucar en 30 y esta muy confundido", "severe_hypoglycemia"),
+    ("mi mama no sabe donde esta", "confusion"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), CATEGORIES_EN + CATEGORIES_ES)
+def test_every_category_is_an_emergency_now(triage: Triage, text: str, reason: str) -> None:
+    verdict = triage.assess(text)
+    assert verdict.level == "EMERGENCY"
+    assert reason in verdict.emergency
+
+
+MODIFIERS = [
+    # negation, and its scope ending at but / pero and at punctuation
+    ("en", "no chest pain", "chest_pain", None),
+    ("en", "I don't have any chest pain", "chest_pain", None),
+    ("en", "denies chest pain or pressure", "chest_pain", None),
+    ("en", "wouldn't say my chest is pain free", "chest_pain", "current"),
+    ("en", "no but my chest hurts", "chest_pain", "current"),
+    ("en", "no fever but my chest hurts", "chest_pain", "current"),
+    ("en", "No. I want to die", "suicide", "current"),
+    ("en", "No I want to die", "suicide", "current"),
+    ("en", "chest pain? no", "chest_pain", None),
+    ("es", "no tengo dolor en el pecho", "chest_pain", None),
+    ("es", "sin dolor de pecho", "chest_pain", None),
+    ("es", "no, pero me duele el pecho", "chest_pain", "current"),
+    ("es", "no tengo fiebre pero me duele mucho el pecho", "chest_pain", "current"),
+    ("es", "ni dolor de pecho ni nada", "chest_pain", None),
+    # historical / resolved / recent
+    ("en", "had a stroke 10 years ago", "stroke", None),
+    ("en", "my mother had a heart attack back in 2010", "chest_pain", None),
+    ("en", "i had chest pain yesterday", "chest_pain", "confirm"),
+    ("en", "the chest pain is gone now", "chest_pain", "confirm"),
+    ("en", "this morning my arm went numb for a bit but its fine now", "stroke", "current"),
+    ("en", "last week my face felt numb for a minute", "stroke", "confirm"),
+    ("es", "tuve un derrame hace muchos anos", "stroke", None),
+    ("es", "ayer me dolio el pecho", "chest_pain", "confirm"),
+    ("es", "el dolor de pecho ya se me quito", "chest_pain", "confirm"),
+    ("es", "se me quitó el dolor de pecho", "chest_pain", "confirm"),
+    # present overrides the past
+    ("en", "had chest pain since this morning and it still hurts", "chest_pain", "current"),
+    ("es", "desde anoche me duele el pecho", "chest_pain", "current"),
+    # hypothetical
+    ("en", "what should I do if I get chest pain", "chest_pain", None),
+    ("en", "in case i can't breathe who do i call", "breathing", None),
+    ("es", "si me da dolor de pecho que hago", "chest_pain", None),
+    ("es", "que hago si no puedo respirar", "breathing", None),
+    # uncertain
+    ("en", "maybe chest pain, hard to say", "chest_pain", "confirm"),
+    ("en", "i think i have a little chest pain", "chest_pain", "confirm"),
+    ("es", "no se si es dolor de pecho", "chest_pain", "confirm"),
+    ("es", "tal vez me duele el pecho", "chest_pain", "confirm"),
+    # another person now vs in the past
+    ("en", "my wife won't wake up", "unresponsive", "current"),
+    ("en", "my dad had a stroke years ago", "stroke", None),
+    ("en", "my son says he wants to end it all", "suicide", "current"),
+    ("es", "mi esposo no responde", "unresponsive", "current"),
+    ("es", "mi papa tuvo un derrame hace anos", "stroke", None),
+    # medicine and object names
+    ("en", "I ran out of my heart attack pills", "chest_pain", None),
+    ("en", "need a refill on my stroke medicine", "stroke", None),
+    ("en", "where's my inhaler", "breathing", None),
+    ("es", "se me acabaron las pastillas para el infarto", "chest_pain", None),
+    ("es", "necesito receta del inhalador", "breathing", None),
+    # figures of speech
+    ("en", "this heat is killing me", "suicide", None),
+    ("en", "dying to see my grandkids", "suicide", None),
+    ("es", "me muero de risa", "suicide", None),
+    ("es", "me muero de ganas de verlos", "suicide", None),
+    ("en", "i would rather die than sit through another meeting", "suicide", None),
+    ("es", "me voy a morir de la risa con ustedes", "suicide", None),
+    # everyday phrases that share words with a red flag
+    ("en", "i cant talk right now, at work", "stroke", None),
+    ("es", "mi hijo no me contesta el telefono", "unresponsive", None),
+]
+
+
+@pytest.mark.parametrize(("language", "text", "reason", "expected"), MODIFIERS)
+def test_context_modifiers(triage: Triage, language: str, text: str, reason: str, expected: str | None) -> None:
+    verdict = triage.assess(text, language)
+    assert status_of(verdict, reason) == expected
+    if expected is None:
+        assert verdict.level != "EMERGENCY"
+
+
+WRITING = [
+    "MY CHEST HURTS",
+    "chest is really hurting",
+    "pain in my chest rn",
+    "bad pian in my chest",
+    "cant brethe",
+    "Me duele el pecho 😰",
+    "me duele el pecho ahorita",
+    "me dolía el pecho y me sigue doliendo",
+    "i cant breath!!!",
+    "my chest hurtsss",
+]
+
+
+@pytest.mark.parametrize("text", WRITING)
+def test_tolerates_how_people_text(triage: Triage, text: str) -> None:
+    assert triage.assess(text).level == "EMERGENCY"
+
+
+def test_every_matching_flag_fires_and_both_lines_are_said(triage: Triage) -> None:
+    verdict = triage.assess("i want to die and my chest hurts")
+    assert set(verdict.emergency) >= {"suicide", "chest_pain"}
+    assert verdict.crisis_line
+    es = triage.assess("quiero morirme y no puedo respirar", "es")
+    assert set(es.emergency) >= {"suicide", "breathing"}
+    assert es.crisis_line
+
+
+def test_poison_control_and_crisis_line_for_overdoses(triage: Triage) -> None:
+    intentional = triage.assess("took all my pills on purpose")
+    assert "overdose" in intentional.emergency
+    assert intentional.poison_control and intentional.crisis_line
+    child = triage.assess("my grandson swallowed some of my pills")
+    assert "overdose" in child.emergency
+    assert child.poison_control and not child.crisis_line
+    extra = triage.assess("i took my metformin twice by mistake")
+    assert extra.confirm and extra.to_confirm == ("overdose",) and extra.poison_control
+
+
+def test_symptoms_are_reported_without_an_emergency(triage: Triage) -> None:
+    verdict = triage.assess("my ankles are swollen and i feel dizzy")
+    assert verdict.level == "URGENT"
+    assert {"swelling", "dizziness"} <= set(verdict.symptoms)
+    assert not verdict.confirm
+    assert triage.assess("weight 182").level is None
+    assert triage.assess("si").level is None
+
+
+def test_to_json_shape(triage: Triage) -> None:
+    assert triage.assess("chest pain is gone now").to_json() == {
+        "level": "URGENT",
+        "reasons": ["chest_pain", "pain"],
+        "confirm": True,
+        "crisis_line": False,
+    }
+    data = triage.assess("quiero morir").to_json()
+    assert data["level"] == "EMERGENCY" and data["reasons"][0] == "suicide" and data["crisis_line"] is True
+    assert triage.assess("").to_json() == {"level": None, "reasons": [], "confirm": False, "crisis_line": False}
+
+
+def test_findings_carry_the_matched_words(triage: Triage) -> None:
+    (finding,) = [f for f in triage.assess("my CHEST is really hurting").findings if f.reason == "chest_pain"]
+    assert finding.evidence == "chest is really hurting"
+
+
+def test_the_language_is_only_a_hint(triage: Triage) -> None:
+    assert triage.assess("me duele el pecho", "en").level == "EMERGENCY"
+    assert triage.assess("my chest duele mucho", "es").level == "EMERGENCY"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "?!?!", "a" * 2000, "1 2 3 4 5 6", "\n\n"])
+def test_any_text_gives_a_verdict(triage: Triage, text: str) -> None:
+    assert isinstance(triage.assess(text), Verdict)
