@@ -1,9 +1,9 @@
 """Red-flag triage speed: per-message time of ``Triage.assess`` after load, over the labeled corpus.
 
 Run: ``.venv/bin/python bench/triage.py [FILE.tsv ...]`` (default: ../shared/triage/corpus.tsv when it exists,
-and tests/unit/triage_heldout.tsv; ``--smoke``: one warm pass, as the suite runs it). Prints the load time, then the mean and p99 per message of a warm pass
-(every message assessed ``--rounds`` times; the token cache is warm as it is in a long-running worker) and of
-a cold first pass (empty cache).
+and tests/unit/triage_heldout.tsv; ``--smoke``: one warm pass, as the suite runs it). Prints the load time,
+then the mean and p99 per message of a warm pass (every message assessed ``--rounds`` times; the token cache
+is warm as it is in a long-running worker) and of a cold first pass (empty cache).
 """
 
 from __future__ import annotations
