@@ -197,3 +197,26 @@ def test_flask_app_reaches_the_outreach_commands(database_url: str) -> None:
     )
     assert upgraded.returncode == 0, upgraded.stderr
     assert "database is up to date" in upgraded.stdout
+
+
+def test_import_patients_refuses_what_the_columns_cannot_hold(
+    app: Flask, program: Any, rt: Runtime, tmp_path: Path
+) -> None:
+    """The CSV import checks sizes and characters before the write, as the API does: a bad row is
+    reported by line (never a crash, never stored on SQLite when PostgreSQL would refuse it)."""
+    csv_file = tmp_path / "patients.csv"
+    rows = [
+        "mrn,given_name,family_name,phone,language,timezone,conditions",
+        f"{'M' * 10_000},Rosa,Diaz,312-555-0121,es,America/Chicago,",
+        "F-2,Li\x00,Wei,312-555-0122,en,America/New_York,",
+        f"F-3,Li,Wei,312-555-0123,en,{'A' * 300},",
+        "F-4,Ana,Ng,312-555-0124,en,America/Chicago,copd",
+    ]
+    csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["import-patients", str(csv_file)])
+    assert result.exit_code == 1
+    assert "created=1 updated=0 failed=3" in result.output
+    for line, field in ((2, "mrn"), (3, "given_name"), (4, "timezone")):
+        assert f"{csv_file}:{line}: {field}" in result.output
+    with rt.sessions() as session:
+        assert [p.mrn for p in session.scalars(select(Patient)).all()] == ["F-4"]
