@@ -65,8 +65,9 @@ def configure_logging() -> None:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     configure_logging()
     settings = settings_from_env()
+    flask_config: dict[str, Any] = {}
     if config:
-        settings = settings.with_overrides(config)
+        settings, flask_config = settings.with_config(config)
     runtime = build_runtime(settings)
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
@@ -78,6 +79,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1024 * 1024,
         TESTING=settings.testing,
     )
+    app.config.update(flask_config)
     app.extensions["outreach"] = runtime
 
     from app.api.views import bp as api_bp
@@ -90,6 +92,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.metrics import register_metrics
 
     register_metrics(app, runtime)
+
+    from app.cli import register_commands
+
+    register_commands(app)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

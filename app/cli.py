@@ -37,6 +37,18 @@ def main() -> None:
     """Outreach: scheduled SMS and voice check-ins with an escalation queue."""
 
 
+#: Flask's own commands, which ``flask`` and ``outreach`` both already have.
+FLASK_DEFAULTS = frozenset({"run", "shell", "routes"})
+
+
+def register_commands(app: Flask) -> None:
+    """Put the ``outreach`` commands on ``app.cli`` (DESIGN §3), so ``flask --app app tick`` and
+    ``app.test_cli_runner().invoke(args=["tick"])`` reach them as the ``outreach`` script does."""
+    for name, command in main.commands.items():
+        if name not in FLASK_DEFAULTS and name not in app.cli.commands:
+            app.cli.add_command(command, name)
+
+
 def _program(session: Session, slug: str | None) -> Program:
     """The program named by --program, or the only/first one."""
     from app.patients import default_program

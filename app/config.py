@@ -58,6 +58,68 @@ class Settings:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
         return replace(self, **overrides)
 
+    def with_config(self, config: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
+        """Split a ``create_app`` config (DESIGN §3) into these settings and Flask's own configuration.
+
+        Keys are the environment's names (``{"DATABASE_URL": ..., "TESTING": True}``, values typed or as
+        the environment would give them: ``"0"``, ``"2.5"``); the field names (``database_url``) are
+        accepted too. Any other upper-case key (``MAX_CONTENT_LENGTH``) is returned for ``app.config``,
+        as in the Flask tutorial; an unknown lower-case key raises ValueError (a typo, not a setting).
+        """
+        overrides: dict[str, Any] = {}
+        flask_config: dict[str, Any] = {}
+        for key, value in config.items():
+            if key in ENV_NAMES:
+                name = ENV_NAMES[key]
+                overrides[name] = _typed(name, value)
+            elif key.isupper():
+                flask_config[key] = value
+            else:
+                overrides[key] = value
+        return self.with_overrides(overrides), flask_config
+
+
+#: The environment's name of each setting (``settings_from_env`` reads these; ``TESTING`` is Flask's).
+ENV_NAMES: dict[str, str] = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "SECRET_KEY": "secret_key",
+    "PUBLIC_BASE_URL": "public_base_url",
+    "OUTREACH_CHANNEL": "channel",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_FROM_NUMBER": "twilio_from_number",
+    "TWILIO_MESSAGING_SERVICE_SID": "twilio_messaging_service_sid",
+    "TWILIO_API_BASE_URL": "twilio_api_base_url",
+    "API_TOKEN": "api_token",
+    "OUTREACH_SMS_RATE": "sms_segments_per_second",
+    "OUTREACH_SEND_CONCURRENCY": "send_concurrency",
+    "TWILIO_TIMEOUT": "twilio_timeout_seconds",
+    "OUTREACH_CONTENT_DIR": "content_dir",
+    "OUTREACH_DEMO": "demo_mode",
+    "SESSION_COOKIE_SECURE": "session_cookie_secure",
+    "TESTING": "testing",
+}
+_BOOLS = {"demo_mode", "session_cookie_secure", "testing"}
+_FLOATS = {"sms_segments_per_second", "twilio_timeout_seconds"}
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A setting's value as the environment would spell it (``"0"``, ``"2.5"``) turned into its type."""
+    if not isinstance(value, str):
+        return value
+    if name in _BOOLS:
+        return _bool(value, False)
+    if name in _FLOATS:
+        return float(value) if value else None
+    if name == "send_concurrency":
+        return int(value)
+    if name == "content_dir":
+        return Path(value)
+    if name == "redis_url":
+        return value or None
+    return value
+
 
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":

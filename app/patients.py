@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import String, select
 from sqlalchemy.orm import Session
 
 from app.i18n import SUPPORTED_LANGUAGES, normalise_language
@@ -16,6 +16,21 @@ from app.models import AuditEvent, Patient, Program
 from app.phones import InvalidPhone, to_e164
 
 CHANNELS = ("sms", "voice")
+#: Text fields bounded to their columns before any write, so SQLite (which does not enforce VARCHAR
+#: lengths) refuses what PostgreSQL would (issue 8 item 2).
+def _length(key: str) -> int:
+    sql_type = Patient.__table__.c[key].type
+    if not isinstance(sql_type, String) or sql_type.length is None:
+        raise TypeError(f"patients.{key} has no length")
+    return int(sql_type.length)
+
+
+LENGTHS = {key: _length(key) for key in ("mrn", "given_name", "family_name", "timezone")}
+THRESHOLD_LIMIT = 10_000.0
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value)
 
 
 @dataclass
@@ -34,6 +49,10 @@ def clean_patient(data: Mapping[str, Any], known_thresholds: Collection[str] = (
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
             errors[key] = "required"
+        elif _has_control(value):
+            errors[key] = "must not contain control characters"
+        elif (limit := LENGTHS.get(key)) and len(value.strip()) > limit:
+            errors[key] = f"at most {limit} characters"
         else:
             clean[key] = value.strip()
     if "phone" in clean:
@@ -55,9 +74,11 @@ def clean_patient(data: Mapping[str, Any], known_thresholds: Collection[str] = (
     clean["language"] = normalise_language(language)
     timezone = str(data.get("timezone") or "America/New_York")
     try:
+        if len(timezone) > LENGTHS["timezone"]:
+            raise ValueError(timezone)
         ZoneInfo(timezone)
         clean["timezone"] = timezone
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         errors["timezone"] = "must be an IANA time zone such as America/Chicago"
     channel = str(data.get("preferred_channel") or "sms")
     if channel not in CHANNELS:
@@ -77,9 +98,13 @@ def clean_patient(data: Mapping[str, Any], known_thresholds: Collection[str] = (
     if thresholds is not None:
         # A patient's care plan may move a clinical threshold (e.g. weight_gain_1_day_lb: 2).
         if not isinstance(thresholds, dict) or not all(
-            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in thresholds.items()
+            isinstance(k, str)
+            and isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and -THRESHOLD_LIMIT <= v <= THRESHOLD_LIMIT  # also refuses NaN
+            for k, v in thresholds.items()
         ):
-            errors["thresholds"] = "must map threshold names to numbers"
+            errors["thresholds"] = f"must map threshold names to numbers within ±{THRESHOLD_LIMIT:g}"
         elif unknown := sorted(set(thresholds) - set(known_thresholds)):
             # A misspelt threshold would silently change nothing: refuse it.
             errors["thresholds"] = f"unknown thresholds: {', '.join(unknown)}"

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
+from werkzeug.routing import ValidationError as NoRoute
 
 from app.api.errors import ApiError
+from app.api.schemas import (
+    MAX_ID,
+    ConversationIn,
+    EnrollmentIn,
+    EscalationQuery,
+    PatientIn,
+    field_errors,
+    is_malformed,
+)
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.models import Answer, Escalation, Message, Patient, Program
 from app.patients import ValidationFailed, default_program, patient_json, upsert_patient
@@ -19,9 +32,37 @@ from app.scheduling.enrollments import UnknownCampaign, enroll
 from app.scheduling.on_demand import MissingVariables, StartRefused, UnknownFlow, start_flow_now
 from app.variables import InvalidVariables, clean_variables
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-LEVELS = {"EMERGENCY", "URGENT", "ROUTINE", "INFO"}
-STATUSES = {"open", "acknowledged", "resolved"}
+PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
+#: Short codes for the HTTP errors Werkzeug raises before (or instead of) a view: routing, body size.
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+PUBLIC_ENDPOINTS = {"api.openapi_document"}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class IdConverter(BaseConverter):
+    """``<id:patient_id>``: ASCII digits naming a row id (1..2**31-1); anything else is no route (404).
+
+    Werkzeug's ``int`` accepts any Unicode digit and any size; PostgreSQL's ``integer`` does not.
+    """
+
+    regex = r"[0-9]{1,10}"
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 1 <= number <= MAX_ID:
+            raise NoRoute()
+        return number
+
+    def to_url(self, value: Any) -> str:
+        return str(int(value))
+
+
+@bp.record_once
+def _install(state: Any) -> None:
+    state.app.url_map.converters["id"] = IdConverter
 
 
 def _runtime() -> Runtime:
@@ -31,6 +72,8 @@ def _runtime() -> Runtime:
 
 @bp.before_request
 def _authenticate() -> None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
     token = _runtime().settings.api_token
     header = request.headers.get("Authorization", "")
     given = header[7:] if header.startswith("Bearer ") else ""
@@ -45,11 +88,40 @@ def _api_error(exc: ApiError) -> tuple[Response, int]:
     return exc.response()
 
 
-def _json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object.")
-    return data
+def _under_api(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Any:
+    """Under ``/api/v1`` every HTTP error (no route 404, 405, 413, a 400 from Werkzeug, a 500) has the
+    error shape of DESIGN §3; elsewhere (the care-manager UI) Werkzeug's own page is kept."""
+    if not _under_api(request.path):
+        return exc
+    status = exc.code or 500
+    code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "http_error")
+    message = {
+        404: "No such resource.",
+        405: "This method is not allowed here.",
+        413: "The request body is too large.",
+    }.get(status, exc.description or exc.name)
+    response, status = ApiError(status, code, message).response()
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods or [])  # type: ignore[attr-defined]
+    return response, status
+
+
+def _parse(model: type[M], *, context: dict[str, Any] | None = None) -> M:
+    """The request's JSON body validated by ``model``: 400 if it is not a JSON object (not JSON, too
+    deep, an array, another content type), 422 naming every bad field otherwise."""
+    if not request.is_json:
+        raise ApiError(400, "bad_request", "The body must be a JSON object (Content-Type: application/json).")
+    try:
+        return model.model_validate_json(request.get_data(cache=True), context=context)
+    except ValidationError as exc:
+        if is_malformed(exc):
+            raise ApiError(400, "bad_request", "The body must be a JSON object.") from None
+        raise ApiError(422, "invalid", "Some fields are not valid.", field_errors(exc)) from None
 
 
 def _patient(session: Session, patient_id: int) -> Patient:
@@ -59,9 +131,9 @@ def _patient(session: Session, patient_id: int) -> Patient:
     return patient
 
 
-def _program(session: Session, slug: Any) -> Program:
+def _program(session: Session, slug: str | None) -> Program:
     if slug:
-        program = session.scalars(select(Program).where(Program.slug == str(slug))).first()
+        program = session.scalars(select(Program).where(Program.slug == slug)).first()
         if program is None:
             raise ApiError(422, "invalid", "Unknown program.", {"program": "unknown program"})
         return program
@@ -71,15 +143,28 @@ def _program(session: Session, slug: Any) -> Program:
         raise ApiError(409, "no_program", str(exc)) from None
 
 
+def _variables(raw: dict[str, str] | None) -> dict[str, str] | None:
+    try:
+        return clean_variables(raw) if raw is not None else None
+    except InvalidVariables as exc:
+        raise ApiError(422, "invalid", "Bad variables.", {"variables": str(exc)}) from None
+
+
 @bp.post("/patients")
 def create_patient() -> tuple[Response, int]:
-    data = _json_body()
+    """Create or update a patient by MRN: 201 created, 200 updated, 422 naming each bad field."""
     rt = _runtime()
+    data = _parse(PatientIn, context={"thresholds": rt.content.threshold_names()})
     with rt.sessions() as session, session.begin():
-        program = _program(session, data.get("program"))
+        program = _program(session, data.program)
         try:
             patient, created = upsert_patient(
-                session, program, data, actor="api", now=rt.now(), known_thresholds=rt.content.threshold_names()
+                session,
+                program,
+                data.as_payload(),
+                actor="api",
+                now=rt.now(),
+                known_thresholds=rt.content.threshold_names(),
             )
         except ValidationFailed as exc:
             raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
@@ -87,7 +172,7 @@ def create_patient() -> tuple[Response, int]:
     return jsonify(body), 201 if created else 200
 
 
-@bp.get("/patients/<int:patient_id>")
+@bp.get("/patients/<id:patient_id>")
 def get_patient(patient_id: int) -> Response:
     with _runtime().sessions() as session:
         return jsonify(patient_json(_patient(session, patient_id)))
@@ -95,66 +180,48 @@ def get_patient(patient_id: int) -> Response:
 
 @bp.post("/enrollments")
 def create_enrollment() -> tuple[Response, int]:
-    data = _json_body()
+    """Enroll a patient in a campaign (idempotent per campaign): 201 with the enrollment."""
+    data = _parse(EnrollmentIn)
     rt = _runtime()
+    if data.patient_id is None and data.mrn is None:
+        raise ApiError(422, "invalid", "Name the patient.", {"mrn": "mrn or patient_id is required"})
+    variables = _variables(data.variables)
     with rt.sessions() as session, session.begin():
-        patient: Patient | None = None
-        if data.get("patient_id") is not None:
-            patient = session.get(Patient, data["patient_id"]) if isinstance(data["patient_id"], int) else None
-        elif data.get("mrn"):
-            program = _program(session, data.get("program"))
-            patient = session.scalars(
-                select(Patient).where(Patient.program_id == program.id, Patient.mrn == str(data["mrn"]))
-            ).first()
+        patient: Patient | None
+        if data.patient_id is not None:
+            patient = session.get(Patient, data.patient_id)
         else:
-            raise ApiError(422, "invalid", "Name the patient.", {"mrn": "mrn or patient_id is required"})
+            program = _program(session, data.program)
+            patient = session.scalars(
+                select(Patient).where(Patient.program_id == program.id, Patient.mrn == data.mrn)
+            ).first()
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
-        campaign = data.get("campaign")
-        if not isinstance(campaign, str):
-            raise ApiError(422, "invalid", "Name the campaign.", {"campaign": "required"})
+        anchor = data.anchor_date or rt.now().astimezone(dt.UTC).date()
         try:
-            anchor = (
-                dt.date.fromisoformat(data["anchor_date"])
-                if data.get("anchor_date")
-                else rt.now().astimezone(dt.UTC).date()
-            )
-        except (TypeError, ValueError):
-            raise ApiError(422, "invalid", "Bad date.", {"anchor_date": "must be a date like 2026-11-25"}) from None
-        try:
-            variables = clean_variables(data.get("variables")) if "variables" in data else None
-        except InvalidVariables as exc:
-            raise ApiError(422, "invalid", "Bad variables.", {"variables": str(exc)}) from None
-        try:
-            enrollment = enroll(session, rt, patient, campaign, anchor, rt.now(), variables)
+            enrollment = enroll(session, rt, patient, data.campaign, anchor, rt.now(), variables)
         except UnknownCampaign:
             raise ApiError(
-                422, "invalid", "Unknown campaign.", {"campaign": f"unknown campaign '{campaign}'"}
+                422, "invalid", "Unknown campaign.", {"campaign": f"unknown campaign '{data.campaign}'"}
             ) from None
         body = enrollment_json(enrollment)
     return jsonify(body), 201
 
 
-@bp.post("/patients/<int:patient_id>/conversations")
+@bp.post("/patients/<id:patient_id>/conversations")
 def start_conversation_now(patient_id: int) -> tuple[Response, int]:
     """Start a flow now ("check on this patient now"): 201 with the conversation, 409 with the reason."""
-    data = _json_body()
-    flow_id = data.get("flow")
+    data = _parse(ConversationIn)
+    variables = _variables(data.variables) or {}
     rt = _runtime()
     with rt.sessions() as session, session.begin():
         patient = session.get(Patient, patient_id, with_for_update=True)
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
-        if not isinstance(flow_id, str) or not flow_id:
-            raise ApiError(422, "invalid", "Name the flow.", {"flow": "required"})
         try:
-            variables = clean_variables(data.get("variables"))
-        except InvalidVariables as exc:
-            raise ApiError(422, "invalid", "Bad variables.", {"variables": str(exc)}) from None
-        try:
-            conversation = start_flow_now(session, rt, patient, flow_id, rt.now(), variables)
+            conversation = start_flow_now(session, rt, patient, data.flow, rt.now(), variables)
         except UnknownFlow:
-            raise ApiError(422, "invalid", "Unknown flow.", {"flow": f"unknown flow '{flow_id}'"}) from None
+            raise ApiError(422, "invalid", "Unknown flow.", {"flow": f"unknown flow '{data.flow}'"}) from None
         except MissingVariables as exc:
             raise ApiError(422, "invalid", "The flow needs variables.", {"variables": str(exc)}) from None
         except StartRefused as exc:
@@ -164,7 +231,7 @@ def start_conversation_now(patient_id: int) -> tuple[Response, int]:
     return jsonify(body), 201
 
 
-@bp.get("/patients/<int:patient_id>/messages")
+@bp.get("/patients/<id:patient_id>/messages")
 def list_messages(patient_id: int) -> Response:
     with _runtime().sessions() as session:
         _patient(session, patient_id)
@@ -174,7 +241,7 @@ def list_messages(patient_id: int) -> Response:
         return jsonify({"messages": [message_json(m) for m in rows]})
 
 
-@bp.get("/patients/<int:patient_id>/answers")
+@bp.get("/patients/<id:patient_id>/answers")
 def list_answers(patient_id: int) -> Response:
     with _runtime().sessions() as session:
         _patient(session, patient_id)
@@ -186,18 +253,25 @@ def list_answers(patient_id: int) -> Response:
 
 @bp.get("/escalations")
 def list_escalations() -> Response:
+    """The newest 500 escalations, filtered by ``status``, ``level`` and ``patient_id`` (400 if bad)."""
+    try:
+        filters = EscalationQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise ApiError(400, "bad_request", "Bad filters.", field_errors(exc)) from None
     query = select(Escalation).options(selectinload(Escalation.triggers)).order_by(Escalation.created_at.desc())
-    status = request.args.get("status")
-    level = request.args.get("level")
-    if status:
-        if status not in STATUSES:
-            raise ApiError(400, "bad_request", "Unknown status.", {"status": f"one of {sorted(STATUSES)}"})
-        query = query.where(Escalation.status == status)
-    if level:
-        if level.upper() not in LEVELS:
-            raise ApiError(400, "bad_request", "Unknown level.", {"level": f"one of {sorted(LEVELS)}"})
-        query = query.where(Escalation.level == level.upper())
-    if request.args.get("patient_id", "").isdigit():
-        query = query.where(Escalation.patient_id == int(request.args["patient_id"]))
+    if filters.status:
+        query = query.where(Escalation.status == filters.status)
+    if filters.level:
+        query = query.where(Escalation.level == filters.level)
+    if filters.patient_id:
+        query = query.where(Escalation.patient_id == int(filters.patient_id))
     with _runtime().sessions() as session:
         return jsonify({"escalations": [escalation_json(e) for e in session.scalars(query.limit(500)).all()]})
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 document of this API (no token needed: it describes shapes, holds no data)."""
+    from app.api.openapi import openapi_document as build
+
+    return jsonify(build())

@@ -1,0 +1,354 @@
+"""Request models of the JSON API (pydantic v2): strict types, sizes bounded to the columns, sane ranges.
+
+Every request body is parsed and checked here, before any query or write, so the API answers the same
+on SQLite (which does not enforce ``VARCHAR`` lengths) as on PostgreSQL, and a bad value is a 4xx with
+the field named instead of a database error. Response models document the shapes of DESIGN §3 for the
+OpenAPI document (``openapi.py``); the views still render with ``serializers.py``.
+
+Rules (issue 8, item 6):
+- types are strict: no booleans or floats as ids, no numbers as strings, no strings as dates;
+- text is stripped of surrounding white space and refused if it holds a control character (NUL, ESC,
+  C1 controls, ...): PostgreSQL refuses NUL in text and JSON, and no field has a use for the others;
+- lengths are the columns' (``app/models.py``), read from the mapped tables so they cannot drift;
+- numbers are finite and within ±``THRESHOLD_LIMIT``; ids within PostgreSQL's ``integer`` (2**31-1);
+- dates within ``DATE_MIN``..``DATE_MAX`` (birth dates not in the future);
+- time zones are IANA names known to ``zoneinfo``; phones parse with ``phonenumbers``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import unicodedata
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from sqlalchemy import String
+
+from app.i18n import SUPPORTED_LANGUAGES
+from app.models import Enrollment, Patient, Program
+from app.phones import InvalidPhone, to_e164
+from app.variables import ALLOWED as VARIABLE_NAMES
+
+#: Largest id PostgreSQL's ``integer`` column holds; a larger one cannot name a row.
+MAX_ID = 2**31 - 1
+#: Clinical thresholds are small numbers (lb, mg/dL, score points); anything beyond this is a mistake.
+THRESHOLD_LIMIT = 10_000.0
+#: Dates the API accepts: wide enough for any patient or campaign, narrow enough that schedule
+#: arithmetic (anchor + offsets, time zones) never overflows ``datetime``.
+DATE_MIN = dt.date(1900, 1, 1)
+DATE_MAX = dt.date(2199, 12, 31)
+#: Text of an enrollment variable (a medication name, a time): the renderer keeps 100 characters.
+VARIABLE_MAX = 100
+#: How many conditions, thresholds or variables one request may carry.
+MAX_ITEMS = 64
+CONTROL_FREE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
+
+def column_length(column: Any) -> int:
+    """The ``VARCHAR`` length of a mapped column (``Patient.mrn`` → 64); raises TypeError if unbounded."""
+    sql_type = column.property.columns[0].type
+    if not isinstance(sql_type, String) or sql_type.length is None:
+        raise TypeError(f"{column} has no length")
+    return int(sql_type.length)
+
+
+def _no_controls(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+NO_CONTROLS = AfterValidator(_no_controls)
+#: The same rule for clients reading the OpenAPI document (and for schemathesis' generated data).
+CONTROL_FREE_SCHEMA = Field(json_schema_extra={"pattern": CONTROL_FREE})
+
+
+def _bounded(max_length: int, min_length: int = 1) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _zone(value: str) -> str:
+    if value not in _zones():
+        raise ValueError("must be an IANA time zone such as America/Chicago")
+    return value
+
+
+def _phone(value: str) -> str:
+    try:
+        return to_e164(value)
+    except InvalidPhone as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _language(value: str) -> str:
+    if value.replace("_", "-").split("-")[0].lower() not in SUPPORTED_LANGUAGES:
+        raise ValueError(f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+    return value
+
+
+def _in_range(value: dt.date) -> dt.date:
+    if not DATE_MIN <= value <= DATE_MAX:
+        raise ValueError(f"must be between {DATE_MIN.isoformat()} and {DATE_MAX.isoformat()}")
+    return value
+
+
+def _not_future(value: dt.date) -> dt.date:
+    # One day of slack: "today" somewhere east of UTC is already tomorrow here.
+    if value > dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1):
+        raise ValueError("must not be in the future")
+    return value
+
+
+PatientId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Mrn = Annotated[str, _bounded(column_length(Patient.mrn)), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+GivenName = Annotated[str, _bounded(column_length(Patient.given_name)), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+FamilyName = Annotated[str, _bounded(column_length(Patient.family_name)), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+Language = Annotated[str, _bounded(column_length(Patient.language)), NO_CONTROLS, AfterValidator(_language)]
+TimeZone = Annotated[str, _bounded(column_length(Patient.timezone)), NO_CONTROLS, AfterValidator(_zone)]
+Phone = Annotated[str, _bounded(40), NO_CONTROLS, AfterValidator(_phone), CONTROL_FREE_SCHEMA]
+Condition = Annotated[str, _bounded(64), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+Slug = Annotated[str, _bounded(column_length(Program.slug)), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+Campaign = Annotated[str, _bounded(column_length(Enrollment.campaign)), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+FlowId = Annotated[str, _bounded(64), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+ThresholdName = Annotated[str, Field(min_length=1, max_length=64)]
+ThresholdValue = Annotated[float, Field(ge=-THRESHOLD_LIMIT, le=THRESHOLD_LIMIT)]
+AnyDate = Annotated[dt.date, AfterValidator(_in_range)]
+BirthDate = Annotated[dt.date, AfterValidator(_in_range), AfterValidator(_not_future)]
+VariableName = Annotated[str, Field(max_length=64)]
+VariableText = Annotated[str, _bounded(VARIABLE_MAX, 0), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+Variables = Annotated[dict[VariableName, VariableText], Field(max_length=len(VARIABLE_NAMES))]
+
+
+class RequestModel(BaseModel):
+    """Strict, unknown fields ignored (DESIGN §3), no NaN or infinity anywhere."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+
+
+class PatientIn(RequestModel):
+    """``POST /patients``: create or update by MRN within the program (idempotent)."""
+
+    mrn: Mrn
+    given_name: GivenName
+    family_name: FamilyName
+    phone: Phone
+    language: Language | None = Field(
+        default=None, description="BCP 47 tag; its language must be supported (en, es). Default en."
+    )
+    timezone: TimeZone | None = Field(default=None, description="IANA time zone. Default America/New_York.")
+    preferred_channel: Literal["sms", "voice"] | None = None
+    conditions: Annotated[list[Condition], Field(max_length=MAX_ITEMS)] | None = None
+    caregiver_phone: Annotated[Phone | None, BeforeValidator(_empty_is_none)] = None
+    birth_date: BirthDate | None = None
+    thresholds: (
+        Annotated[
+            dict[ThresholdName, ThresholdValue],
+            Field(max_length=MAX_ITEMS),
+        ]
+        | None
+    ) = Field(default=None, description="The care plan's overrides of a flow's clinical thresholds.")
+    program: Annotated[Slug | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None, description="Program slug (default: the first program)."
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float] | None, info: ValidationInfo) -> dict[str, float] | None:
+        known = (info.context or {}).get("thresholds")
+        if value and known is not None and (unknown := sorted(set(value) - set(known))):
+            # A misspelt threshold would silently change nothing: refuse it.
+            raise ValueError(f"unknown thresholds: {', '.join(unknown)}")
+        return value
+
+    def as_payload(self) -> dict[str, Any]:
+        """The dict ``app.patients.upsert_patient`` takes (dates as ISO text, absent fields left out)."""
+        data = self.model_dump(exclude_none=True, exclude={"program"})
+        if self.birth_date is not None:
+            data["birth_date"] = self.birth_date.isoformat()
+        return data
+
+
+class EnrollmentIn(RequestModel):
+    """``POST /enrollments``: name the patient by ``patient_id`` or by ``mrn`` (within ``program``)."""
+
+    patient_id: PatientId | None = None
+    mrn: Annotated[Mrn | None, BeforeValidator(_empty_is_none)] = None
+    program: Annotated[Slug | None, BeforeValidator(_empty_is_none)] = None
+    campaign: Campaign
+    anchor_date: AnyDate | None = Field(default=None, description="Default: today (UTC).")
+    variables: Variables | None = None
+
+
+class ConversationIn(RequestModel):
+    """``POST /patients/<id>/conversations``: start a flow now."""
+
+    flow: FlowId
+    variables: Variables | None = None
+
+
+class EscalationQuery(BaseModel):
+    """``GET /escalations`` filters; query strings, so digits are parsed here, strictly."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Annotated[Literal["open", "acknowledged", "resolved"] | None, BeforeValidator(_empty_is_none)] = None
+    level: Annotated[
+        Literal["EMERGENCY", "URGENT", "ROUTINE", "INFO"] | None,
+        BeforeValidator(lambda v: _empty_is_none(v.upper() if isinstance(v, str) else v)),
+    ] = Field(default=None, description="Case-insensitive.")
+    patient_id: Annotated[
+        Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")] | None, BeforeValidator(_empty_is_none)
+    ] = Field(default=None, description="A patient id (1..2147483647).")
+
+    @field_validator("patient_id")
+    @classmethod
+    def _id_in_range(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= int(value) <= MAX_ID:
+            raise ValueError(f"must be between 1 and {MAX_ID}")
+        return value
+
+
+# -- responses (documentation of DESIGN §3's shapes) --------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, str]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class PatientOut(BaseModel):
+    id: int
+    mrn: str
+    given_name: str
+    family_name: str
+    phone: str
+    language: str
+    timezone: str
+    preferred_channel: str
+    conditions: list[str]
+    caregiver_phone: str | None
+    birth_date: dt.date | None
+    status: str
+    opted_out: bool
+    thresholds: dict[str, float]
+
+
+class EnrollmentOut(BaseModel):
+    id: int
+    patient_id: int
+    campaign: str
+    anchor_date: dt.date
+    status: str
+    next_due_at: dt.datetime | None
+    variables: dict[str, str]
+
+
+class ConversationOut(BaseModel):
+    id: int
+    patient_id: int
+    flow: str
+    flow_version: str
+    status: str
+    started_at: dt.datetime | None
+
+
+class MessageOut(BaseModel):
+    id: int
+    direction: Literal["inbound", "outbound"]
+    channel: str
+    body: str
+    status: str
+    created_at: dt.datetime | None
+    kind: str
+    segments: int | None
+    encoding: str | None
+    needs_review: bool | None
+    flow: str | None = None
+    provider_sid: str | None = None
+    error_code: str | None = None
+
+
+class MessagesOut(BaseModel):
+    messages: list[MessageOut]
+
+
+class AnswerOut(BaseModel):
+    flow: str
+    question: str
+    value: Any
+    raw: str
+    answered_at: dt.datetime | None
+    channel: str
+    kind: str
+    unit: str | None = None
+
+
+class AnswersOut(BaseModel):
+    answers: list[AnswerOut]
+
+
+class TriggerOut(BaseModel):
+    rule: str
+    level: str
+    detail: Any
+    created_at: dt.datetime | None
+
+
+class EscalationOut(BaseModel):
+    id: int
+    patient_id: int
+    level: Literal["EMERGENCY", "URGENT", "ROUTINE", "INFO"]
+    reasons: list[str]
+    status: Literal["open", "acknowledged", "resolved"]
+    created_at: dt.datetime | None
+    sla_due_at: dt.datetime | None
+    triggers: list[TriggerOut]
+    acknowledged_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = None
+    outcome: str | None = None
+
+
+class EscalationsOut(BaseModel):
+    escalations: list[EscalationOut]
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """``{"thresholds.weight_gain_1_day_lb": "Input should be a finite number", ...}``: one message per
+    field (the first), keyed by the dotted path; ``Value error, `` prefixes dropped."""
+    fields: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(part) for part in error["loc"]) or "body"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        fields.setdefault(key, message)
+    return fields
+
+
+def is_malformed(exc: ValidationError) -> bool:
+    """True when the body is not a JSON object at all (unparsable, too deep, an array): a 400, not a 422."""
+    return any(error["type"] in ("json_invalid", "model_type", "model_attributes_type") for error in exc.errors())
