@@ -105,6 +105,7 @@ def patient_context(
         thresholds=thresholds,
         variables=render_variables(variables or {}, patient.language, patient.timezone),
         education=rt.content.education_for(patient.language),
+        timezone=patient.timezone,
     )
 
 
@@ -243,7 +244,8 @@ def apply_step(
         elif isinstance(event, engine.Say):
             said.append(event.text)
             purposes.append(event.purpose)
-        elif isinstance(event, engine.NotUnderstood):
+        elif isinstance(event, engine.NotUnderstood | engine.NeedsReview):
+            # Not understood, or understood with more to read ("no but my ankles are huge", "no sé").
             if inbound is not None:
                 inbound.needs_review = True
         elif isinstance(event, engine.Completed):

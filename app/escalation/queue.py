@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import AuditEvent, Escalation, EscalationStatus
+from app.models import AuditEvent, Escalation, EscalationStatus, EscalationTrigger
 
 OUTCOMES = (
     "reached_patient",
@@ -30,8 +30,15 @@ class ActionRefused(Exception):
 
 
 def open_queue(session: Session) -> Sequence[Escalation]:
-    """Most severe first, then the earliest SLA deadline: the order a nurse should work them."""
+    """Most severe first, then the most signs at once (several heart-failure signs in one check-in rank
+    above one sign of the same level: ``sign_count`` in a trigger's detail, see ``Rule.group``), then
+    the earliest SLA deadline: the order a nurse should work them."""
     severity = case({"EMERGENCY": 0, "URGENT": 1, "ROUTINE": 2, "INFO": 3}, value=Escalation.level, else_=4)
+    signs = (
+        select(func.coalesce(func.max(EscalationTrigger.detail["sign_count"].as_integer()), 1))
+        .where(EscalationTrigger.escalation_id == Escalation.id)
+        .scalar_subquery()
+    )
     return session.scalars(
         select(Escalation)
         .options(selectinload(Escalation.patient), selectinload(Escalation.triggers))
@@ -39,7 +46,7 @@ def open_queue(session: Session) -> Sequence[Escalation]:
             Escalation.status.in_([EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED]),
             Escalation.level != "INFO",  # INFO is for the timeline only (DESIGN §4.4)
         )
-        .order_by(severity, Escalation.sla_due_at.is_(None), Escalation.sla_due_at, Escalation.created_at)
+        .order_by(severity, signs.desc(), Escalation.sla_due_at.is_(None), Escalation.sla_due_at, Escalation.created_at)
         .limit(500)
     ).all()
 

@@ -9,24 +9,37 @@ rendered to any channel.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import format_decimal
 
-from app.flows.answers import parse_choice, parse_number, parse_scale, parse_yes_no
+from app.flows.answers import (
+    METER_WORDS,
+    extra_words,
+    parse_choice,
+    parse_meter_flag,
+    parse_number,
+    parse_scale,
+    parse_symptom_yes_no,
+    parse_unknown,
+    parse_yes_no,
+)
 from app.flows.intents import GlobalIntents, confirm_reply
 from app.flows.keywords import opt_out_sentence_text
-from app.flows.model import Condition, Flow, Node, Rule
+from app.flows.model import LEVELS, Condition, Flow, Node, Rule, Score
 from app.flows.safety import confirm_no_text, confirm_question, confirm_reprompt, emergency_text, nurse_today_text
+from app.flows.text import tokens
 from app.i18n import gettext_for, locale_for, normalise_language
 from app.triage.verdict import Finding, Verdict
 
 MAX_REPROMPTS = 2
 MAX_STEPS = 200
-#: Readings a little older than the window still count as "the previous day's" (a late weigh-in).
-HISTORY_GRACE = dt.timedelta(hours=6)
+#: The escalation opened at the end of a conversation that left assessment questions unanswered.
+COULD_NOT_ASSESS = "could-not-assess"
 
 Value = float | bool | str | None
 
@@ -89,11 +102,23 @@ class LanguageChanged:
 
 
 @dataclass(frozen=True)
+class NeedsReview:
+    """The reply was taken as an answer, and a person should read it too.
+
+    ``why``: ``more_than_yes_no`` (a yes/no that says more: "no but my ankles are huge") or ``unknown``
+    ("no sé"). The service marks the inbound message for review, as for :class:`NotUnderstood`.
+    """
+
+    question_id: str
+    why: str
+
+
+@dataclass(frozen=True)
 class OptOutRequested:
     """An opt-out written as a sentence ("please stop texting me"): flag the message for staff."""
 
 
-Event = Say | SaveAnswer | Escalate | NotUnderstood | Completed | LanguageChanged | OptOutRequested
+Event = Say | SaveAnswer | Escalate | NotUnderstood | Completed | LanguageChanged | OptOutRequested | NeedsReview
 
 
 # ----------------------------------------------------------------------------------------------- state
@@ -114,6 +139,8 @@ class PatientContext:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
     education: Mapping[str, str] = field(default_factory=dict)
+    #: IANA time zone: "yesterday" in the rise/fall rules is the patient's calendar day.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,14 @@ class State:
     reminded: bool = False
     started_at: str = ""
     wake_at: str | None = None
+    #: Grouped rule firings not yet told (see ``Rule.group``): rule_id, level, reason, detail, text…
+    pending: tuple[Mapping[str, Any], ...] = ()
+    #: The highest level each group has told the patient in this conversation.
+    groups_told: Mapping[str, str] = field(default_factory=dict)
+    #: Assessment questions left without an answer (unanswered or "I don't know").
+    unassessed: tuple[str, ...] = ()
+    #: Whether the patient replied at all in this conversation.
+    replied: bool = False
     #: Red flags waiting on the patient's answer to "right now?" (their URGENT escalations are open);
     #: ``node`` stays the question the flow was at (None: a check started outside any flow).
     confirming: tuple[Finding, ...] = ()
@@ -150,6 +185,10 @@ class State:
             "reminded": self.reminded,
             "started_at": self.started_at,
             "wake_at": self.wake_at,
+            "pending": [dict(p) for p in self.pending],
+            "groups_told": dict(self.groups_told),
+            "unassessed": list(self.unassessed),
+            "replied": self.replied,
             "confirming": [
                 {
                     "reason": f.reason,
@@ -178,6 +217,10 @@ class State:
             reminded=bool(data.get("reminded", False)),
             started_at=data.get("started_at", ""),
             wake_at=data.get("wake_at"),
+            pending=tuple(dict(p) for p in data.get("pending", ())),
+            groups_told=dict(data.get("groups_told", {})),
+            unassessed=tuple(data.get("unassessed", ())),
+            replied=bool(data.get("replied", False)),
             confirming=tuple(
                 Finding(
                     reason=str(f["reason"]),
@@ -283,64 +326,156 @@ def resume(
         state = replace(state, node=node.id, attempts=0, reminded=False)
     if node.type != "question":
         raise FlowRuntimeError(f"conversation waits on non-question node '{node.id}'")
-    understood = understand(node, given, state.language)
+    return Step(_answer(flow, state, ctx, node, text, events, now), tuple(events))
+
+
+def _answer(
+    flow: Flow, state: State, ctx: PatientContext, node: Node, text: str, events: list[Event], now: dt.datetime
+) -> State:
+    """A reply to the question ``node``: save it (or re-prompt), run the rules, go on."""
+    state = replace(state, replied=True)
+    understood = understand(node, Reply(text), state.language)
     if understood is None:
         state = replace(state, attempts=state.attempts + 1)
         events.append(NotUnderstood(node.id))
         if state.attempts <= MAX_REPROMPTS:
             events.append(Say(reprompt_text(node, state.language, ctx), "reprompt"))
-            return Step(state, tuple(events))
+            return state
         events.append(SaveAnswer(node.id, "unanswered", None, None, text))
-        state = replace(state, answers={**state.answers, node.id: None})
-        state = _apply_rules(flow, state, ctx, events, now)
-        if state.status != "active":
-            return Step(state, tuple(events))
-        target = node.on_unanswered or _choose_next(node, state, ctx, flow, now)
-        return Step(_enter(flow, state, ctx, target, events, now), tuple(events))
-    value, unit = understood
-    events.append(SaveAnswer(node.id, node.question_type or "text", value, unit, text))
-    state = replace(state, answers={**state.answers, node.id: value}, attempts=0)
+        return _left_unanswered(flow, state, ctx, node, events, now)
+    if understood.kind == "unknown":
+        events.append(SaveAnswer(node.id, "unknown", None, None, text))
+        events.append(NeedsReview(node.id, "unknown"))
+        return _left_unanswered(flow, state, ctx, node, events, now)
+    events.append(SaveAnswer(node.id, understood.kind, understood.value, understood.unit, text))
+    if understood.review:
+        events.append(NeedsReview(node.id, understood.review))
+    state = replace(state, answers={**state.answers, node.id: understood.value}, attempts=0)
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
-        return Step(state, tuple(events))
+        return state
     target = _choose_next(node, state, ctx, flow, now)
-    return Step(_enter(flow, state, ctx, target, events, now), tuple(events))
+    return _enter(flow, state, ctx, target, events, now)
 
 
-def understand(node: Node, given: Reply, language: str) -> tuple[Value, str | None] | None:
-    """The typed value of a reply to a question, or None when it is not a valid answer."""
+def _left_unanswered(
+    flow: Flow, state: State, ctx: PatientContext, node: Node, events: list[Event], now: dt.datetime
+) -> State:
+    """The question ends without a value (after the re-prompts, or "I don't know"); the flow goes on."""
+    state = _record_unanswered(state, node)
+    state = _apply_rules(flow, state, ctx, events, now)
+    if state.status != "active":
+        return state
+    target = node.on_unanswered or _choose_next(node, state, ctx, flow, now)
+    return _enter(flow, state, ctx, target, events, now)
+
+
+def _record_unanswered(state: State, node: Node) -> State:
+    unassessed = state.unassessed
+    if node.assess and node.id not in unassessed:
+        unassessed = (*unassessed, node.id)
+    return replace(state, answers={**state.answers, node.id: None}, attempts=0, unassessed=unassessed)
+
+
+@dataclass(frozen=True)
+class Understood:
+    """A reply read as an answer.
+
+    ``kind``: the question's type, ``meter`` (a meter flag saved as text, "LO") or ``unknown``
+    ("I don't know": value None). ``review``: why a person should also read the reply, if so.
+    """
+
+    value: Value
+    unit: str | None
+    kind: str
+    review: str | None = None
+
+
+def understand(node: Node, given: Reply, language: str) -> Understood | None:
+    """The typed value of a reply to a question, or None when it is not a valid answer (re-prompt).
+
+    Rules, in every supported language (app/flows/answers.py has the words):
+    - yes/no: "not sure" / "no sé" is UNKNOWN; on a ``symptom`` question a hedge ("a little", "un poco")
+      is YES; a yes or no that says more ("no but my ankles are huge") is kept and marked for review.
+    - number: digits or number words ("ciento ochenta y tres"), converted to the question's unit and
+      within [min, max]; a letter among the digits ("l83") is re-asked; with ``meter`` the flags
+      ("LO", "low", "bajo", "HI", "alto") are saved as the meter's text; "not sure" is UNKNOWN.
+    - scale and choice: a number or the choice's words (a longer phrase beats a word inside it, a
+      negated word selects nothing); otherwise "not sure" is UNKNOWN.
+    - text: the reply, up to 1,600 characters.
+    """
     text = given.text
+    languages = (language, *(lang for lang in ("en", "es") if lang != language))
     if node.question_type == "yes_no":
-        answer = parse_yes_no(text)
-        return None if answer is None else (answer, None)
-    if node.question_type == "number":
-        number = parse_number(text, unit=node.unit)
-        if number is None:
+        if parse_unknown(text):
+            return Understood(None, None, "unknown")
+        answer = parse_symptom_yes_no(text) if node.symptom else parse_yes_no(text)
+        if answer is None:
             return None
+        more = extra_words(text, _question_words(node))
+        return Understood(answer, None, "yes_no", "more_than_yes_no" if more else None)
+    if node.question_type == "number":
+        number = parse_number(text, unit=node.unit, languages=languages)
+        if number is None:
+            side = parse_meter_flag(text) if node.meter else None
+            if side is not None and side in node.meter:
+                return Understood(node.meter[side], node.unit, "meter")
+            return Understood(None, None, "unknown") if parse_unknown(text) else None
         assert node.minimum is not None and node.maximum is not None
         if not node.minimum <= number.value <= node.maximum:
             return None
-        return number.value, number.unit
+        return Understood(number.value, number.unit, "number")
+    if node.question_type in {"scale", "choice"} and parse_unknown(text) and not _lists_unknown(node):
+        # "No sé" at "1 Yes 2 No" is not a NO; a flow that lists such words (ketones: "I can't check")
+        # takes them as its own choice.
+        return Understood(None, None, "unknown")
     if node.question_type == "scale":
         assert node.minimum is not None and node.maximum is not None
-        scaled = parse_scale(text, int(node.minimum), int(node.maximum))
-        if scaled is None and node.choices:
+        scaled = parse_scale(text, int(node.minimum), int(node.maximum), languages=languages)
+        if scaled is not None:
+            return Understood(float(scaled), None, "scale")
+        if node.choices:
             # Only words here: on a 0-3 scale "4" is out of range, not the fourth label.
             named = parse_choice(text, _choice_words(node, language), by_number=False)
             point = node.choice_value(named) if named is not None else None
-            return None if point is None else (float(point), None)
-        return None if scaled is None else (float(scaled), None)
+            if point is not None:
+                return Understood(float(point), None, "scale")
+        return Understood(None, None, "unknown") if parse_unknown(text) else None
     if node.question_type == "choice":
         chosen = parse_choice(text, _choice_words(node, language))
-        return None if chosen is None else (chosen, None)
+        if chosen is not None:
+            return Understood(chosen, None, "choice")
+        return Understood(None, None, "unknown") if parse_unknown(text) else None
     stripped = text.strip()
-    return (stripped[:1600], None) if stripped else None
+    return Understood(stripped[:1600], None, "text") if stripped else None
+
+
+def _lists_unknown(node: Node) -> bool:
+    """Whether a choice of the question lists an "I don't know" phrase among its words."""
+    return any(parse_unknown(word) for choice in node.choices for words in choice.words.values() for word in words)
+
+
+def _question_words(node: Node) -> set[str]:
+    """The words of a question in every language: echoing them ("yes I am short of breath") says nothing more."""
+    return {w for text in node.text.values() for w in tokens(text)}
 
 
 def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
-    """Each choice's label and words in every language: a Spanish speaker's "better" still counts."""
+    """Each choice's label and words in every language: a Spanish speaker's "better" still counts.
+
+    A choice that ``means`` low or high also takes the low / high words of app/flows/answers.py ("bajo",
+    "alto"): words that are also whole-message keywords are understood there, never listed in a flow.
+    """
     return [
-        (c.id, [c.label.get(language, ""), *c.label.values(), *(w for ws in c.words.values() for w in ws)])
+        (
+            c.id,
+            [
+                c.label.get(language, ""),
+                *c.label.values(),
+                *(w for ws in c.words.values() for w in ws),
+                *(METER_WORDS.get(c.means, ()) if c.means else ()),
+            ],
+        )
         for c in node.choices
     ]
 
@@ -513,10 +648,14 @@ def _enter(flow: Flow, state: State, ctx: PatientContext, node_id: str, events: 
             wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
             return replace(state, node=node.id, attempts=0, reminded=False, wake_at=wake.isoformat())
         if node.type == "wait":
+            # The check-in pauses: what its grouped signs call for is said now, before the wait.
+            state = _flush_groups(state, events)
             if node.text:
                 events.append(Say(_render(node.text, state.language, ctx), "info"))
             wake = now + dt.timedelta(minutes=node.wait_minutes)
             return replace(state, node=node.id, attempts=0, reminded=True, wake_at=wake.isoformat())
+        # The escalation text of the check-in's grouped signs comes before the closing words.
+        state = _flush_groups(state, events)
         if node.text:
             events.append(Say(_render(node.text, state.language, ctx), "closing"))
         return _finish(replace(state, node=node.id), node.result, events, node.start_flow)
@@ -524,8 +663,67 @@ def _enter(flow: Flow, state: State, ctx: PatientContext, node_id: str, events: 
 
 
 def _finish(state: State, result: str, events: list[Event], start_flow: str | None = None) -> State:
+    state = _wrap_up(state, events)
     events.append(Completed(result, start_flow))
     return replace(state, status="completed", result=result, wake_at=None)
+
+
+def _wrap_up(state: State, events: list[Event]) -> State:
+    """The end of a conversation, however it ends: grouped signs are escalated, and assessment
+    questions left without an answer open one ROUTINE ``could_not_assess`` (not when the patient never
+    replied: two missed check-ins are the "unreachable" rule's job, DESIGN §4.3)."""
+    state = _flush_groups(state, events)
+    if state.unassessed and state.replied and COULD_NOT_ASSESS not in state.fired:
+        events.append(
+            Escalate(
+                rule_id=COULD_NOT_ASSESS,
+                level="ROUTINE",
+                reason="could_not_assess",
+                detail={"questions": list(state.unassessed)},
+            )
+        )
+        state = replace(state, fired=(*state.fired, COULD_NOT_ASSESS))
+    return state
+
+
+def _flush_groups(state: State, events: list[Event]) -> State:
+    """One escalation and one text per group of signs that fired (see ``Rule.group``).
+
+    The escalation takes the highest level and, among the rules at that level, the first one's id,
+    reason and text; ``detail`` keeps every rule's figures plus ``signs`` (the reasons, in order),
+    ``sign_rules`` and ``sign_count`` (distinct reasons), by which the queue ranks it. The text is not
+    said again at a level the group already told, nor below an emergency text said in the same step.
+    """
+    if not state.pending:
+        return state
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for fired in state.pending:
+        groups.setdefault(str(fired["group"]), []).append(fired)
+    told = dict(state.groups_told)
+    emergency_said = any(isinstance(e, Say) and e.purpose == "emergency" for e in events)
+    for group, fires in groups.items():
+        top = min(fires, key=lambda f: LEVELS.index(f["level"]))
+        signs = list(dict.fromkeys(str(f["reason"]) for f in fires))
+        detail: dict[str, Any] = {}
+        for fired in fires:
+            detail.update(fired["detail"])
+        detail.update(group=group, signs=signs, sign_rules=[str(f["rule_id"]) for f in fires], sign_count=len(signs))
+        events.append(
+            Escalate(
+                rule_id=str(top["rule_id"]),
+                level=str(top["level"]),
+                reason=str(top["reason"]),
+                detail=detail,
+                crisis_line=any(bool(f["crisis_line"]) for f in fires),
+            )
+        )
+        level = str(top["level"])
+        before = told.get(group)
+        louder = before is None or LEVELS.index(level) < LEVELS.index(before)
+        if top["text"] and louder and not (emergency_said and level != "EMERGENCY"):
+            events.append(Say(str(top["text"]), "emergency" if level == "EMERGENCY" else "escalation"))
+            told[group] = level
+    return replace(state, pending=(), groups_told=told)
 
 
 def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
@@ -535,6 +733,8 @@ def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event],
         state = replace(state, started_at=now.isoformat())
         return _enter(flow, state, ctx, _choose_next(node, state, ctx, flow, now), events, now)
     if not state.reminded:
+        # The patient has gone quiet: signs found so far are escalated now, not at the expiry.
+        state = _flush_groups(state, events)
         _ = gettext_for(state.language)
         prefix = _("Reminder:")
         events.append(Say(f"{prefix} {_render(node.text, state.language, ctx)}", "reminder"))
@@ -543,10 +743,11 @@ def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event],
         return replace(state, reminded=True, wake_at=expire.isoformat())
     # No answer is an answer too: "missed" counts toward streak rules (three missed doses in a row).
     events.append(SaveAnswer(node.id, "unanswered", None, None, ""))
-    state = replace(state, answers={**state.answers, node.id: None})
+    state = _record_unanswered(state, node)
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
         return state
+    state = _wrap_up(state, events)
     events.append(Completed("no_response"))
     return replace(state, status="expired", result="no_response", wake_at=None)
 
@@ -559,18 +760,49 @@ def _choose_next(node: Node, state: State, ctx: PatientContext, flow: Flow, now:
 
 
 def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
+    """Fire each rule whose condition now holds, once per conversation.
+
+    A rule fires an :class:`Escalate` and its text at once, unless it has a ``group``: then it waits
+    with the group's other signs until the check-in ends, pauses, goes quiet or stops
+    (:func:`_flush_groups`), or goes out at once when it is an EMERGENCY or stops the flow.
+    """
     for rule in flow.rules:
         if rule.id in state.fired:
             continue
         hit, detail = evaluate(rule.when, state, ctx, flow, now)
         if not hit:
             continue
-        already_told = any(r.reason == rule.reason for r in flow.rules if r.id in state.fired)
+        if rule.group:
+            fired = {
+                "rule_id": rule.id,
+                "level": rule.level,
+                "reason": rule.reason,
+                "detail": detail,
+                "crisis_line": rule.crisis_line,
+                "text": _rule_text(rule, state.language, ctx),
+                "group": rule.group,
+            }
+            state = replace(state, fired=(*state.fired, rule.id), pending=(*state.pending, fired))
+            if rule.level == "EMERGENCY" or rule.stop:
+                state = _flush_groups(state, events)
+            if rule.stop:
+                return _finish(state, "escalated", events)
+            continue
+        told = _rule_text(rule, state.language, ctx)
+        this_step = {e.rule_id for e in events if isinstance(e, Escalate)}
+        # One text per reason: a rule of the same reason already told the same words in this
+        # conversation, or fired in this same step (the patient is told once); new advice is said.
+        already_told = any(
+            r.reason == rule.reason and (r.id in this_step or _rule_text(r, state.language, ctx) == told)
+            for r in flow.rules
+            if r.id in state.fired and not r.group
+        )
         state = replace(state, fired=(*state.fired, rule.id))
         events.append(
             Escalate(rule_id=rule.id, level=rule.level, reason=rule.reason, detail=detail, crisis_line=rule.crisis_line)
         )
-        told = "" if already_told else _rule_text(rule, state.language, ctx)
+        if already_told:
+            told = ""
         if told:
             events.append(Say(told, "emergency" if rule.level == "EMERGENCY" else "escalation"))
         if rule.stop:
@@ -585,13 +817,63 @@ def _numeric(flow: Flow, question_id: str, value: Value) -> Value:
     return value
 
 
+@dataclass(frozen=True)
+class ScoreState:
+    """Where a score stands: ``total`` once it is final, ``partial`` (the answered parts) at any time.
+
+    A part is answered (a number), missing (asked and left without a number) or pending (not asked
+    yet). ``total`` is the sum when every part is answered; with ``prorate`` and at most
+    ``max_missing`` parts missing (none pending) it is round(sum × parts / answered), half up; else None.
+    """
+
+    total: float | None
+    partial: float
+    answered: int
+    missing: int
+    pending: int
+    prorated: bool = False
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def score_state(flow: Flow, score: Score, answers: Mapping[str, Value]) -> ScoreState:
+    """The state of one score over this conversation's answers (see :class:`ScoreState`).
+
+    Proration as the PHQ-9 / GAD-7 scoring instructions allow for up to 2 missing items
+    (Kroenke 2001; Spitzer 2006; Arrieta et al., J Clin Epidemiol 2017, on prorating missing items).
+    """
+    total_sum = 0.0
+    answered = missing = pending = 0
+    for part in score.parts:
+        values = [_numeric(flow, q, answers.get(q)) for q in part if q in answers]
+        number = next((v for v in values if _is_number(v)), None)
+        if number is not None:
+            total_sum += float(number)
+            answered += 1
+        elif all(q in answers for q in part):
+            missing += 1
+        else:
+            pending += 1
+    total: float | None = None
+    prorated = False
+    if pending == 0:
+        if missing == 0:
+            total = total_sum
+        elif score.prorate_max_missing is not None and missing <= score.prorate_max_missing and answered:
+            total = float(math.floor(total_sum * len(score.parts) / answered + 0.5))
+            prorated = True
+    return ScoreState(total, total_sum, answered, missing, pending, prorated)
+
+
 def scores(flow: Flow, answers: Mapping[str, Value]) -> dict[str, float]:
-    """Each score whose parts are all answered (a PHQ-9 total, say); choices count by their value."""
+    """Each score that is final (a PHQ-9 total, say; prorated when allowed); choices count by their value."""
     result: dict[str, float] = {}
     for score in flow.scores:
-        parts = [_numeric(flow, q, answers.get(q)) for q in score.sum_of]
-        if all(isinstance(p, int | float) and not isinstance(p, bool) for p in parts):
-            result[score.id] = float(sum(p for p in parts if isinstance(p, int | float)))
+        total = score_state(flow, score, answers).total
+        if total is not None:
+            result[score.id] = total
     return result
 
 
@@ -651,28 +933,27 @@ def evaluate(
         return False, {}
     operand = _threshold(condition.operand, ctx, flow)
     subject = condition.subject
-    current: Value = (
-        scores(flow, state.answers).get(subject) if condition.kind == "score" else state.answers.get(subject)
-    )
-    if condition.kind in {"answer", "score"}:
-        if condition.kind == "answer" and subject not in state.answers:
+    if condition.kind == "score":
+        return _score_condition(condition, operand, state, flow)
+    current: Value = state.answers.get(subject)
+    if condition.kind == "answer":
+        if subject not in state.answers:
             return False, {}
         return _compare(current, condition.comparator, operand), {subject: current}
     if condition.kind in {"rise", "fall"}:
-        if not isinstance(current, int | float) or isinstance(current, bool):
+        if not _is_number(current):
             return False, {}
-        since = now - dt.timedelta(days=condition.within_days) - HISTORY_GRACE
-        earlier = [
-            float(h.value)
-            for h in ctx.history
-            if h.question_id == subject
-            and since <= h.at < now
-            and isinstance(h.value, int | float)
-            and not isinstance(h.value, bool)
-        ]
+        assert isinstance(current, int | float)
+        earlier = _earlier_readings(subject, condition.within_days, ctx, now)
         if not earlier:
             return False, {}
-        baseline = min(earlier) if condition.kind == "rise" else max(earlier)
+        values = [value for _, value in earlier]
+        if condition.baseline == "last":
+            baseline = earlier[-1][1]
+        elif condition.baseline == "lowest" or (not condition.baseline and condition.kind == "rise"):
+            baseline = min(values)
+        else:
+            baseline = max(values)
         change = current - baseline if condition.kind == "rise" else baseline - current
         hit = _compare(round(change, 2), condition.comparator, operand)
         return hit, {
@@ -695,6 +976,54 @@ def evaluate(
         hit = all(_compare(v, condition.comparator, operand) for v in series)
         return hit, {subject: current, f"{subject}_series": series}
     raise FlowRuntimeError(f"unknown condition kind {condition.kind}")
+
+
+def _score_condition(condition: Condition, operand: Any, state: State, flow: Flow) -> tuple[bool, dict[str, Any]]:
+    """A test on a score. ``at_least`` / ``above`` hold as soon as the answered items reach the cut
+    point (a partial sum only grows: 21 after seven PHQ-9 items is already >= 20); every other test
+    waits for the final total (a band with an upper bound is only known at the end)."""
+    score = next((s for s in flow.scores if s.id == condition.subject), None)
+    if score is None:
+        return False, {}
+    where = score_state(flow, score, state.answers)
+    value: float | None = where.total
+    if value is None and condition.comparator in {"at_least", "above"} and where.answered:
+        value = where.partial
+    detail: dict[str, Any] = {
+        score.id: value,
+        f"{score.id}_answered": where.answered,
+        f"{score.id}_missing": where.missing,
+        f"{score.id}_final": where.total is not None,
+    }
+    if where.prorated:
+        detail[f"{score.id}_prorated_from"] = where.partial
+    return _compare(value, condition.comparator, operand), detail
+
+
+def _zone(name: str) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def _earlier_readings(
+    subject: str, within_days: float, ctx: PatientContext, now: dt.datetime
+) -> list[tuple[dt.datetime, float]]:
+    """Readings of ``subject`` on the previous ``within_days`` calendar days in the patient's zone, oldest first.
+
+    Calendar days, not hours: "179 yesterday at 09:05, 183 today at 16:30" is a one-day rise whatever
+    the hours (issue 7 item 5, content review 2026-11). Today's earlier readings are not a baseline.
+    """
+    zone = _zone(ctx.timezone)
+    today = now.astimezone(zone).date()
+    first = today - dt.timedelta(days=max(1, math.ceil(within_days)))
+    found = [
+        (h.at, float(h.value))  # type: ignore[arg-type]
+        for h in ctx.history
+        if h.question_id == subject and _is_number(h.value) and first <= h.at.astimezone(zone).date() < today
+    ]
+    return sorted(found, key=lambda item: item[0])
 
 
 # ------------------------------------------------------------------------------------------------ text

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from app.flows.answers import METER_WORDS
 from app.flows.model import (
     LEVELS,
     Branch,
@@ -33,11 +34,14 @@ NODE_FIELDS: dict[str, set[str]] = {
     "education": {"topic"},
     "wait": {"after"},
     "end": {"result", "start_flow"},
-    "question": {"answer", "unit", "min", "max", "choices", "hint", "on_unanswered"},
+    "question": {"answer", "unit", "min", "max", "choices", "hint", "on_unanswered", "symptom", "assess", "meter"},
 }
 QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
 CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
 COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered"}
+BASELINES = {"lowest", "highest", "last"}
+#: Flow-wide defaults for question attributes (a node's own value wins).
+DEFAULT_FIELDS = {"symptom", "assess"}
 PLACEHOLDERS = {
     "first_name",
     "program_name",
@@ -184,6 +188,7 @@ class _Compiler:
                 "scores",
                 "waits",
                 "thresholds",
+                "defaults",
                 "description",
                 "sources",
                 "reviewed",
@@ -204,6 +209,15 @@ class _Compiler:
         self.thresholds = data.get("thresholds") or {}
         if not isinstance(self.thresholds, Mapping):
             raise self.fail(self.line_of(data, "thresholds"), "thresholds must be a mapping of name: number")
+        defaults = data.get("defaults")
+        if defaults is not None and not isinstance(defaults, LineDict):
+            raise self.fail(self.line_of(data, "defaults"), "defaults must be a mapping like {symptom: true}")
+        self.defaults: dict[str, Any] = dict(defaults or {})
+        if isinstance(defaults, LineDict):
+            self.check_keys(defaults, DEFAULT_FIELDS, "defaults")
+        for key, value in self.defaults.items():
+            if not isinstance(value, bool):
+                raise self.fail(self.line_of(defaults, key), f"defaults: '{key}' must be true or false")
         raw_nodes = self.require(data, "nodes", "flow")
         if not isinstance(raw_nodes, list) or not raw_nodes:
             raise self.fail(self.line_of(data, "nodes"), "flow: nodes must be a non-empty list")
@@ -329,6 +343,13 @@ class _Compiler:
                         self.line_of(raw, "choices"),
                         f"{what}: scale choice '{choice.id}' needs a value from {minimum} to {maximum}",
                     )
+        symptom = self.flag(raw, "symptom", what, default=qtype == "yes_no" and self.defaults.get("symptom", False))
+        if symptom and qtype != "yes_no":
+            raise self.fail(self.line_of(raw, "symptom"), f"{what}: 'symptom' is for yes_no questions")
+        assess = self.flag(raw, "assess", what, default=self.defaults.get("assess", symptom))
+        if assess and qtype == "text":
+            raise self.fail(self.line_of(raw, "assess"), f"{what}: a text question cannot be 'assess'")
+        meter = self.meter(raw, qtype, what)
         return Node(
             id=node_id,
             type="question",
@@ -341,13 +362,38 @@ class _Compiler:
             maximum=maximum,
             choices=choices,
             on_unanswered=raw.get("on_unanswered"),
+            symptom=symptom,
+            assess=assess,
+            meter=meter,
             line=raw.line,
         )
+
+    def flag(self, raw: LineDict, key: str, what: str, *, default: bool) -> bool:
+        if key not in raw:
+            return default
+        value = raw[key]
+        if not isinstance(value, bool):
+            raise self.fail(self.line_of(raw, key), f"{what}: '{key}' must be true or false")
+        return value
+
+    def meter(self, raw: LineDict, qtype: str, what: str) -> dict[str, str]:
+        if "meter" not in raw:
+            return {}
+        value = raw["meter"]
+        line = self.line_of(raw, "meter")
+        if qtype != "number":
+            raise self.fail(line, f"{what}: 'meter' is for number questions")
+        if not isinstance(value, LineDict) or not value or set(value) - {"low", "high"}:
+            raise self.fail(line, f"{what}: meter must be a mapping like {{low: LO, high: HI}}")
+        for key, label in value.items():
+            if not isinstance(label, str) or not label.strip():
+                raise self.fail(line, f"{what}: meter '{key}' needs the text to save, like LO")
+        return {str(k): str(v).strip() for k, v in value.items()}
 
     def choice(self, raw: Any, langs: tuple[str, ...], what: str) -> Choice:
         if not isinstance(raw, LineDict):
             raise self.fail(self.line_of(raw), f"{what}: each choice needs id and label")
-        self.check_keys(raw, {"id", "label", "words", "value"}, f"{what} choice")
+        self.check_keys(raw, {"id", "label", "words", "value", "means"}, f"{what} choice")
         choice_id = str(self.require(raw, "id", f"{what} choice"))
         label = self.local_text(
             self.require(raw, "label", f"{what} choice '{choice_id}'"),
@@ -365,7 +411,19 @@ class _Compiler:
                     )
         words = {lang: tuple(str(w) for w in words_raw.get(lang, [])) for lang in langs}
         value = raw.get("value")
-        return Choice(id=choice_id, label=label, words=words, value=float(value) if value is not None else None)
+        means = raw.get("means")
+        if means is not None and means not in METER_WORDS:
+            raise self.fail(
+                self.line_of(raw, "means"),
+                f"{what} choice '{choice_id}': means is one of {', '.join(sorted(METER_WORDS))}",
+            )
+        return Choice(
+            id=choice_id,
+            label=label,
+            words=words,
+            value=float(value) if value is not None else None,
+            means=means,
+        )
 
     def branches(self, raw: Any, line: int, what: str) -> tuple[Branch, ...]:
         if raw is None:
@@ -407,7 +465,13 @@ class _Compiler:
             raise self.fail(
                 raw.line, f"{what}: a condition needs exactly one comparison ({', '.join(sorted(COMPARATORS))})"
             )
-        self.check_keys(raw, {kind, comparators[0], "within_days", "count"}, f"{what} condition")
+        self.check_keys(raw, {kind, comparators[0], "within_days", "count", "baseline"}, f"{what} condition")
+        baseline = raw.get("baseline", "")
+        if "baseline" in raw and (kind not in {"rise", "fall"} or baseline not in BASELINES):
+            raise self.fail(
+                self.line_of(raw, "baseline"),
+                f"{what}: baseline is for rise/fall and is one of {', '.join(sorted(BASELINES))}",
+            )
         operand = raw[comparators[0]]
         self.check_operand(comparators[0], operand, self.line_of(raw, comparators[0]), what)
         return Condition(
@@ -416,6 +480,7 @@ class _Compiler:
             comparator=comparators[0],
             operand=operand,
             within_days=float(raw.get("within_days", 1)),
+            baseline=str(baseline),
             count=int(raw.get("count", 2)),
             line=raw.line,
         )
@@ -448,20 +513,39 @@ class _Compiler:
     def score(self, raw: Any, nodes: Mapping[str, Node]) -> Score:
         if not isinstance(raw, LineDict):
             raise self.fail(self.line_of(raw), "each score needs id and sum")
-        self.check_keys(raw, {"id", "sum"}, "score")
+        self.check_keys(raw, {"id", "sum", "prorate"}, "score")
         score_id = str(self.require(raw, "id", "score"))
-        parts = self.require(raw, "sum", f"score '{score_id}'")
-        if not isinstance(parts, list) or not parts:
-            raise self.fail(self.line_of(raw, "sum"), f"score '{score_id}': sum needs a list of question ids")
-        for part in parts:
-            if part not in nodes or nodes[part].type != "question":
-                raise self.fail(self.line_of(raw, "sum"), f"score '{score_id}': '{part}' is not a question")
-        return Score(id=score_id, sum_of=tuple(str(p) for p in parts), line=raw.line)
+        what = f"score '{score_id}'"
+        raw_parts = self.require(raw, "sum", what)
+        if not isinstance(raw_parts, list) or not raw_parts:
+            raise self.fail(self.line_of(raw, "sum"), f"{what}: sum needs a list of question ids")
+        parts: list[tuple[str, ...]] = []
+        for part in raw_parts:
+            # A part is a question id, or a list of alternatives: the first one answered counts.
+            alternatives = part if isinstance(part, list) else [part]
+            if not alternatives:
+                raise self.fail(self.line_of(raw, "sum"), f"{what}: an empty list of alternatives")
+            for question in alternatives:
+                if not isinstance(question, str) or question not in nodes or nodes[question].type != "question":
+                    raise self.fail(self.line_of(raw, "sum"), f"{what}: '{question}' is not a question")
+            parts.append(tuple(alternatives))
+        max_missing: int | None = None
+        if "prorate" in raw:
+            prorate = raw["prorate"]
+            if not isinstance(prorate, LineDict) or set(prorate) != {"max_missing"}:
+                raise self.fail(self.line_of(raw, "prorate"), f"{what}: prorate must be {{max_missing: N}}")
+            max_missing = prorate["max_missing"]
+            if not isinstance(max_missing, int) or isinstance(max_missing, bool) or not 0 < max_missing < len(parts):
+                raise self.fail(
+                    self.line_of(raw, "prorate"),
+                    f"{what}: max_missing must be a whole number from 1 to {len(parts) - 1}",
+                )
+        return Score(id=score_id, parts=tuple(parts), prorate_max_missing=max_missing, line=raw.line)
 
     def rule(self, raw: Any, langs: tuple[str, ...]) -> Rule:
         if not isinstance(raw, LineDict):
             raise self.fail(self.line_of(raw), "each rule needs id, level, reason and when")
-        self.check_keys(raw, {"id", "level", "reason", "when", "tell", "crisis_line", "stop"}, "rule")
+        self.check_keys(raw, {"id", "level", "reason", "when", "tell", "crisis_line", "stop", "group"}, "rule")
         rule_id = str(self.require(raw, "id", "rule"))
         what = f"rule '{rule_id}'"
         level = self.require(raw, "level", what)
@@ -478,8 +562,17 @@ class _Compiler:
             tell=tell,
             crisis_line=bool(raw.get("crisis_line", False)),
             stop=bool(raw.get("stop", False)),
+            group=self.group(raw, what),
             line=raw.line,
         )
+
+    def group(self, raw: LineDict, what: str) -> str | None:
+        if "group" not in raw:
+            return None
+        group = raw["group"]
+        if not isinstance(group, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", group):
+            raise self.fail(self.line_of(raw, "group"), f"{what}: group must be a name like hf_signs")
+        return group
 
     def waits(self, raw: Any) -> Waits:
         if raw is None:

@@ -24,6 +24,10 @@ class Choice:
     #: Extra words that select this choice, per language.
     words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     value: float | None = None
+    #: "low" or "high": the choice also takes the words for low / high kept in app/flows/answers.py
+    #: (METER_WORDS: "bajo", "baja", "alto"...), some of which are whole-message keywords and so may
+    #: not be listed as a flow's own words.
+    means: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,9 @@ class Condition:
     """A test over answers, scores and history. ``kind`` is one of:
 
     ``answer`` (this conversation's answer to ``subject``), ``score`` (a computed score),
-    ``rise``/``fall`` (the change of ``subject`` against the lowest/highest reading in the last
-    ``within_days``), ``consecutive`` (the last ``count`` readings of ``subject``, this one included,
-    all pass), ``all``/``any`` (``children``).
+    ``rise``/``fall`` (the change of ``subject`` against the lowest/highest, or the last, reading of the
+    previous ``within_days`` calendar days in the patient's time zone), ``consecutive`` (the last
+    ``count`` readings of ``subject``, this one included, all pass), ``all``/``any`` (``children``).
     """
 
     kind: str
@@ -41,6 +45,8 @@ class Condition:
     comparator: str = ""
     operand: Any = None
     within_days: float = 1.0
+    #: ``rise``/``fall``: compare against the ``lowest``/``highest`` earlier reading (default) or the ``last`` one.
+    baseline: str = ""
     count: int = 2
     children: tuple[Condition, ...] = ()
     line: int = 0
@@ -71,6 +77,12 @@ class Node:
     start_flow: str | None = None
     #: Wait nodes: how long to wait before going on (a snoozed medication reminder).
     wait_minutes: int = 0
+    #: Yes/no questions about a symptom: a hedge ("a little", "un poco") is a YES.
+    symptom: bool = False
+    #: Left unanswered (after the re-prompts, or "I don't know"), it opens a ROUTINE "could not assess".
+    assess: bool = False
+    #: Number questions: meter flags understood at once, saved as text ({"low": "LO", "high": "HI"}).
+    meter: Mapping[str, str] = field(default_factory=dict)
     line: int = 0
 
     def choice_value(self, choice_id: object) -> float | None:
@@ -83,8 +95,16 @@ class Node:
 @dataclass(frozen=True)
 class Score:
     id: str
-    sum_of: tuple[str, ...]
+    #: The summed parts; each part is one question, or alternatives of which the first answered counts
+    #: (PHQ-9 item 9, or its YES/NO re-ask when item 9 could not be read).
+    parts: tuple[tuple[str, ...], ...]
+    #: Prorate the total when at most this many parts are unanswered (None: every part is needed).
+    prorate_max_missing: int | None = None
     line: int = 0
+
+    @property
+    def questions(self) -> tuple[str, ...]:
+        return tuple(q for part in self.parts for q in part)
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,9 @@ class Rule:
     crisis_line: bool = False
     #: End the conversation when the rule fires (red-zone answers).
     stop: bool = False
+    #: Rules of one group that fire in one check-in make one escalation and one text, at the end of the
+    #: check-in (at once for an EMERGENCY or a stop): the highest level, every sign in the detail.
+    group: str | None = None
     line: int = 0
 
 

@@ -22,6 +22,8 @@ from app.flows.text import fold
 from app.triage.verdict import Finding
 
 DEFAULT_START = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+#: The patient's zone when a case does not set ``patient: {timezone: ...}`` (09:00 at DEFAULT_START).
+DEFAULT_TIMEZONE = "America/Chicago"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def run_case(
         thresholds={str(k): float(v) for k, v in (patient.get("thresholds") or {}).items()},
         variables={str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
         education=education or {},
+        timezone=str(patient.get("timezone", DEFAULT_TIMEZONE)),
     )
     # ``confirm: [chest_pain, {reason: suicide, crisis_line: true}]``: begin with "right now?" about these red
     # flags, as the inbound path does for a mention outside any conversation (app/flows/routing.py).

@@ -466,13 +466,18 @@ def test_simulator_plays_the_hf_check_in_and_a_red_flag(page: Page, console_live
     page.get_by_role("button", name="Start this conversation now").click()
     expect(bubbles).to_have_count(1)
     expect(bubbles.nth(0)).to_have_attribute("data-direction", "outbound")
-    expect(bubbles.nth(0)).to_contain_text("Good morning Ana. What is your weight today in pounds?")
+    expect(bubbles.nth(0)).to_contain_text("Hi Ana. What is your weight today in pounds?")
 
     reply_box = page.get_by_label("Your reply")
     for count, (body, bot_says) in enumerate(
         [
             ("182", "more short of breath than usual"),
+            ("no", "more pillows"),
             ("no", "more swelling"),
+            ("no", "dizzy"),
+            ("no", "chest pain"),
+            ("no", "faint"),
+            ("no", "confused"),
             ("no", "Thank you, Ana. Your answers were sent to your care team."),
         ],
         start=1,
@@ -488,25 +493,27 @@ def test_simulator_plays_the_hf_check_in_and_a_red_flag(page: Page, console_live
         answers = s.scalars(select(Answer).where(Answer.patient_id == ana_id).order_by(Answer.id)).all()
         assert [(a.question_id, a.value, a.channel) for a in answers] == [
             ("weight", 182.0, "console"),
-            ("breath", False, "console"),
-            ("swelling", False, "console"),
+            *[
+                (q, False, "console")
+                for q in ("breath", "pillows", "swelling", "dizzy", "chest", "fainted", "confused")
+            ],
         ]
         assert s.scalar(select(func.count()).select_from(Escalation)) == 0
 
     # A second check-in: a red flag in place of the weight.
     page.locator("select[name=flow]").select_option("hf-daily-check")
     page.get_by_role("button", name="Start this conversation now").click()
-    expect(bubbles).to_have_count(8)
-    expect(bubbles.nth(7)).to_contain_text("What is your weight today in pounds?")
+    expect(bubbles).to_have_count(18)
+    expect(bubbles.nth(17)).to_contain_text("What is your weight today in pounds?")
     reply_box.fill("I have chest pain")
     page.get_by_role("button", name="Send").click()
-    expect(bubbles.nth(8)).to_have_text("I have chest pain")
+    expect(bubbles.nth(18)).to_have_text("I have chest pain")
     expect(page.locator("#transcript .bubble.outbound").last).to_contain_text("911")
 
     with rt.sessions() as s:
         escalations = s.scalars(select(Escalation).where(Escalation.patient_id == ana_id)).all()
         assert [(e.level, e.reason, e.status) for e in escalations] == [("EMERGENCY", "chest_pain", "open")]
-        assert s.scalar(select(func.count()).select_from(Answer).where(Answer.patient_id == ana_id)) == 3
+        assert s.scalar(select(func.count()).select_from(Answer).where(Answer.patient_id == ana_id)) == 8
 
     page.screenshot(path=str(SIMULATOR_SCREENSHOT), full_page=True)
     assert SIMULATOR_SCREENSHOT.stat().st_size > 10_000

@@ -108,6 +108,8 @@ def create_and_enroll(client: FlaskClient, *, mrn: str, phone: str, language: st
 # 09:00 in Chicago (CST, UTC-6) on two consecutive days.
 DAY1 = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
 DAY2 = DAY1 + dt.timedelta(days=1)
+#: The HF check-in's yes/no questions after the weight: breath, pillows, swelling, dizzy, chest, fainted, confused.
+SYMPTOM_QUESTIONS = 7
 
 
 @pytest.mark.parametrize(
@@ -129,17 +131,18 @@ def test_weight_gain_overnight_opens_an_urgent_escalation(
     patient.tick(DAY1)
     assert len(patient.texts()) == 1
     assert weight_prompt in patient.texts()[0]
-    for body in ("179", "no", "no"):
+    for body in ("179", *["no"] * SYMPTOM_QUESTIONS):
         patient.reply(body)
-    assert len(patient.texts()) == 4  # weight, breath, swelling prompts and the thank-you
+    assert len(patient.texts()) == 9  # the weight and 7 symptom prompts, and the thank-you
     assert client.get("/api/v1/escalations", headers=AUTH).json["escalations"] == []
 
     patient.tick(DAY2)
-    assert weight_prompt in patient.texts()[4]
+    assert weight_prompt in patient.texts()[9]
     patient.reply("183")
-    assert alert_words in patient.texts()[5]  # what to do now, before the next question
-    patient.reply("no")
-    patient.reply("no")
+    assert alert_words not in patient.texts()[10]  # the signs of a check-in are told once, at its end
+    for _ in range(SYMPTOM_QUESTIONS):
+        patient.reply("no")
+    assert alert_words in patient.texts()[-1]
 
     answers = client.get(f"/api/v1/patients/{patient_id}/answers", headers=AUTH).json["answers"]
     weights = [(a["value"], a["unit"]) for a in answers if a["question"] == "weight"]
@@ -154,11 +157,12 @@ def test_weight_gain_overnight_opens_an_urgent_escalation(
     assert escalation["reasons"] == ["weight_gain"]
     assert escalation["patient_id"] == patient_id
     assert escalation["triggers"][0]["detail"]["weight_rise"] == 4.0
+    assert escalation["triggers"][0]["detail"]["sign_count"] == 1
     # URGENT: acknowledge within an hour of the reply that triggered it.
     assert dt.datetime.fromisoformat(escalation["sla_due_at"]) == DAY2 + dt.timedelta(hours=1)
 
     transcript = client.get(f"/api/v1/patients/{patient_id}/messages", headers=AUTH).json["messages"]
-    assert [m["direction"] for m in transcript].count("inbound") == 6
+    assert [m["direction"] for m in transcript].count("inbound") == 2 * (1 + SYMPTOM_QUESTIONS)
     assert all(m["provider_sid"].startswith("SM") for m in transcript)
 
 
@@ -172,8 +176,36 @@ def test_breathless_at_rest_is_an_emergency_with_911_advice(
     for body in ("180", "si", "sí"):
         patient.reply(body)
     assert "911" in patient.texts()[-1]
-    levels = {e["level"] for e in client.get("/api/v1/escalations", headers=AUTH).json["escalations"]}
-    assert levels == {"EMERGENCY", "URGENT"}  # breathless at rest; more short of breath than usual
+    [escalation] = client.get("/api/v1/escalations", headers=AUTH).json["escalations"]
+    # One escalation for the picture: breathless at rest, with "more short of breath than usual" in it.
+    assert escalation["level"] == "EMERGENCY"
+    assert escalation["triggers"][0]["detail"]["signs"] == ["shortness_of_breath", "breathless_at_rest"]
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_weight_at_0905_then_at_1630_the_next_day_is_a_one_day_rise(
+    client: FlaskClient, program: Any, drive: Callable[[str], Patient], language: str
+) -> None:
+    """179 lb at 09:05, 183 lb at 16:30 the next day: more than 24 h apart, still yesterday's weight."""
+    phone = "+13125550147" if language == "en" else "+13125550148"
+    patient_id = create_and_enroll(client, mrn=f"HF-5{language}", phone=phone, language=language, anchor=DAY1.date())
+    patient = drive(phone)
+    patient.tick(DAY1)
+    patient.set_time(DAY1 + dt.timedelta(minutes=5))  # 09:05 Chicago
+    for body in ("179", *["no"] * SYMPTOM_QUESTIONS):
+        patient.reply(body)
+    patient.tick(DAY2)
+    patient.tick(DAY2 + dt.timedelta(hours=4))  # the reminder at 13:00
+    patient.set_time(DAY2 + dt.timedelta(hours=7, minutes=30))  # 16:30 Chicago
+    for body in ("183", *["no"] * SYMPTOM_QUESTIONS):
+        patient.reply(body)
+
+    [escalation] = client.get("/api/v1/escalations?status=open", headers=AUTH).json["escalations"]
+    assert (escalation["level"], escalation["patient_id"]) == ("URGENT", patient_id)
+    assert escalation["reasons"] == ["weight_gain"]
+    detail = escalation["triggers"][0]["detail"]
+    assert (detail["weight_baseline"], detail["weight"], detail["weight_rise"]) == (179.0, 183.0, 4.0)
+    assert ("weight went up" if language == "en" else "subido de peso") in patient.texts()[-1]
 
 
 def test_tampered_signature_is_refused_and_nothing_is_stored(

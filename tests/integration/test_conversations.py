@@ -111,7 +111,9 @@ def test_a_care_plan_threshold_set_through_the_api_changes_the_escalation(
             )
         )
         conversation = start_conversation(session, rt, patient, "hf-daily-check", NOW)
-        resume_conversation(session, rt, patient, conversation, engine.Reply("182"), NOW, inbound=None)
+        # The weight, then NO to the symptom questions: the check-in's signs are escalated at its end.
+        for body in ("182", "no", "no", "no", "no", "no", "no", "no"):
+            resume_conversation(session, rt, patient, conversation, engine.Reply(body), NOW, inbound=None)
     with rt.sessions() as session:
         escalation = session.scalars(select(Escalation)).one()
         assert (escalation.level, escalation.reason) == ("URGENT", "weight_gain")

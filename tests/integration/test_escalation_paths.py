@@ -78,8 +78,9 @@ def test_two_missed_check_ins_in_a_row_open_one_routine_unreachable_escalation_a
     _day(rt, 1, run_jobs)  # day 0's check-in expires unanswered; day 1's starts
     assert _results(rt, silent.id)[0] == "no_response"
     assert _escalations(rt) == []  # one miss is not "unreachable"
-    # The second patient answers day 1's check-in, so their misses are not in a row.
-    for minutes, reply in enumerate(("182", "NO", "NO"), start=60):
+    # The second patient answers day 1's check-in (the weight and its 7 questions), so their misses are not
+    # in a row.
+    for minutes, reply in enumerate(("182", *["NO"] * 7), start=60):
         clock.set(NINE_AM_NEW_YORK + dt.timedelta(days=1, minutes=minutes))
         assert post_twilio("/twilio/sms", inbound_params(answers_once.phone, reply)).status_code == 200
 
@@ -109,8 +110,10 @@ def test_a_later_trigger_with_the_same_reason_joins_raises_the_level_and_reopens
         start_checkin(rt, patient, clock.now, "diabetes-glucose-check")
         run_jobs()
         clock.advance(dt.timedelta(minutes=5))
-        assert post_twilio("/twilio/sms", inbound_params(patient.phone, reading)).status_code == 200
-        run_jobs()
+        # A low reading is followed by "did someone have to help you?" and the recheck: no, then 100.
+        for body in (reading, "no", "100"):
+            assert post_twilio("/twilio/sms", inbound_params(patient.phone, body)).status_code == 200
+            run_jobs()
 
     glucose_check(0, "65")  # low: ROUTINE low_glucose
     [opened] = _escalations(rt)

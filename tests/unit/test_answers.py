@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from app.flows.answers import ParsedNumber, parse_choice, parse_number, parse_scale, parse_yes_no
+from app.flows.answers import (
+    ParsedNumber,
+    extra_words,
+    parse_choice,
+    parse_meter_flag,
+    parse_number,
+    parse_scale,
+    parse_symptom_yes_no,
+    parse_unknown,
+    parse_yes_no,
+)
+from app.flows.text import tokens
 
 # ------------------------------------------------------------------------------------------- yes / no
 YES_NO_EN: list[tuple[str, bool | None]] = [
@@ -249,7 +260,8 @@ SCALES: list[tuple[str, int, int, int | None]] = [
     ("11", 0, 10, None),
     ("2.5", 0, 10, None),  # a scale takes whole numbers only
     ("2,0", 0, 10, 2),
-    ("three", 0, 3, None),
+    ("three", 0, 3, 3),  # a number word is a number
+    ("tres", 0, 3, 3),
     ("1 or 2", 0, 3, None),
     ("", 0, 3, None),
 ]
@@ -258,3 +270,264 @@ SCALES: list[tuple[str, int, int, int | None]] = [
 @pytest.mark.parametrize(("text", "low", "high", "expected"), SCALES)
 def test_scale(text: str, low: int, high: int, expected: int | None) -> None:
     assert parse_scale(text, low, high) == expected
+
+
+# ------------------------------------------------------------------- issue 7: what patients really write
+LETTER_FOR_DIGIT: list[tuple[str, str]] = [
+    ("l83", "lb"),
+    ("I83", "lb"),
+    ("1O2", "lb"),
+    ("18O lbs", "lb"),
+    ("l83 libras", "lb"),
+    ("peso l83", "lb"),
+    ("1S0", "mg/dL"),
+    ("2nd", "lb"),
+]
+
+
+@pytest.mark.parametrize(("text", "unit"), LETTER_FOR_DIGIT)
+def test_a_letter_typed_for_a_digit_is_never_a_different_number(text: str, unit: str) -> None:
+    assert parse_number(text, unit=unit) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("183lbs", 183.0), ("183lb.", 183.0), ("7.2mmol", 129.6), ("182,5", 182.5), ("183!", 183.0)],
+)
+def test_units_glued_to_the_digits_are_still_read(text: str, expected: float) -> None:
+    unit = "mg/dL" if "mmol" in text else "lb"
+    parsed = parse_number(text, unit=unit)
+    assert parsed is not None and parsed.value == expected
+
+
+SPOKEN_EN: list[tuple[str, str | None, float | None]] = [
+    ("one eighty three", "lb", 183.0),
+    ("one eighty-three", "lb", 183.0),
+    ("one hundred eighty-three", "lb", 183.0),
+    ("one hundred and eighty three pounds", "lb", 183.0),
+    ("I weigh two ten", "lb", 210.0),
+    ("seven point two mmol", "mg/dL", 129.6),
+    ("eighty two kilos", "lb", 180.8),
+    ("three", None, 3.0),
+    ("no one knows", None, None),
+    ("nineteen ninety", None, None),  # two numbers, not a guess
+]
+SPOKEN_ES: list[tuple[str, str | None, float | None]] = [
+    ("ciento ochenta y tres", "lb", 183.0),
+    ("ciento ochenta y tres libras", "lb", 183.0),
+    ("doscientos cuarenta", "mg/dL", 240.0),
+    ("ochenta kilos", "lb", 176.4),
+    ("tres", None, 3.0),
+    ("uno punto cero mmol", "mg/dL", 18.0),
+    ("un poco", None, None),
+]
+
+
+@pytest.mark.parametrize(("text", "unit", "expected"), SPOKEN_EN)
+def test_spoken_numbers_english(text: str, unit: str | None, expected: float | None) -> None:
+    parsed = parse_number(text, unit=unit, languages=("en", "es"))
+    assert (parsed.value if parsed else None) == expected
+
+
+@pytest.mark.parametrize(("text", "unit", "expected"), SPOKEN_ES)
+def test_spoken_numbers_spanish(text: str, unit: str | None, expected: float | None) -> None:
+    parsed = parse_number(text, unit=unit, languages=("es", "en"))
+    assert (parsed.value if parsed else None) == expected
+
+
+def test_digits_win_over_number_words() -> None:
+    assert parse_number("183 not one eighty", unit="lb") == ParsedNumber(183.0, "lb")
+
+
+HEDGES_EN: list[tuple[str, bool | None]] = [
+    ("a little", True),
+    ("A little bit", True),
+    ("kind of", True),
+    ("sort of", True),
+    ("sometimes", True),
+    ("somewhat", True),
+    ("maybe a bit", True),
+    ("yes a little", True),
+    ("no, a little", None),  # a no and a hedge: asked again
+    ("maybe", None),
+    ("no", False),
+]
+HEDGES_ES: list[tuple[str, bool | None]] = [
+    ("un poco", True),
+    ("Un poquito", True),
+    ("más o menos", True),
+    ("mas o menos", True),
+    ("a veces", True),
+    ("algo", True),
+    ("sí, un poco", True),
+    ("tal vez", None),
+    ("no", False),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HEDGES_EN)
+def test_hedges_are_yes_on_symptom_questions_english(text: str, expected: bool | None) -> None:
+    assert parse_symptom_yes_no(text) is expected
+
+
+@pytest.mark.parametrize(("text", "expected"), HEDGES_ES)
+def test_hedges_are_yes_on_symptom_questions_spanish(text: str, expected: bool | None) -> None:
+    assert parse_symptom_yes_no(text) is expected
+
+
+@pytest.mark.parametrize("text", ["a little", "kind of", "sometimes", "un poco", "más o menos", "a veces", "algo"])
+def test_hedges_are_unclear_on_other_yes_no_questions(text: str) -> None:
+    assert parse_yes_no(text) is None
+
+
+UNKNOWN_EN: list[tuple[str, bool]] = [
+    ("not sure", True),
+    ("I'm not sure", True),
+    ("idk", True),
+    ("IDK", True),
+    ("I don't know", True),
+    ("i dont know honestly", True),
+    ("no idea", True),
+    ("no", False),
+    ("yes, not sure since when", False),
+    ("sure", False),
+]
+UNKNOWN_ES: list[tuple[str, bool]] = [
+    ("no sé", True),
+    ("No se", True),
+    ("no lo sé", True),
+    ("no estoy segura", True),
+    ("no estoy seguro", True),
+    ("la verdad no sé", True),
+    ("ni idea", True),
+    ("no se me hinchan los pies", False),  # "my feet don't swell": a NO
+    ("no", False),
+    ("sí", False),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), UNKNOWN_EN)
+def test_i_dont_know_english(text: str, expected: bool) -> None:
+    assert parse_unknown(text) is expected
+
+
+@pytest.mark.parametrize(("text", "expected"), UNKNOWN_ES)
+def test_i_dont_know_spanish(text: str, expected: bool) -> None:
+    assert parse_unknown(text) is expected
+
+
+QUESTION = "Are you more short of breath than usual? Reply YES or NO. ¿Le falta el aire mas de lo normal?"
+EXTRA_EN: list[tuple[str, bool]] = [
+    ("no but my ankles are huge", True),
+    ("yes, and I also fell yesterday", True),
+    ("yes and I fell", True),
+    ("no thank you", False),
+    ("yes I am", False),
+    ("no I'm fine", False),
+    ("yes I am more short of breath", False),
+    ("nope", False),
+]
+EXTRA_ES: list[tuple[str, bool]] = [
+    ("no pero me duelen mucho los tobillos", True),
+    ("sí, y también me caí ayer", True),
+    ("no, gracias", False),
+    ("sí, me falta el aire", False),
+    ("no señora", False),
+]
+
+
+@pytest.mark.parametrize(("text", "more"), EXTRA_EN)
+def test_a_yes_no_saying_more_english(text: str, more: bool) -> None:
+    assert bool(extra_words(text, tokens(QUESTION))) is more
+
+
+@pytest.mark.parametrize(("text", "more"), EXTRA_ES)
+def test_a_yes_no_saying_more_spanish(text: str, more: bool) -> None:
+    assert bool(extra_words(text, tokens(QUESTION))) is more
+
+
+METER_EN: list[tuple[str, str | None]] = [
+    ("LO", "low"),
+    ("lo", "low"),
+    ("Lo", "low"),
+    ("low", "low"),
+    ("too low", "low"),
+    ("my meter says LO", "low"),
+    ("HI", "high"),
+    ("high", "high"),
+    ("very high", "high"),
+    ("it says HI", "high"),
+    ("hi", None),  # a greeting
+    ("Hi", None),
+    ("not low", None),
+    ("LO or HI", None),
+    ("fine", None),
+]
+METER_ES: list[tuple[str, str | None]] = [
+    ("bajo", "low"),
+    ("muy bajo", "low"),
+    ("Baja", "low"),
+    ("alto", "high"),
+    ("ALTO", "high"),
+    ("muy alto", "high"),
+    ("dice HI", "high"),
+    ("no lo sé", None),
+    ("no está bajo", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), METER_EN)
+def test_meter_flags_english(text: str, expected: str | None) -> None:
+    assert parse_meter_flag(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), METER_ES)
+def test_meter_flags_spanish(text: str, expected: str | None) -> None:
+    assert parse_meter_flag(text) == expected
+
+
+#: How a flow asking "how do you feel?" can list everyday words (post-discharge ``feeling``).
+FEELING_WORDS: list[tuple[str, list[str]]] = [
+    ("better", ["better", "good", "fine", "well", "great", "mejor", "bien", "estoy bien", "muy bien"]),
+    (
+        "same",
+        ["same", "ok", "okay", "so so", "not so bad", "not too bad", "not bad", "igual", "regular", "mas o menos"],
+    ),
+    ("worse", ["worse", "bad", "not good", "not well", "peor", "mal", "no estoy bien", "no me siento bien"]),
+]
+FEELING_EN: list[tuple[str, str | None]] = [
+    ("good", "better"),
+    ("Fine thanks", "better"),
+    ("doing well", "better"),
+    ("ok", "same"),
+    ("so so", "same"),
+    ("not so bad", "same"),  # never "bad"
+    ("not too bad", "same"),
+    ("not good", "worse"),
+    ("not well at all", "worse"),
+    ("bad", "worse"),
+    ("no, better", "better"),  # a negation reaches only its own clause
+    ("not better", None),  # a negated word selects nothing: asked again
+    ("good and bad", None),
+]
+FEELING_ES: list[tuple[str, str | None]] = [
+    ("bien", "better"),
+    ("Estoy bien", "better"),
+    ("muy bien gracias", "better"),
+    ("más o menos", "same"),
+    ("regular", "same"),
+    ("no estoy bien", "worse"),
+    ("no me siento bien", "worse"),
+    ("mal", "worse"),
+    ("no mejor", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FEELING_EN)
+def test_everyday_feeling_words_english(text: str, expected: str | None) -> None:
+    assert parse_choice(text, FEELING_WORDS) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), FEELING_ES)
+def test_everyday_feeling_words_spanish(text: str, expected: str | None) -> None:
+    assert parse_choice(text, FEELING_WORDS) == expected

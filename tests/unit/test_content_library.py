@@ -63,11 +63,6 @@ def test_the_linter_finds_no_errors(library: ContentLibrary) -> None:
     assert {row.language for row in report.segments} == {"en", "es"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 7: diabetes-glucose-check offers 'alto', appointment-reminder 'help'/'ayuda'/'cancel'/'cancelar'; "
-    "the content branches remove them (then this passes and the marker must go)",
-)
 def test_no_answer_word_is_a_whole_message_keyword(library: ContentLibrary) -> None:
     assert [e for e in lint(library).errors if _is_collision(e)] == []
 

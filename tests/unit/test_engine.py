@@ -98,10 +98,28 @@ ASKS = {
     "weight": {"en": "weight today in pounds", "es": "libras"},
     "breath": {"en": "more short of breath than usual", "es": "mayor falta de aire que de costumbre"},
     "breath_rest": {"en": "even when you are resting", "es": "incluso en reposo"},
+    "pillows": {"en": "more pillows", "es": "otra almohada"},
     "swelling": {"en": "more swelling", "es": "hinchados"},
+    "dizzy": {"en": "dizzy", "es": "mareos"},
+    "chest": {"en": "chest pain", "es": "dolor en el pecho"},
+    "fainted": {"en": "faint or pass out", "es": "desmayado"},
+    "confused": {"en": "confused", "es": "confundido(a)"},
 }
 YES = {"en": "yes", "es": "sí"}
 NO = {"en": "no", "es": "no"}
+
+
+def answer_no_to_the_rest(step: Step, ctx: PatientContext) -> list[Step]:
+    """Answer NO to every question left; the steps taken."""
+    steps = []
+    while step.state.status == "active":
+        step = reply(step, ctx, "no")
+        steps.append(step)
+    return steps
+
+
+def fired_in(steps: Sequence[Step]) -> list[Escalate]:
+    return [e for s in steps for e in escalations(s)]
 
 
 # --------------------------------------------------------------------------------------------- start
@@ -139,14 +157,18 @@ def test_valid_answers_walk_the_flow_to_the_end(lang: str) -> None:
     assert ASKS["breath"][lang] in says(step, "prompt")[0]
     step = reply(step, ctx, NO[lang])
     assert saved(step) == [SaveAnswer("breath", "yes_no", False, None, NO[lang])]
-    assert ASKS["swelling"][lang] in says(step, "prompt")[0]
-    step = reply(step, ctx, NO[lang].upper())
-    assert [a.value for a in saved(step)] == [False]
+    for question in ("pillows", "swelling", "dizzy", "chest", "fainted", "confused"):
+        assert ASKS[question][lang] in says(step, "prompt")[0]
+        step = reply(step, ctx, NO[lang].upper())
+        assert [(a.question_id, a.value) for a in saved(step)] == [(question, False)]
     assert completed(step) == [Completed("completed")]
     [closing] = says(step, "closing")
     assert ("Gracias" if lang == "es" else "Thank you") in closing
     assert step.state.status == "completed"
-    assert step.state.answers == {"weight": 182.0, "breath": False, "swelling": False}
+    assert step.state.answers == {
+        "weight": 182.0,
+        **{q: False for q in ("breath", "pillows", "swelling", "dizzy", "chest", "fainted", "confused")},
+    }
 
 
 @pytest.mark.parametrize(
@@ -239,7 +261,8 @@ RULES: list[tuple[str, list[PastAnswer], dict[str, float] | None, str, list[str]
     ("up 5 lb over 7 days", [weighed(178, 6), weighed(181, 1)], None, "183", ["weight-gain-7-days"]),
     ("up 4 lb over 7 days", [weighed(179, 6), weighed(181, 1)], None, "183", []),
     ("up 5 lb, but 10 days ago", [weighed(178, 10)], None, "183", []),
-    ("weight went down", [weighed(186, 1)], None, "183", []),
+    ("down 2 lb overnight", [weighed(185, 1)], None, "183", []),
+    ("down 3 lb overnight", [weighed(186, 1)], None, "183", ["weight-loss-1-day"]),
     ("no history", [], None, "250", []),
     (
         "care plan lowers the 1-day threshold",
@@ -265,29 +288,53 @@ def test_weight_rules(
 ) -> None:
     ctx = patient(history=history, thresholds=thresholds)
     step = reply(begin(ctx), ctx, text)
-    assert [e.rule_id for e in escalations(step)] == fired
-    assert all(e.level == "URGENT" and e.reason == "weight_gain" for e in escalations(step))
-    assert step.state.status == "active"  # URGENT: told what to do, and the check-in goes on
+    assert escalations(step) == []  # the signs of a check-in are escalated together at its end
+    assert step.state.status == "active"
     assert ASKS["breath"]["en"] in says(step, "prompt")[0]
+    rest = answer_no_to_the_rest(step, ctx)
+    assert [e.rule_id for e in fired_in(rest)] == fired
+    for event in fired_in(rest):
+        loss = event.rule_id.startswith("weight-loss")
+        assert (event.level, event.reason) == (("ROUTINE", "weight_loss") if loss else ("URGENT", "weight_gain"))
 
 
 @pytest.mark.parametrize(("lang", "told"), [("en", "nurse will call you today"), ("es", "le va a llamar hoy")])
 def test_weight_gain_tells_the_patient_in_their_language(lang: str, told: str) -> None:
     ctx = patient(lang, history=[weighed(180, 1)])
-    step = reply(begin(ctx), ctx, "184")
-    [event] = escalations(step)
+    rest = answer_no_to_the_rest(reply(begin(ctx), ctx, "184"), ctx)
+    [event] = fired_in(rest)
     assert event.detail["weight"] == 184.0
     assert event.detail["weight_baseline"] == 180.0
-    [text] = says(step, "escalation")
+    [text] = says(rest[-1], "escalation")
     assert told in text
     assert "911" in text
+    assert rest[-1].said().index(text) < len(rest[-1].said()) - 1  # before the closing words
 
 
-def test_two_weight_rules_tell_the_patient_once() -> None:
+def test_two_weight_rules_make_one_escalation_and_tell_the_patient_once() -> None:
     ctx = patient(history=[weighed(177, 6), weighed(180, 1)])
+    rest = answer_no_to_the_rest(reply(begin(ctx), ctx, "183"), ctx)
+    [event] = fired_in(rest)
+    assert event.rule_id == "weight-gain-1-day"
+    assert event.detail["sign_rules"] == ["weight-gain-1-day", "weight-gain-7-days"]
+    assert (event.detail["signs"], event.detail["sign_count"]) == (["weight_gain"], 1)
+    assert len([t for s in rest for t in says(s, "escalation")]) == 1
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_several_hf_signs_make_one_urgent_escalation_that_counts_them_and_one_text(lang: str) -> None:
+    ctx = patient(lang, history=[weighed(179, 1)])
     step = reply(begin(ctx), ctx, "183")
-    assert [e.rule_id for e in escalations(step)] == ["weight-gain-1-day", "weight-gain-7-days"]
-    assert len(says(step, "escalation")) == 1
+    steps = [step]
+    for question in ("breath", "breath_rest", "pillows", "swelling", "dizzy", "chest", "fainted", "confused"):
+        assert ASKS[question][lang] in says(steps[-1], "prompt")[0]
+        steps.append(reply(steps[-1], ctx, YES[lang] if question in {"breath", "swelling", "dizzy"} else NO[lang]))
+    [event] = fired_in(steps)
+    assert event in steps[-1].events
+    assert (event.rule_id, event.level) == ("weight-gain-1-day", "URGENT")
+    assert event.detail["signs"] == ["weight_gain", "shortness_of_breath", "swelling", "dizziness"]
+    assert event.detail["sign_count"] == 4
+    assert len([t for s in steps for t in says(s, "escalation")]) == 1
 
 
 @pytest.mark.parametrize(
@@ -303,26 +350,28 @@ def test_breathless_at_rest_is_an_emergency_and_ends_the_check_in(
     ctx = patient(lang)
     step = reply(begin(ctx), ctx, "180")
     step = reply(step, ctx, YES[lang])
-    assert [(e.level, e.reason) for e in escalations(step)] == [("URGENT", "shortness_of_breath")]
-    assert urgent_text in says(step, "escalation")[0]
+    assert escalations(step) == []  # an URGENT sign waits for the end of the check-in
     assert ASKS["breath_rest"][lang] in says(step, "prompt")[0]
     step = reply(step, ctx, YES[lang])
-    assert [(e.level, e.reason) for e in escalations(step)] == [("EMERGENCY", "breathless_at_rest")]
+    [event] = escalations(step)
+    assert (event.level, event.reason) == ("EMERGENCY", "breathless_at_rest")
+    assert event.detail["signs"] == ["shortness_of_breath", "breathless_at_rest"]
     [told] = says(step, "emergency")
     assert emergency_text in told
+    assert urgent_text not in " ".join(step.said())
     assert completed(step) == [Completed("escalated")]
     assert says(step, "prompt") == []  # no more questions
     assert step.state.status == "completed"
     assert step.state.wake_at is None
 
 
-def test_breathless_but_not_at_rest_goes_on_to_swelling() -> None:
+def test_breathless_but_not_at_rest_goes_on_to_pillows() -> None:
     ctx = patient()
     step = reply(begin(ctx), ctx, "180")
     step = reply(step, ctx, "yes")
     step = reply(step, ctx, "no")
     assert escalations(step) == []
-    assert ASKS["swelling"]["en"] in says(step, "prompt")[0]
+    assert ASKS["pillows"]["en"] in says(step, "prompt")[0]
 
 
 def test_each_rule_fires_once_per_conversation() -> None:
@@ -330,9 +379,12 @@ def test_each_rule_fires_once_per_conversation() -> None:
     step = reply(begin(ctx), ctx, "180")
     step = reply(step, ctx, "yes")  # more short of breath → URGENT
     step = reply(step, ctx, "no")
+    step = reply(step, ctx, "no")
     step = reply(step, ctx, "yes")  # more swelling → URGENT (another reason)
-    assert [e.reason for e in escalations(step)] == ["swelling"]
     assert step.state.fired == ("more-short-of-breath", "more-swelling")
+    rest = answer_no_to_the_rest(step, ctx)
+    assert [e.detail["signs"] for e in fired_in(rest)] == [["shortness_of_breath", "swelling"]]
+    assert rest[-1].state.fired == ("more-short-of-breath", "more-swelling")
 
 
 # ---------------------------------------------------------------------------------------- red flags
@@ -457,8 +509,9 @@ def test_state_round_trips_through_a_dict_and_json() -> None:
     assert state.fired and state.attempts == 1
     assert State.from_dict(state.to_dict()) == state
     assert State.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    assert state.pending  # the weight sign waits for the end of the check-in
     resumed = engine.resume(hf(), State.from_dict(state.to_dict()), ctx, Reply("no"), NOW, library().intents)
-    assert ASKS["swelling"]["es"] in says(resumed, "prompt")[0]
+    assert ASKS["pillows"]["es"] in says(resumed, "prompt")[0]
 
 
 def test_state_pinned_to_another_version_is_refused() -> None:
@@ -477,8 +530,8 @@ def test_state_pinned_to_another_version_is_refused() -> None:
 def test_reply_to_a_finished_conversation_is_not_understood(given: Reply | Timeout) -> None:
     ctx = patient()
     step = begin(ctx)
-    for text in ("182", "no", "no"):
-        step = reply(step, ctx, text)
+    step = reply(step, ctx, "182")
+    step = answer_no_to_the_rest(step, ctx)[-1]
     assert step.state.status == "completed"
     after = engine.resume(hf(), step.state, ctx, given, NOW, library().intents)
     assert after.events == (NotUnderstood(None),)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from app import config
 from app.content import load_content
 from app.flows import engine
-from app.flows.engine import NotUnderstood, PatientContext, Reply, SaveAnswer, Say, State
+from app.flows.engine import NeedsReview, NotUnderstood, PatientContext, Reply, SaveAnswer, Say, State
 from app.flows.intents import GlobalIntents
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
@@ -97,7 +97,19 @@ def check_outcome(kind: str, text: str, attempts: int, language: str) -> None:
     understood = len(saves) == 1 and saves[0].kind == kind and not not_understood and not reprompts
     reprompted = len(not_understood) == 1 and len(reprompts) == 1 and not saves
     gave_up = len(not_understood) == 1 and not reprompts and len(saves) == 1 and saves[0].kind == "unanswered"
-    assert [understood, reprompted, gave_up].count(True) == 1, step.events
+    # "not sure" / "no sé": an answer of its own (no value), marked for a person to read, and the flow goes on.
+    unknown = (
+        len(saves) == 1
+        and saves[0].kind == "unknown"
+        and not not_understood
+        and not reprompts
+        and any(isinstance(e, NeedsReview) and e.why == "unknown" for e in step.events)
+    )
+    assert [understood, reprompted, gave_up, unknown].count(True) == 1, step.events
+    reviews = [e for e in step.events if isinstance(e, NeedsReview)]
+    assert len(reviews) <= 1
+    if reviews and not unknown:
+        assert understood and kind == "yes_no" and reviews[0].why == "more_than_yes_no"
 
     if understood:
         value = saves[0].value
@@ -121,6 +133,10 @@ def check_outcome(kind: str, text: str, attempts: int, language: str) -> None:
         assert attempts < 2
         assert step.state.attempts == attempts + 1
         assert step.state.node == "q"
+    elif unknown:
+        assert saves[0].value is None
+        assert saves[0].raw == text
+        assert step.state.status == "completed"
     else:
         assert attempts == 2
         assert saves[0].value is None
