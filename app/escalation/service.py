@@ -44,7 +44,7 @@ def open_or_join(
             patient_id=patient.id,
             level=level,
             reason=reason,
-            reasons=[reason],
+            reasons=_reasons([], reason, detail),
             status=EscalationStatus.OPEN,
             created_at=now,
             sla_due_at=sla_due_at(level, now, next_business_day_end=next_business_day_end(now, patient.timezone)),
@@ -53,6 +53,7 @@ def open_or_join(
         session.flush()
         log.info("escalation opened id=%s level=%s reason=%s", existing.id, level, reason)
     else:
+        existing.reasons = _reasons(existing.reasons or [], reason, detail)
         raised = higher(existing.level, level)
         if raised != existing.level:
             existing.level = raised
@@ -74,6 +75,14 @@ def open_or_join(
         )
     )
     return existing
+
+
+def _reasons(known: list[str], reason: str, detail: Mapping[str, Any]) -> list[str]:
+    """Every distinct reason that fed this escalation, in order: a joined sign of a group (``detail["signs"]``,
+    see ``Rule.group``) shows as its own reason, so staff read "weight_gain, dizziness" on one task."""
+    signs = detail.get("signs")
+    extra = [str(s) for s in signs] if isinstance(signs, list) else []
+    return list(dict.fromkeys([*known, reason, *extra]))
 
 
 def escalate(

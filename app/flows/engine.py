@@ -157,8 +157,8 @@ class State:
     reminded: bool = False
     started_at: str = ""
     wake_at: str | None = None
-    #: Grouped rule firings not yet told (see ``Rule.group``): rule_id, level, reason, detail, text…
-    pending: tuple[Mapping[str, Any], ...] = ()
+    #: Grouped rule firings of this conversation (see ``Rule.group``): group, rule_id, reason, level.
+    group_fires: tuple[Mapping[str, Any], ...] = ()
     #: The highest level each group has told the patient in this conversation.
     groups_told: Mapping[str, str] = field(default_factory=dict)
     #: Assessment questions left without an answer (unanswered or "I don't know").
@@ -185,7 +185,7 @@ class State:
             "reminded": self.reminded,
             "started_at": self.started_at,
             "wake_at": self.wake_at,
-            "pending": [dict(p) for p in self.pending],
+            "group_fires": [dict(p) for p in self.group_fires],
             "groups_told": dict(self.groups_told),
             "unassessed": list(self.unassessed),
             "replied": self.replied,
@@ -217,7 +217,7 @@ class State:
             reminded=bool(data.get("reminded", False)),
             started_at=data.get("started_at", ""),
             wake_at=data.get("wake_at"),
-            pending=tuple(dict(p) for p in data.get("pending", ())),
+            group_fires=tuple(dict(p) for p in data.get("group_fires", ())),
             groups_told=dict(data.get("groups_told", {})),
             unassessed=tuple(data.get("unassessed", ())),
             replied=bool(data.get("replied", False)),
@@ -648,14 +648,10 @@ def _enter(flow: Flow, state: State, ctx: PatientContext, node_id: str, events: 
             wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
             return replace(state, node=node.id, attempts=0, reminded=False, wake_at=wake.isoformat())
         if node.type == "wait":
-            # The check-in pauses: what its grouped signs call for is said now, before the wait.
-            state = _flush_groups(state, events)
             if node.text:
                 events.append(Say(_render(node.text, state.language, ctx), "info"))
             wake = now + dt.timedelta(minutes=node.wait_minutes)
             return replace(state, node=node.id, attempts=0, reminded=True, wake_at=wake.isoformat())
-        # The escalation text of the check-in's grouped signs comes before the closing words.
-        state = _flush_groups(state, events)
         if node.text:
             events.append(Say(_render(node.text, state.language, ctx), "closing"))
         return _finish(replace(state, node=node.id), node.result, events, node.start_flow)
@@ -669,10 +665,9 @@ def _finish(state: State, result: str, events: list[Event], start_flow: str | No
 
 
 def _wrap_up(state: State, events: list[Event]) -> State:
-    """The end of a conversation, however it ends: grouped signs are escalated, and assessment
-    questions left without an answer open one ROUTINE ``could_not_assess`` (not when the patient never
-    replied: two missed check-ins are the "unreachable" rule's job, DESIGN §4.3)."""
-    state = _flush_groups(state, events)
+    """The end of a conversation, however it ends: assessment questions left without an answer open one
+    ROUTINE ``could_not_assess`` (not when the patient never replied: two missed check-ins are the
+    "unreachable" rule's job, DESIGN §4.3)."""
     if state.unassessed and state.replied and COULD_NOT_ASSESS not in state.fired:
         events.append(
             Escalate(
@@ -686,44 +681,50 @@ def _wrap_up(state: State, events: list[Event]) -> State:
     return state
 
 
-def _flush_groups(state: State, events: list[Event]) -> State:
-    """One escalation and one text per group of signs that fired (see ``Rule.group``).
+def _fire_grouped(
+    rule: Rule, detail: Mapping[str, Any], state: State, ctx: PatientContext, events: list[Event]
+) -> State:
+    """A sign of a group (see ``Rule.group``): escalated at once, joined to the group's one task, told once.
 
-    The escalation takes the highest level and, among the rules at that level, the first one's id,
-    reason and text; ``detail`` keeps every rule's figures plus ``signs`` (the reasons, in order),
-    ``sign_rules`` and ``sign_count`` (distinct reasons), by which the queue ranks it. The text is not
-    said again at a level the group already told, nor below an emergency text said in the same step.
+    Why at once: a nurse must see an URGENT sign when it is found, not when the check-in ends (a patient who
+    stops answering would otherwise hold it back). Why one task: every non-emergency sign of the group is
+    escalated under the reason of the group's first such sign, so the service joins them (raising the level)
+    into one escalation whose ``detail`` carries ``signs``, ``sign_rules`` and ``sign_count`` (distinct
+    reasons so far), by which the queue ranks it. An EMERGENCY sign is its own escalation (911 is another
+    action). The patient hears the group's text only when it is louder than what the group has already told,
+    and never a lower one after an emergency text in the same step.
     """
-    if not state.pending:
-        return state
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for fired in state.pending:
-        groups.setdefault(str(fired["group"]), []).append(fired)
-    told = dict(state.groups_told)
-    emergency_said = any(isinstance(e, Say) and e.purpose == "emergency" for e in events)
-    for group, fires in groups.items():
-        top = min(fires, key=lambda f: LEVELS.index(f["level"]))
-        signs = list(dict.fromkeys(str(f["reason"]) for f in fires))
-        detail: dict[str, Any] = {}
-        for fired in fires:
-            detail.update(fired["detail"])
-        detail.update(group=group, signs=signs, sign_rules=[str(f["rule_id"]) for f in fires], sign_count=len(signs))
-        events.append(
-            Escalate(
-                rule_id=str(top["rule_id"]),
-                level=str(top["level"]),
-                reason=str(top["reason"]),
-                detail=detail,
-                crisis_line=any(bool(f["crisis_line"]) for f in fires),
-            )
+    earlier = [f for f in state.group_fires if f["group"] == rule.group]
+    fires = [*earlier, {"group": rule.group, "rule_id": rule.id, "reason": rule.reason, "level": rule.level}]
+    signs = list(dict.fromkeys(str(f["reason"]) for f in fires))
+    joined = [str(f["reason"]) for f in earlier if f["level"] != "EMERGENCY"]
+    reason = rule.reason if rule.level == "EMERGENCY" or not joined else joined[0]
+    events.append(
+        Escalate(
+            rule_id=rule.id,
+            level=rule.level,
+            reason=reason,
+            detail={
+                **detail,
+                "group": rule.group,
+                "sign": rule.reason,
+                "signs": signs,
+                "sign_rules": [str(f["rule_id"]) for f in fires],
+                "sign_count": len(signs),
+            },
+            crisis_line=rule.crisis_line,
         )
-        level = str(top["level"])
-        before = told.get(group)
-        louder = before is None or LEVELS.index(level) < LEVELS.index(before)
-        if top["text"] and louder and not (emergency_said and level != "EMERGENCY"):
-            events.append(Say(str(top["text"]), "emergency" if level == "EMERGENCY" else "escalation"))
-            told[group] = level
-    return replace(state, pending=(), groups_told=told)
+    )
+    group = str(rule.group)
+    told = dict(state.groups_told)
+    before = told.get(group)
+    louder = before is None or LEVELS.index(rule.level) < LEVELS.index(before)
+    emergency_said = any(isinstance(e, Say) and e.purpose == "emergency" for e in events)
+    text = _rule_text(rule, state.language, ctx)
+    if text and louder and not (emergency_said and rule.level != "EMERGENCY"):
+        events.append(Say(text, "emergency" if rule.level == "EMERGENCY" else "escalation"))
+        told[group] = rule.level
+    return replace(state, fired=(*state.fired, rule.id), group_fires=(*state.group_fires, fires[-1]), groups_told=told)
 
 
 def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
@@ -733,8 +734,6 @@ def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event],
         state = replace(state, started_at=now.isoformat())
         return _enter(flow, state, ctx, _choose_next(node, state, ctx, flow, now), events, now)
     if not state.reminded:
-        # The patient has gone quiet: signs found so far are escalated now, not at the expiry.
-        state = _flush_groups(state, events)
         _ = gettext_for(state.language)
         prefix = _("Reminder:")
         events.append(Say(f"{prefix} {_render(node.text, state.language, ctx)}", "reminder"))
@@ -762,9 +761,8 @@ def _choose_next(node: Node, state: State, ctx: PatientContext, flow: Flow, now:
 def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
     """Fire each rule whose condition now holds, once per conversation.
 
-    A rule fires an :class:`Escalate` and its text at once, unless it has a ``group``: then it waits
-    with the group's other signs until the check-in ends, pauses, goes quiet or stops
-    (:func:`_flush_groups`), or goes out at once when it is an EMERGENCY or stops the flow.
+    A rule fires an :class:`Escalate` and its text at once; a rule with a ``group`` joins its group's one
+    task and is told once per level (:func:`_fire_grouped`).
     """
     for rule in flow.rules:
         if rule.id in state.fired:
@@ -773,18 +771,7 @@ def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Eve
         if not hit:
             continue
         if rule.group:
-            fired = {
-                "rule_id": rule.id,
-                "level": rule.level,
-                "reason": rule.reason,
-                "detail": detail,
-                "crisis_line": rule.crisis_line,
-                "text": _rule_text(rule, state.language, ctx),
-                "group": rule.group,
-            }
-            state = replace(state, fired=(*state.fired, rule.id), pending=(*state.pending, fired))
-            if rule.level == "EMERGENCY" or rule.stop:
-                state = _flush_groups(state, events)
+            state = _fire_grouped(rule, detail, state, ctx, events)
             if rule.stop:
                 return _finish(state, "escalated", events)
             continue
