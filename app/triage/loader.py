@@ -144,10 +144,10 @@ def _context(data: LineDict, shown: str) -> tuple[_Builder, list[ContextRule], l
             raise FlowError(shown, _line(raw_abbr, short), f"abbreviation '{short}' has no long form")
         abbreviations[fold(short).replace("'", "")] = tuple(words)
     builder = _Builder(shown, abbreviations)
+    # A terminator may be several words ("asi que"): kept as a phrase, so "que" alone never ends a scope.
     terminators = [
-        atom.text
+        " ".join(atom.text for atom in builder.run(str(phrase), line, "terminators"))
         for phrase, line in builder.phrases(data.get("terminators") or [], _line(data, "terminators"), "terminators")
-        for atom in builder.run(str(phrase), line, "terminators")
     ]
     no_fuzzy = [fold(str(w)) for w, _ in builder.phrases(data.get("no_fuzzy") or [], _line(data), "no_fuzzy")]
     rules: list[ContextRule] = []

@@ -214,7 +214,8 @@ class Triage:
     ):
         self.concepts = tuple(concepts)
         self.rules = tuple(rules)
-        self.terminators = frozenset(terminators)
+        #: Terminator phrases as word tuples ("asi que" is one terminator, "que" alone is none).
+        self.terminators = frozenset(tuple(t.split()) for t in terminators if t.split())
         self.abbreviations = dict(abbreviations)
         self.masks = tuple(masks)
         self.no_fuzzy = frozenset(no_fuzzy)
@@ -229,7 +230,7 @@ class Triage:
             for alternative in element.alternatives
             for atom in alternative
         ]
-        self._words = frozenset(a.text for a in atoms if a.kind == "word") | self.terminators
+        self._words = frozenset(a.text for a in atoms if a.kind == "word") | {w for t in self.terminators for w in t}
         self._stems = tuple(sorted({a.text for a in atoms if a.kind == "stem"}))
         self._fuzzy_words = tuple(sorted(w for w in self._words if len(w) >= 4 and w not in self.no_fuzzy))
         self._fuzzy_stems = tuple(s for s in self._stems if len(s) >= 4)
@@ -381,15 +382,23 @@ class Triage:
         lo, hi = match.start, match.end
         if rule.direction in ("forward", "both"):
             while hi < len(tokens) and hi - match.end < rule.scope and clause[hi] == own:
-                if tokens[hi] in self.terminators or hi in starts:
+                if self._terminator_at(tokens, hi, forward=True) or hi in starts:
                     break
                 hi += 1
         if rule.direction in ("backward", "both"):
             while lo > 0 and match.start - lo < rule.scope and clause[lo - 1] == own:
-                if tokens[lo - 1] in self.terminators or lo in ends:
+                if self._terminator_at(tokens, lo - 1, forward=False) or lo in ends:
                     break
                 lo -= 1
         return (lo, hi)
+
+    def _terminator_at(self, tokens: list[str], index: int, forward: bool) -> bool:
+        """Does a terminator phrase start (``forward``) or end (backward) at ``tokens[index]``?"""
+        for phrase in self.terminators:
+            lo = index if forward else index - len(phrase) + 1
+            if lo >= 0 and tuple(tokens[lo : lo + len(phrase)]) == phrase:
+                return True
+        return False
 
     def _status(self, concept: Concept, modifiers: list[str]) -> Status | None:
         found = set(modifiers)
