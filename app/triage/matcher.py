@@ -46,6 +46,7 @@ CATEGORIES = (
     "other_person",  # my wife, mi esposo: only matters with the past (family history)
     "object",  # heart attack *pills*, *pastillas para* el corazón: a thing, not a symptom
     "figure",  # "dying to see", "me muero de risa": applies only when it overlaps the finding's own words
+    "joking",  # "lol", "jaja", "jk" in the clause: a current finding is asked about (confirm), never dropped
 )
 DIRECTIONS = ("forward", "backward", "both", "answer")
 
@@ -60,6 +61,28 @@ _SLASHES = (
     (re.compile(r"\bw/"), " with "),
     (re.compile(r"\bb/c\b"), " because "),
 )
+
+
+_SOUNDS = (
+    (re.compile(r"qu(?=[ei])"), "k"),
+    (re.compile(r"c(?=[ei])"), "s"),
+    (re.compile(r"c(?!h)"), "k"),
+    (re.compile(r"z"), "s"),
+    (re.compile(r"ll"), "y"),
+    (re.compile(r"v"), "b"),
+    (re.compile(r"(?<![cstpw])h"), ""),
+    (re.compile(r"y$"), "i"),
+    (re.compile(r"(.)\1"), r"\1"),
+)
+
+
+def sound(word: str) -> str:
+    """How a word sounds in US Spanish texting, so spellings by ear meet: "kiero" / "quiero", "desmalle" /
+    "desmaye", "convulcion" / "convulsion", "aogo" / "ahogo", "bomito" / "vomito". Only used when a word
+    matched nothing as written and no typo of a known word within one or two edits."""
+    for pattern, replacement in _SOUNDS:
+        word = pattern.sub(replacement, word)
+    return word
 
 
 def fold(text: str) -> str:
@@ -152,6 +175,9 @@ class ContextRule:
     direction: str
     scope: int
     pattern: Pattern
+    #: Words that end this rule's scope besides the terminators ("heart pain *with* the new pill": "pill"
+    #: names the cause, not an object such as "heart pills").
+    stops: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -234,6 +260,12 @@ class Triage:
         self._stems = tuple(sorted({a.text for a in atoms if a.kind == "stem"}))
         self._fuzzy_words = tuple(sorted(w for w in self._words if len(w) >= 4 and w not in self.no_fuzzy))
         self._fuzzy_stems = tuple(s for s in self._stems if len(s) >= 4)
+        self._sound_words: dict[str, set[str]] = {}
+        for word in self._fuzzy_words:
+            if len(sound(word)) >= 4:
+                self._sound_words.setdefault(sound(word), set()).add(word)
+        # A stem must still sound like 4+ letters ("haha" sounds like "a": it would start every word).
+        self._sound_stems = tuple((sound(stem), stem) for stem in self._fuzzy_stems if len(sound(stem)) >= 4)
         self._cache: dict[str, frozenset[str]] = {}
 
     # -- normalising -------------------------------------------------------------------------------------------
@@ -291,6 +323,10 @@ class Triage:
                     if size <= len(token)
                 ):
                     keys.add(stem + "*")
+        if not keys and len(token) >= 4 and token not in self.no_fuzzy and token.isalpha():
+            heard = sound(token)
+            keys.update(self._sound_words.get(heard, ()))
+            keys.update(stem + "*" for heard_stem, stem in self._sound_stems if heard.startswith(heard_stem))
         result = frozenset(keys)
         if len(self._cache) > 50_000:
             self._cache.clear()
@@ -382,12 +418,12 @@ class Triage:
         lo, hi = match.start, match.end
         if rule.direction in ("forward", "both"):
             while hi < len(tokens) and hi - match.end < rule.scope and clause[hi] == own:
-                if self._terminator_at(tokens, hi, forward=True) or hi in starts:
+                if self._terminator_at(tokens, hi, forward=True) or hi in starts or tokens[hi] in rule.stops:
                     break
                 hi += 1
         if rule.direction in ("backward", "both"):
             while lo > 0 and match.start - lo < rule.scope and clause[lo - 1] == own:
-                if self._terminator_at(tokens, lo - 1, forward=False) or lo in ends:
+                if self._terminator_at(tokens, lo - 1, forward=False) or lo in ends or tokens[lo - 1] in rule.stops:
                     break
                 lo -= 1
         return (lo, hi)
@@ -401,6 +437,12 @@ class Triage:
         return False
 
     def _status(self, concept: Concept, modifiers: list[str]) -> Status | None:
+        status = self._plain_status(concept, modifiers)
+        if status == "current" and "joking" in modifiers and "joking" not in concept.immune:
+            return "confirm"  # "can't breathe lol": ask "right now?" rather than decide it was a joke
+        return status
+
+    def _plain_status(self, concept: Concept, modifiers: list[str]) -> Status | None:
         found = set(modifiers)
         if (found & {"figure", "object"}) - concept.immune:
             return None
