@@ -191,9 +191,7 @@ def _variants(member: str) -> list[str]:
     choices: list[list[str]] = []
     for word in member.split():
         optional = word.endswith("?") and len(word) > 1
-        options = [alt for alt in word.rstrip("?").split("|") if alt] if optional else [
-            alt for alt in word.split("|") if alt
-        ]
+        options = [alt for alt in (word[:-1] if optional else word).split("|") if alt]
         choices.append([*options, ""] if optional else options or [word])
     return [" ".join(w for w in combo if w) for combo in itertools.product(*choices) if any(combo)]
 
