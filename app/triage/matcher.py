@@ -185,6 +185,8 @@ class _Match:
     owner: int  # index of the concept or the context rule
     start: int
     end: int  # exclusive
+    #: Words inside the match that no pattern word took (the gap: "chest *is not* hurting").
+    skipped: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -362,9 +364,12 @@ class Triage:
                 ends.append(end)
         return ends
 
-    def _walk(self, pattern: Pattern, message: _Message, index: int, pos: int, clause: int, first: bool) -> int | None:
+    def _walk(
+        self, pattern: Pattern, message: _Message, index: int, pos: int, clause: int, first: bool
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """End of the match and the positions skipped as gap words, or None."""
         if index == len(pattern.elements):
-            return pos
+            return (pos, ())
         element = pattern.elements[index]
         last = pos if first else min(pos + pattern.gap, len(message.tokens) - 1)
         for start in range(pos, last + 1):
@@ -373,7 +378,7 @@ class Triage:
             for end in self._element_ends(element, message, start):
                 found = self._walk(pattern, message, index + 1, end, clause, False)
                 if found is not None:
-                    return found
+                    return (found[0], (*range(pos, start), *found[1]))
         if element.optional and not first:
             return self._walk(pattern, message, index + 1, pos, clause, False)
         return None
@@ -390,9 +395,9 @@ class Triage:
                     ok = possible[id(pattern)] = all(not need.isdisjoint(present) for need in pattern.needs)
                 if not ok:
                     continue
-                end = self._walk(pattern, message, 0, start, message.clause[start], True)
-                if end is not None:
-                    matches.append(_Match(owner, start, end))
+                found = self._walk(pattern, message, 0, start, message.clause[start], True)
+                if found is not None:
+                    matches.append(_Match(owner, start, found[0], frozenset(found[1])))
         return matches
 
     # -- context -----------------------------------------------------------------------------------------------
@@ -443,8 +448,9 @@ class Triage:
         return status
 
     def _plain_status(self, concept: Concept, modifiers: list[str]) -> Status | None:
+        modifiers = [m for m in modifiers if m not in concept.immune]
         found = set(modifiers)
-        if (found & {"figure", "object"}) - concept.immune:
+        if found & {"figure", "object"}:
             return None
         if modifiers.count("negated") % 2 == 1:
             return None
@@ -506,6 +512,13 @@ class Triage:
         for match in concept_matches:
             concept = self.concepts[match.owner]
             modifiers = []
+            # The phrase carries its own negation ("no me entra aire"): another one in the gap is Spanish
+            # negative concord ("no me entra *nada de* aire"), not a second negation.
+            own_negation = any(
+                self.rules[t.owner].category == "negated"
+                and any(match.start <= p < match.end and p not in match.skipped for p in range(t.start, t.end))
+                for _, t, _ in scoped
+            )
             for rule, trigger, (lo, hi) in scoped:
                 overlaps = trigger.start < match.end and match.start < trigger.end
                 if rule.category == "figure":
@@ -514,6 +527,13 @@ class Triage:
                         modifiers.append("figure")
                 elif rule.category != "pseudo" and not overlaps and lo < match.end and match.start < hi:
                     modifiers.append(rule.category)
+                elif (
+                    rule.category == "negated"
+                    and rule.direction != "answer"
+                    and all(p in match.skipped for p in range(trigger.start, trigger.end))
+                    and not own_negation
+                ):
+                    modifiers.append("negated")  # a negation in the gap: "my chest is not hurting"
             status = self._status(concept, modifiers)
             if status is None:
                 continue
