@@ -528,12 +528,13 @@ class Triage:
                 elif rule.category != "pseudo" and not overlaps and lo < match.end and match.start < hi:
                     modifiers.append(rule.category)
                 elif (
-                    rule.category == "negated"
+                    rule.category in ("negated", "resolved", "uncertain", "hypothetical")
                     and rule.direction != "answer"
                     and all(p in match.skipped for p in range(trigger.start, trigger.end))
-                    and not own_negation
+                    and not (rule.category == "negated" and own_negation)
                 ):
-                    modifiers.append("negated")  # a negation in the gap: "my chest is not hurting"
+                    # A trigger in the gap modifies what follows it: "my chest is not hurting", "ya no me duele"
+                    modifiers.append(rule.category)
             status = self._status(concept, modifiers)
             if status is None:
                 continue
