@@ -106,26 +106,41 @@ class Atom:
         object.__setattr__(self, "key", self.text + "*" if self.kind == "stem" else self.text)
 
 
+_Trie = dict[str, "_Trie"]
+_END = "$"
+
+
 @dataclass(frozen=True)
 class Element:
     """A position in a pattern: any of the alternatives (each a run of adjacent atoms); maybe optional."""
 
     alternatives: tuple[tuple[Atom, ...], ...]
     optional: bool = False
-    #: The alternatives by the key of their first atom, so a word only tries the alternatives it can start.
+    #: The alternatives by the key of their first atom, so a word only tries the alternatives it can start
+    #: (only those with a number inside; the others are in ``trie``).
     by_first: dict[str, tuple[tuple[Atom, ...], ...]] = field(init=False, compare=False, repr=False)
     numeric: tuple[tuple[Atom, ...], ...] = field(init=False, compare=False, repr=False)
+    #: Word alternatives as a trie of atom keys (``_END`` marks a complete alternative): a class of dozens of
+    #: phrases starting with "no" is walked once per message word, not phrase by phrase.
+    trie: _Trie = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         by_first: dict[str, list[tuple[Atom, ...]]] = {}
         numeric = []
+        trie: _Trie = {}
         for alternative in self.alternatives:
             if alternative[0].kind == "num":
                 numeric.append(alternative)
-            else:
+            elif any(atom.kind == "num" for atom in alternative):
                 by_first.setdefault(alternative[0].key, []).append(alternative)
+            else:
+                node = trie
+                for atom in alternative:
+                    node = node.setdefault(atom.key, {})
+                node[_END] = {}
         object.__setattr__(self, "by_first", {key: tuple(alts) for key, alts in by_first.items()})
         object.__setattr__(self, "numeric", tuple(numeric))
+        object.__setattr__(self, "trie", trie)
 
 
 @dataclass(frozen=True)
@@ -348,6 +363,18 @@ class Triage:
         ends = []
         n = len(message.tokens)
         keys = message.keys[start]
+        clause = message.clause[start]
+        frontier = [element.trie]
+        pos = start
+        while frontier and pos < n and message.clause[pos] == clause:
+            following = [
+                child for node in frontier for key in message.keys[pos] if (child := node.get(key)) is not None
+            ]
+            pos += 1
+            for node in following:
+                if _END in node:
+                    ends.append(pos)
+            frontier = [node for node in following if len(node) > (_END in node)]
         candidates: list[tuple[Atom, ...]] = []
         for key in keys:
             candidates.extend(element.by_first.get(key, ()))
