@@ -13,6 +13,7 @@ phrases in context.yaml match word for word. Accents and case are ignored; abbre
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -144,10 +145,10 @@ def _context(data: LineDict, shown: str) -> tuple[_Builder, list[ContextRule], l
             raise FlowError(shown, _line(raw_abbr, short), f"abbreviation '{short}' has no long form")
         abbreviations[fold(short).replace("'", "")] = tuple(words)
     builder = _Builder(shown, abbreviations)
+    # A terminator may be several words ("asi que"): kept as a phrase, so "que" alone never ends a scope.
     terminators = [
-        atom.text
+        " ".join(atom.text for atom in builder.run(str(phrase), line, "terminators"))
         for phrase, line in builder.phrases(data.get("terminators") or [], _line(data, "terminators"), "terminators")
-        for atom in builder.run(str(phrase), line, "terminators")
     ]
     no_fuzzy = [fold(str(w)) for w, _ in builder.phrases(data.get("no_fuzzy") or [], _line(data), "no_fuzzy")]
     rules: list[ContextRule] = []
@@ -157,7 +158,7 @@ def _context(data: LineDict, shown: str) -> tuple[_Builder, list[ContextRule], l
     for raw in raw_rules:
         if not isinstance(raw, LineDict):
             raise FlowError(shown, _line(raw_rules), "each rule is a mapping")
-        allowed = {"category", "direction", "scope", "en", "es", "note"}
+        allowed = {"category", "direction", "scope", "stops", "en", "es", "note"}
         for key in raw:
             if key not in allowed:
                 raise FlowError(shown, _line(raw, key), f"rule: unknown key '{key}'")
@@ -173,9 +174,26 @@ def _context(data: LineDict, shown: str) -> tuple[_Builder, list[ContextRule], l
         phrases = builder.phrases({k: raw[k] for k in LANGUAGES if k in raw}, raw.line, f"{category} rule")
         if not phrases:
             raise FlowError(shown, raw.line, f"{category} rule: needs en and/or es phrases")
+        stops = frozenset(
+            atom.text
+            for word, line in builder.phrases(raw.get("stops") or [], _line(raw, "stops"), f"{category} rule stops")
+            for atom in builder.run(str(word), line, f"{category} rule stops")
+        )
         for phrase, line in phrases:
-            rules.append(ContextRule(category, direction, scope, builder.pattern(phrase, 0, line, f"{category} rule")))
+            pattern = builder.pattern(phrase, 0, line, f"{category} rule")
+            rules.append(ContextRule(category, direction, scope, pattern, stops))
     return builder, rules, terminators, no_fuzzy
+
+
+def _variants(member: str) -> list[str]:
+    """A class member with alternatives or optional words, spelled out: "keep my|his eyes open?" gives
+    "keep my eyes open", "keep my eyes", "keep his eyes open", "keep his eyes"."""
+    choices: list[list[str]] = []
+    for word in member.split():
+        optional = word.endswith("?") and len(word) > 1
+        options = [alt for alt in (word[:-1] if optional else word).split("|") if alt]
+        choices.append([*options, ""] if optional else options or [word])
+    return [" ".join(w for w in combo if w) for combo in itertools.product(*choices) if any(combo)]
 
 
 def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pattern]]:
@@ -187,7 +205,11 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
         if not _ID.match(name):
             raise FlowError(shown, _line(raw_classes, name), f"class name '{name}' must be lowercase letters")
         what = f"class '{name}'"
-        runs = [builder.run(str(m), line, what) for m, line in builder.phrases(members, _line(raw_classes, name), what)]
+        runs = [
+            builder.run(variant, line, what)
+            for m, line in builder.phrases(members, _line(raw_classes, name), what)
+            for variant in _variants(str(m))
+        ]
         if not runs:
             raise FlowError(shown, _line(raw_classes, name), f"class '{name}' is empty")
         builder.classes[name] = tuple(runs)

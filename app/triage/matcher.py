@@ -46,6 +46,7 @@ CATEGORIES = (
     "other_person",  # my wife, mi esposo: only matters with the past (family history)
     "object",  # heart attack *pills*, *pastillas para* el corazón: a thing, not a symptom
     "figure",  # "dying to see", "me muero de risa": applies only when it overlaps the finding's own words
+    "joking",  # "lol", "jaja", "jk" in the clause: a current finding is asked about (confirm), never dropped
 )
 DIRECTIONS = ("forward", "backward", "both", "answer")
 
@@ -60,6 +61,28 @@ _SLASHES = (
     (re.compile(r"\bw/"), " with "),
     (re.compile(r"\bb/c\b"), " because "),
 )
+
+
+_SOUNDS = (
+    (re.compile(r"qu(?=[ei])"), "k"),
+    (re.compile(r"c(?=[ei])"), "s"),
+    (re.compile(r"c(?!h)"), "k"),
+    (re.compile(r"z"), "s"),
+    (re.compile(r"ll"), "y"),
+    (re.compile(r"v"), "b"),
+    (re.compile(r"(?<![cstpw])h"), ""),
+    (re.compile(r"y$"), "i"),
+    (re.compile(r"(.)\1"), r"\1"),
+)
+
+
+def sound(word: str) -> str:
+    """How a word sounds in US Spanish texting, so spellings by ear meet: "kiero" / "quiero", "desmalle" /
+    "desmaye", "convulcion" / "convulsion", "aogo" / "ahogo", "bomito" / "vomito". Only used when a word
+    matched nothing as written and no typo of a known word within one or two edits."""
+    for pattern, replacement in _SOUNDS:
+        word = pattern.sub(replacement, word)
+    return word
 
 
 def fold(text: str) -> str:
@@ -83,26 +106,41 @@ class Atom:
         object.__setattr__(self, "key", self.text + "*" if self.kind == "stem" else self.text)
 
 
+_Trie = dict[str, "_Trie"]
+_END = "$"
+
+
 @dataclass(frozen=True)
 class Element:
     """A position in a pattern: any of the alternatives (each a run of adjacent atoms); maybe optional."""
 
     alternatives: tuple[tuple[Atom, ...], ...]
     optional: bool = False
-    #: The alternatives by the key of their first atom, so a word only tries the alternatives it can start.
+    #: The alternatives by the key of their first atom, so a word only tries the alternatives it can start
+    #: (only those with a number inside; the others are in ``trie``).
     by_first: dict[str, tuple[tuple[Atom, ...], ...]] = field(init=False, compare=False, repr=False)
     numeric: tuple[tuple[Atom, ...], ...] = field(init=False, compare=False, repr=False)
+    #: Word alternatives as a trie of atom keys (``_END`` marks a complete alternative): a class of dozens of
+    #: phrases starting with "no" is walked once per message word, not phrase by phrase.
+    trie: _Trie = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         by_first: dict[str, list[tuple[Atom, ...]]] = {}
         numeric = []
+        trie: _Trie = {}
         for alternative in self.alternatives:
             if alternative[0].kind == "num":
                 numeric.append(alternative)
-            else:
+            elif any(atom.kind == "num" for atom in alternative):
                 by_first.setdefault(alternative[0].key, []).append(alternative)
+            else:
+                node = trie
+                for atom in alternative:
+                    node = node.setdefault(atom.key, {})
+                node[_END] = {}
         object.__setattr__(self, "by_first", {key: tuple(alts) for key, alts in by_first.items()})
         object.__setattr__(self, "numeric", tuple(numeric))
+        object.__setattr__(self, "trie", trie)
 
 
 @dataclass(frozen=True)
@@ -152,6 +190,9 @@ class ContextRule:
     direction: str
     scope: int
     pattern: Pattern
+    #: Words that end this rule's scope besides the terminators ("heart pain *with* the new pill": "pill"
+    #: names the cause, not an object such as "heart pills").
+    stops: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -159,6 +200,8 @@ class _Match:
     owner: int  # index of the concept or the context rule
     start: int
     end: int  # exclusive
+    #: Words inside the match that no pattern word took (the gap: "chest *is not* hurting").
+    skipped: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -214,7 +257,8 @@ class Triage:
     ):
         self.concepts = tuple(concepts)
         self.rules = tuple(rules)
-        self.terminators = frozenset(terminators)
+        #: Terminator phrases as word tuples ("asi que" is one terminator, "que" alone is none).
+        self.terminators = frozenset(tuple(t.split()) for t in terminators if t.split())
         self.abbreviations = dict(abbreviations)
         self.masks = tuple(masks)
         self.no_fuzzy = frozenset(no_fuzzy)
@@ -229,10 +273,16 @@ class Triage:
             for alternative in element.alternatives
             for atom in alternative
         ]
-        self._words = frozenset(a.text for a in atoms if a.kind == "word") | self.terminators
+        self._words = frozenset(a.text for a in atoms if a.kind == "word") | {w for t in self.terminators for w in t}
         self._stems = tuple(sorted({a.text for a in atoms if a.kind == "stem"}))
         self._fuzzy_words = tuple(sorted(w for w in self._words if len(w) >= 4 and w not in self.no_fuzzy))
         self._fuzzy_stems = tuple(s for s in self._stems if len(s) >= 4)
+        self._sound_words: dict[str, set[str]] = {}
+        for word in self._fuzzy_words:
+            if len(sound(word)) >= 4:
+                self._sound_words.setdefault(sound(word), set()).add(word)
+        # A stem must still sound like 4+ letters ("haha" sounds like "a": it would start every word).
+        self._sound_stems = tuple((sound(stem), stem) for stem in self._fuzzy_stems if len(sound(stem)) >= 4)
         self._cache: dict[str, frozenset[str]] = {}
 
     # -- normalising -------------------------------------------------------------------------------------------
@@ -290,6 +340,10 @@ class Triage:
                     if size <= len(token)
                 ):
                     keys.add(stem + "*")
+        if not keys and len(token) >= 4 and token not in self.no_fuzzy and token.isalpha():
+            heard = sound(token)
+            keys.update(self._sound_words.get(heard, ()))
+            keys.update(stem + "*" for heard_stem, stem in self._sound_stems if heard.startswith(heard_stem))
         result = frozenset(keys)
         if len(self._cache) > 50_000:
             self._cache.clear()
@@ -309,6 +363,18 @@ class Triage:
         ends = []
         n = len(message.tokens)
         keys = message.keys[start]
+        clause = message.clause[start]
+        frontier = [element.trie]
+        pos = start
+        while frontier and pos < n and message.clause[pos] == clause:
+            following = [
+                child for node in frontier for key in message.keys[pos] if (child := node.get(key)) is not None
+            ]
+            pos += 1
+            for node in following:
+                if _END in node:
+                    ends.append(pos)
+            frontier = [node for node in following if len(node) > (_END in node)]
         candidates: list[tuple[Atom, ...]] = []
         for key in keys:
             candidates.extend(element.by_first.get(key, ()))
@@ -325,9 +391,12 @@ class Triage:
                 ends.append(end)
         return ends
 
-    def _walk(self, pattern: Pattern, message: _Message, index: int, pos: int, clause: int, first: bool) -> int | None:
+    def _walk(
+        self, pattern: Pattern, message: _Message, index: int, pos: int, clause: int, first: bool
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """End of the match and the positions skipped as gap words, or None."""
         if index == len(pattern.elements):
-            return pos
+            return (pos, ())
         element = pattern.elements[index]
         last = pos if first else min(pos + pattern.gap, len(message.tokens) - 1)
         for start in range(pos, last + 1):
@@ -336,7 +405,7 @@ class Triage:
             for end in self._element_ends(element, message, start):
                 found = self._walk(pattern, message, index + 1, end, clause, False)
                 if found is not None:
-                    return found
+                    return (found[0], (*range(pos, start), *found[1]))
         if element.optional and not first:
             return self._walk(pattern, message, index + 1, pos, clause, False)
         return None
@@ -353,9 +422,9 @@ class Triage:
                     ok = possible[id(pattern)] = all(not need.isdisjoint(present) for need in pattern.needs)
                 if not ok:
                     continue
-                end = self._walk(pattern, message, 0, start, message.clause[start], True)
-                if end is not None:
-                    matches.append(_Match(owner, start, end))
+                found = self._walk(pattern, message, 0, start, message.clause[start], True)
+                if found is not None:
+                    matches.append(_Match(owner, start, found[0], frozenset(found[1])))
         return matches
 
     # -- context -----------------------------------------------------------------------------------------------
@@ -381,19 +450,34 @@ class Triage:
         lo, hi = match.start, match.end
         if rule.direction in ("forward", "both"):
             while hi < len(tokens) and hi - match.end < rule.scope and clause[hi] == own:
-                if tokens[hi] in self.terminators or hi in starts:
+                if self._terminator_at(tokens, hi, forward=True) or hi in starts or tokens[hi] in rule.stops:
                     break
                 hi += 1
         if rule.direction in ("backward", "both"):
             while lo > 0 and match.start - lo < rule.scope and clause[lo - 1] == own:
-                if tokens[lo - 1] in self.terminators or lo in ends:
+                if self._terminator_at(tokens, lo - 1, forward=False) or lo in ends or tokens[lo - 1] in rule.stops:
                     break
                 lo -= 1
         return (lo, hi)
 
+    def _terminator_at(self, tokens: list[str], index: int, forward: bool) -> bool:
+        """Does a terminator phrase start (``forward``) or end (backward) at ``tokens[index]``?"""
+        for phrase in self.terminators:
+            lo = index if forward else index - len(phrase) + 1
+            if lo >= 0 and tuple(tokens[lo : lo + len(phrase)]) == phrase:
+                return True
+        return False
+
     def _status(self, concept: Concept, modifiers: list[str]) -> Status | None:
+        status = self._plain_status(concept, modifiers)
+        if status == "current" and "joking" in modifiers and "joking" not in concept.immune:
+            return "confirm"  # "can't breathe lol": ask "right now?" rather than decide it was a joke
+        return status
+
+    def _plain_status(self, concept: Concept, modifiers: list[str]) -> Status | None:
+        modifiers = [m for m in modifiers if m not in concept.immune]
         found = set(modifiers)
-        if (found & {"figure", "object"}) - concept.immune:
+        if found & {"figure", "object"}:
             return None
         if modifiers.count("negated") % 2 == 1:
             return None
@@ -455,6 +539,13 @@ class Triage:
         for match in concept_matches:
             concept = self.concepts[match.owner]
             modifiers = []
+            # The phrase carries its own negation ("no me entra aire"): another one in the gap is Spanish
+            # negative concord ("no me entra *nada de* aire"), not a second negation.
+            own_negation = any(
+                self.rules[t.owner].category == "negated"
+                and any(match.start <= p < match.end and p not in match.skipped for p in range(t.start, t.end))
+                for _, t, _ in scoped
+            )
             for rule, trigger, (lo, hi) in scoped:
                 overlaps = trigger.start < match.end and match.start < trigger.end
                 if rule.category == "figure":
@@ -462,6 +553,14 @@ class Triage:
                     if overlaps:
                         modifiers.append("figure")
                 elif rule.category != "pseudo" and not overlaps and lo < match.end and match.start < hi:
+                    modifiers.append(rule.category)
+                elif (
+                    rule.category in ("negated", "resolved", "uncertain", "hypothetical")
+                    and rule.direction != "answer"
+                    and all(p in match.skipped for p in range(trigger.start, trigger.end))
+                    and not (rule.category == "negated" and own_negation)
+                ):
+                    # A trigger in the gap modifies what follows it: "my chest is not hurting", "ya no me duele"
                     modifiers.append(rule.category)
             status = self._status(concept, modifiers)
             if status is None:
