@@ -119,8 +119,10 @@ class Rule:
     crisis_line: bool = False
     #: End the conversation when the rule fires (red-zone answers).
     stop: bool = False
-    #: Rules of one group that fire in one check-in make one escalation and one text, at the end of the
-    #: check-in (at once for an EMERGENCY or a stop): the highest level, every sign in the detail.
+    #: Signs of one picture (docs/flow-format.md "Rule groups"): each escalates at once, at the step that
+    #: finds it; non-EMERGENCY signs share the reason of the group's first one, so they join one task whose
+    #: level rises, with detail ``signs`` / ``sign_rules`` / ``sign_count`` (cumulative); an EMERGENCY sign
+    #: is its own task; the patient is told once per level (engine ``_fire_grouped``).
     group: str | None = None
     line: int = 0
 

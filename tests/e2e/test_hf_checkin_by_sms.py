@@ -139,10 +139,14 @@ def test_weight_gain_overnight_opens_an_urgent_escalation(
     patient.tick(DAY2)
     assert weight_prompt in patient.texts()[9]
     patient.reply("183")
-    assert alert_words not in patient.texts()[10]  # the signs of a check-in are told once, at its end
+    # The sign is escalated and told at once, at the weight answer, while the check-in goes on.
+    assert any(alert_words in t for t in patient.texts()[10:])
+    [seen] = client.get("/api/v1/escalations?status=open", headers=AUTH).json["escalations"]
+    assert seen["level"] == "URGENT"
     for _ in range(SYMPTOM_QUESTIONS):
         patient.reply("no")
-    assert alert_words in patient.texts()[-1]
+    assert alert_words not in patient.texts()[-1]  # told once: not again with the thank-you
+    assert sum(alert_words in t for t in patient.texts()) == 1
 
     answers = client.get(f"/api/v1/patients/{patient_id}/answers", headers=AUTH).json["answers"]
     weights = [(a["value"], a["unit"]) for a in answers if a["question"] == "weight"]
@@ -173,13 +177,22 @@ def test_breathless_at_rest_is_an_emergency_with_911_advice(
     create_and_enroll(client, mrn="HF-2", phone=phone, language="es", anchor=DAY1.date())
     patient = drive(phone)
     patient.tick(DAY1)
-    for body in ("180", "si", "sí"):
+    for body in ("180", "si"):
         patient.reply(body)
+    # "More short of breath than usual" is an URGENT task at once, told that a nurse will call.
+    [urgent] = client.get("/api/v1/escalations", headers=AUTH).json["escalations"]
+    assert (urgent["level"], urgent["reasons"]) == ("URGENT", ["shortness_of_breath"])
+    assert any("enfermera" in t for t in patient.texts())
+    patient.reply("sí")
     assert "911" in patient.texts()[-1]
-    [escalation] = client.get("/api/v1/escalations", headers=AUTH).json["escalations"]
-    # One escalation for the picture: breathless at rest, with "more short of breath than usual" in it.
-    assert escalation["level"] == "EMERGENCY"
-    assert escalation["triggers"][0]["detail"]["signs"] == ["shortness_of_breath", "breathless_at_rest"]
+    escalations = client.get("/api/v1/escalations", headers=AUTH).json["escalations"]
+    by_level = {e["level"]: e for e in escalations}
+    assert sorted(by_level) == ["EMERGENCY", "URGENT"]
+    # Breathless at rest is its own EMERGENCY task, with the sign found before it in its picture.
+    emergency = by_level["EMERGENCY"]
+    assert emergency["reasons"][0] == "breathless_at_rest"
+    assert emergency["triggers"][0]["detail"]["signs"] == ["shortness_of_breath", "breathless_at_rest"]
+    assert by_level["URGENT"]["id"] == urgent["id"]
 
 
 @pytest.mark.parametrize("language", ["en", "es"])
@@ -197,7 +210,10 @@ def test_a_weight_at_0905_then_at_1630_the_next_day_is_a_one_day_rise(
     patient.tick(DAY2)
     patient.tick(DAY2 + dt.timedelta(hours=4))  # the reminder at 13:00
     patient.set_time(DAY2 + dt.timedelta(hours=7, minutes=30))  # 16:30 Chicago
-    for body in ("183", *["no"] * SYMPTOM_QUESTIONS):
+    before = len(patient.texts())
+    patient.reply("183")
+    alert = any(("weight went up" if language == "en" else "subido de peso") in t for t in patient.texts()[before:])
+    for body in ["no"] * SYMPTOM_QUESTIONS:
         patient.reply(body)
 
     [escalation] = client.get("/api/v1/escalations?status=open", headers=AUTH).json["escalations"]
@@ -205,7 +221,7 @@ def test_a_weight_at_0905_then_at_1630_the_next_day_is_a_one_day_rise(
     assert escalation["reasons"] == ["weight_gain"]
     detail = escalation["triggers"][0]["detail"]
     assert (detail["weight_baseline"], detail["weight"], detail["weight_rise"]) == (179.0, 183.0, 4.0)
-    assert ("weight went up" if language == "en" else "subido de peso") in patient.texts()[-1]
+    assert alert  # told at the weight answer, before the next question
 
 
 def test_tampered_signature_is_refused_and_nothing_is_stored(

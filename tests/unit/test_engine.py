@@ -288,37 +288,41 @@ def test_weight_rules(
 ) -> None:
     ctx = patient(history=history, thresholds=thresholds)
     step = reply(begin(ctx), ctx, text)
-    assert escalations(step) == []  # the signs of a check-in are escalated together at its end
-    assert step.state.status == "active"
-    assert ASKS["breath"]["en"] in says(step, "prompt")[0]
-    rest = answer_no_to_the_rest(step, ctx)
-    assert [e.rule_id for e in fired_in(rest)] == fired
-    for event in fired_in(rest):
+    # A weight sign is escalated at the weight answer, not at the end of the check-in.
+    assert [e.rule_id for e in escalations(step)] == fired
+    for event in escalations(step):
         loss = event.rule_id.startswith("weight-loss")
         assert (event.level, event.reason) == (("ROUTINE", "weight_loss") if loss else ("URGENT", "weight_gain"))
+    assert step.state.status == "active"
+    assert ASKS["breath"]["en"] in says(step, "prompt")[0]
+    assert fired_in(answer_no_to_the_rest(step, ctx)) == []
 
 
 @pytest.mark.parametrize(("lang", "told"), [("en", "nurse will call you today"), ("es", "le va a llamar hoy")])
 def test_weight_gain_tells_the_patient_in_their_language(lang: str, told: str) -> None:
     ctx = patient(lang, history=[weighed(180, 1)])
-    rest = answer_no_to_the_rest(reply(begin(ctx), ctx, "184"), ctx)
-    [event] = fired_in(rest)
+    step = reply(begin(ctx), ctx, "184")
+    [event] = escalations(step)
     assert event.detail["weight"] == 184.0
     assert event.detail["weight_baseline"] == 180.0
-    [text] = says(rest[-1], "escalation")
+    [text] = says(step, "escalation")
     assert told in text
     assert "911" in text
-    assert rest[-1].said().index(text) < len(rest[-1].said()) - 1  # before the closing words
+    assert step.said().index(text) < step.said().index(says(step, "prompt")[0])  # before the next question
+    rest = answer_no_to_the_rest(step, ctx)
+    assert [t for s in rest for t in says(s, "escalation")] == []  # told once
 
 
 def test_two_weight_rules_make_one_escalation_and_tell_the_patient_once() -> None:
     ctx = patient(history=[weighed(177, 6), weighed(180, 1)])
-    rest = answer_no_to_the_rest(reply(begin(ctx), ctx, "183"), ctx)
-    [event] = fired_in(rest)
-    assert event.rule_id == "weight-gain-1-day"
-    assert event.detail["sign_rules"] == ["weight-gain-1-day", "weight-gain-7-days"]
-    assert (event.detail["signs"], event.detail["sign_count"]) == (["weight_gain"], 1)
-    assert len([t for s in rest for t in says(s, "escalation")]) == 1
+    step = reply(begin(ctx), ctx, "183")
+    one_day, seven_days = escalations(step)
+    assert (one_day.rule_id, seven_days.rule_id) == ("weight-gain-1-day", "weight-gain-7-days")
+    assert one_day.reason == seven_days.reason == "weight_gain"  # the service joins them: one task
+    assert seven_days.detail["sign_rules"] == ["weight-gain-1-day", "weight-gain-7-days"]
+    assert (seven_days.detail["signs"], seven_days.detail["sign_count"]) == (["weight_gain"], 1)
+    assert len(says(step, "escalation")) == 1
+    assert fired_in(answer_no_to_the_rest(step, ctx)) == []
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -329,12 +333,26 @@ def test_several_hf_signs_make_one_urgent_escalation_that_counts_them_and_one_te
     for question in ("breath", "breath_rest", "pillows", "swelling", "dizzy", "chest", "fainted", "confused"):
         assert ASKS[question][lang] in says(steps[-1], "prompt")[0]
         steps.append(reply(steps[-1], ctx, YES[lang] if question in {"breath", "swelling", "dizzy"} else NO[lang]))
-    [event] = fired_in(steps)
-    assert event in steps[-1].events
-    assert (event.rule_id, event.level) == ("weight-gain-1-day", "URGENT")
-    assert event.detail["signs"] == ["weight_gain", "shortness_of_breath", "swelling", "dizziness"]
-    assert event.detail["sign_count"] == 4
-    assert len([t for s in steps for t in says(s, "escalation")]) == 1
+    # Each sign fires at its own answer (weight, breath, swelling, dizzy), all under the first one's reason.
+    per_step = [[e.rule_id for e in escalations(s)] for s in steps]
+    assert per_step == [
+        ["weight-gain-1-day"],
+        ["more-short-of-breath"],
+        [],
+        [],
+        ["more-swelling"],
+        ["dizziness"],
+        [],
+        [],
+        [],
+    ]
+    events = fired_in(steps)
+    assert {(e.level, e.reason) for e in events} == {("URGENT", "weight_gain")}
+    assert [e.detail["sign_count"] for e in events] == [1, 2, 3, 4]
+    assert events[-1].detail["signs"] == ["weight_gain", "shortness_of_breath", "swelling", "dizziness"]
+    texts = [t for s in steps for t in says(s, "escalation")]
+    assert len(texts) == 1
+    assert texts[0] in steps[0].said()  # the weight's words, at the weight answer
 
 
 @pytest.mark.parametrize(
@@ -350,11 +368,13 @@ def test_breathless_at_rest_is_an_emergency_and_ends_the_check_in(
     ctx = patient(lang)
     step = reply(begin(ctx), ctx, "180")
     step = reply(step, ctx, YES[lang])
-    assert escalations(step) == []  # an URGENT sign waits for the end of the check-in
+    [urgent] = escalations(step)  # the URGENT sign goes at once, told with a nurse's call
+    assert (urgent.level, urgent.reason) == ("URGENT", "shortness_of_breath")
+    assert urgent_text in says(step, "escalation")[0]
     assert ASKS["breath_rest"][lang] in says(step, "prompt")[0]
     step = reply(step, ctx, YES[lang])
     [event] = escalations(step)
-    assert (event.level, event.reason) == ("EMERGENCY", "breathless_at_rest")
+    assert (event.level, event.reason) == ("EMERGENCY", "breathless_at_rest")  # its own task
     assert event.detail["signs"] == ["shortness_of_breath", "breathless_at_rest"]
     [told] = says(step, "emergency")
     assert emergency_text in told
@@ -380,10 +400,12 @@ def test_each_rule_fires_once_per_conversation() -> None:
     step = reply(step, ctx, "yes")  # more short of breath → URGENT
     step = reply(step, ctx, "no")
     step = reply(step, ctx, "no")
-    step = reply(step, ctx, "yes")  # more swelling → URGENT (another reason)
+    step = reply(step, ctx, "yes")  # more swelling → URGENT (another reason), joined to the first
     assert step.state.fired == ("more-short-of-breath", "more-swelling")
+    [swelling] = escalations(step)
+    assert swelling.detail["signs"] == ["shortness_of_breath", "swelling"]
     rest = answer_no_to_the_rest(step, ctx)
-    assert [e.detail["signs"] for e in fired_in(rest)] == [["shortness_of_breath", "swelling"]]
+    assert fired_in(rest) == []
     assert rest[-1].state.fired == ("more-short-of-breath", "more-swelling")
 
 
@@ -509,7 +531,7 @@ def test_state_round_trips_through_a_dict_and_json() -> None:
     assert state.fired and state.attempts == 1
     assert State.from_dict(state.to_dict()) == state
     assert State.from_dict(json.loads(json.dumps(state.to_dict()))) == state
-    assert state.pending  # the weight sign waits for the end of the check-in
+    assert [f["rule_id"] for f in state.group_fires] == ["weight-gain-1-day"]  # a later sign joins it
     resumed = engine.resume(hf(), State.from_dict(state.to_dict()), ctx, Reply("no"), NOW, library().intents)
     assert ASKS["pillows"]["es"] in says(resumed, "prompt")[0]
 

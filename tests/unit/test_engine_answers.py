@@ -5,7 +5,6 @@ measured in the patient's calendar days."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import textwrap
 from collections.abc import Sequence
 
@@ -177,106 +176,15 @@ def test_silence_after_some_replies_is_could_not_assess() -> None:
 
 
 # ---------------------------------------------------------------------------------------- groups
-def test_two_signs_of_a_group_make_one_escalation_and_one_text_at_the_end() -> None:
-    steps = run(SYMPTOMS, ["yes", "yes", "no"])
-    assert events(steps[:3], Escalate) == []  # nothing while the check-in goes on
-    [escalation] = events(steps, Escalate)
-    assert escalation.rule_id == "breath-yes" and escalation.level == "URGENT"
-    assert escalation.detail["signs"] == ["shortness_of_breath", "swelling"]
-    assert escalation.detail["sign_count"] == 2
-    assert escalation.detail["sign_rules"] == ["breath-yes", "swelling-yes"]
-    texts = [e.text for e in events(steps, Say) if e.purpose == "escalation"]
-    assert texts == ["Breath text."]
-    last = steps[-1].said()
-    assert last.index("Breath text.") < last.index("Thanks.")
-
-
-def test_one_sign_is_one_escalation_with_its_own_text() -> None:
-    steps = run(SYMPTOMS, ["no", "yes", "no"], ctx("es"))
-    [escalation] = events(steps, Escalate)
-    assert (escalation.rule_id, escalation.detail["sign_count"]) == ("swelling-yes", 1)
-    assert "Texto hinchazon." in steps[-1].said()
-
-
-def test_a_quiet_patient_gets_the_group_escalated_at_the_reminder() -> None:
-    steps = run(SYMPTOMS, ["yes", None])
-    [escalation] = events(steps, Escalate)
-    assert escalation in steps[-1].events
-    assert steps[-1].said()[0] == "Breath text."
-    assert steps[-1].said()[1].startswith("Reminder:")
-    # A later sign in the same conversation joins by reason in the queue; its text is not repeated.
-    more = engine.resume(SYMPTOMS, steps[-1].state, ctx(), Reply("yes"), NOW + dt.timedelta(hours=6))
-    assert [e.rule_id for e in more.events if isinstance(e, Escalate)] == []
-    done = engine.resume(SYMPTOMS, more.state, ctx(), Reply("no"), NOW + dt.timedelta(hours=6))
-    assert [e.rule_id for e in done.events if isinstance(e, Escalate)] == ["swelling-yes"]
-    assert "Swelling text." not in done.said()
-
-
-EMERGENCY_GROUP = flow_from(
-    """\
-    id: t
-    title: {en: T, es: T}
-    languages: [en, es]
-    start: swelling
-    nodes:
-      - id: swelling
-        type: question
-        answer: yes_no
-        symptom: true
-        text: {en: "More swelling?", es: "¿Mas hinchazon?"}
-        next: chest
-      - id: chest
-        type: question
-        answer: yes_no
-        symptom: true
-        text: {en: "Chest pain?", es: "¿Dolor de pecho?"}
-        next: done
-      - id: done
-        type: end
-        text: {en: "Thanks.", es: "Gracias."}
-    rules:
-      - id: swelling-yes
-        level: URGENT
-        reason: swelling
-        group: signs
-        when: {answer: swelling, is: yes}
-      - id: chest-yes
-        level: EMERGENCY
-        reason: chest_pain
-        group: signs
-        stop: true
-        when: {answer: chest, is: yes}
-    """
-)
-
-
-def test_an_emergency_in_a_group_goes_at_once_with_the_signs_before_it() -> None:
-    steps = run(EMERGENCY_GROUP, ["yes", "yes"])
-    [escalation] = events(steps, Escalate)
-    assert escalation in steps[-1].events
-    assert (escalation.rule_id, escalation.level, escalation.reason) == ("chest-yes", "EMERGENCY", "chest_pain")
-    assert escalation.detail["signs"] == ["swelling", "chest_pain"]
-    assert [e.purpose for e in steps[-1].events if isinstance(e, Say)] == ["emergency"]
-    assert "911" in steps[-1].said()[0]
-    assert steps[-1].state.result == "escalated"
-
-
-def test_pending_signs_survive_the_state_round_trip() -> None:
-    steps = run(SYMPTOMS, ["yes"])
-    stored = json.loads(json.dumps(steps[-1].state.to_dict()))
-    state = State.from_dict(stored)
-    assert state == steps[-1].state
-    step = engine.resume(SYMPTOMS, state, ctx(), Reply("no"), NOW)
-    step = engine.resume(SYMPTOMS, step.state, ctx(), Reply("no"), NOW)
-    assert [e.rule_id for e in step.events if isinstance(e, Escalate)] == ["breath-yes"]
+# Grouped signs (``Rule.group``) are tested in tests/unit/test_engine_groups.py.
 
 
 def test_an_old_stored_state_without_the_new_fields_still_loads() -> None:
     stored = run(SYMPTOMS, [])[-1].state.to_dict()
-    for key in ("pending", "groups_told", "unassessed", "replied"):
+    for key in ("group_fires", "groups_told", "unassessed", "replied"):
         stored.pop(key)
     state = State.from_dict(stored)
-    assert (state.pending, state.unassessed, state.replied) == ((), (), False)
+    assert (state.group_fires, state.groups_told, state.unassessed, state.replied) == ((), {}, (), False)
 
 
 # ------------------------------------------------------------------------------------------- meter
