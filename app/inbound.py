@@ -33,7 +33,7 @@ from app.consent import Keyword, keyword_language, opt_in, opt_out, reply_text
 from app.conversations import active_conversation, pinned_flow, resume_conversation, start_conversation
 from app.db import after_commit, run_in_transaction
 from app.flows import engine
-from app.flows.keywords import classify
+from app.flows.keywords import KeywordHit, classify
 from app.flows.routing import RIGHT_NOW_FLOW, ActiveFlow, Route, outside_plan, route
 from app.flows.safety import emergency_text
 from app.i18n import gettext_for
@@ -277,11 +277,17 @@ def store_text(session: Session, rt: Runtime, text: InboundText, now: dt.datetim
     message = _store_inbound(session, {**values, "patient_id": patient.id if patient else None})
     if message is None:
         return _duplicate(session, text.sid)
-    if patient is not None:
+    if patient is not None and hit is not None:
         try:
             with session.begin_nested():
-                outcome = _process(session, rt, message, patient, now)
-            return InboundResult(outcome, message.id)
+                # The keyword alone: no routing, no conversation step, so nothing that processing may
+                # break stands between STOP and the opt-out.
+                program = session.get(Program, patient.program_id)
+                assert program is not None
+                _apply_keyword(session, rt, patient, program, hit, now)
+                message.kind = "keyword"
+                message.status = RECEIVED
+            return InboundResult("keyword", message.id)
         except Exception as exc:  # the row stays pending; the job applies the keyword (and retries)
             log.warning("keyword not applied at once message id=%s error=%s", message.id, type(exc).__name__)
     stored_id = message.id
@@ -354,27 +360,9 @@ def _process(session: Session, rt: Runtime, message: Message, patient: Patient |
     program = session.get(Program, patient.program_id)
     assert program is not None
     if decided.kind == "keyword":
+        assert decided.keyword is not None
         message.kind = "keyword"
-        hit = decided.keyword
-        assert hit is not None
-        language = keyword_language(hit, patient)
-        changed = True
-        if hit.keyword is Keyword.STOP:
-            changed = opt_out(session, rt, patient, now=now)
-        elif hit.keyword is Keyword.START:
-            changed = opt_in(session, patient, now=now)
-            if changed:
-                rederive_for_patient(session, rt, patient, now)
-        if changed or hit.keyword is Keyword.HELP:
-            queue_text(
-                session,
-                rt,
-                to=patient.phone,
-                kind="consent",
-                patient=patient,
-                now=now,
-                body=reply_text(hit.keyword, language, program.name, program.phone_display),
-            )
+        _apply_keyword(session, rt, patient, program, decided.keyword, now)
         return "keyword"
     if decided.kind == "conversation":
         assert conversation is not None
@@ -387,6 +375,30 @@ def _process(session: Session, rt: Runtime, message: Message, patient: Patient |
     message.kind = "inbox"
     _outside_conversation(session, rt, patient, program, decided, message, now)
     return "opted_out" if patient.opted_out else "inbox"
+
+
+def _apply_keyword(
+    session: Session, rt: Runtime, patient: Patient, program: Program, hit: KeywordHit, now: dt.datetime
+) -> None:
+    """STOP / START / HELP for a patient: the change, and its confirmation once (app/consent.py)."""
+    language = keyword_language(hit, patient)
+    changed = True
+    if hit.keyword is Keyword.STOP:
+        changed = opt_out(session, rt, patient, now=now)
+    elif hit.keyword is Keyword.START:
+        changed = opt_in(session, patient, now=now)
+        if changed:
+            rederive_for_patient(session, rt, patient, now)
+    if changed or hit.keyword is Keyword.HELP:
+        queue_text(
+            session,
+            rt,
+            to=patient.phone,
+            kind="consent",
+            patient=patient,
+            now=now,
+            body=reply_text(hit.keyword, language, program.name, program.phone_display),
+        )
 
 
 # ---------------------------------------------------------------------------------------- the processing job
