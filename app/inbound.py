@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
+from app.channels.cleaning import PHONE_MAX, clean_text
 from app.consent import Keyword, keyword_language, opt_in, opt_out, reply_text
 from app.conversations import active_conversation, pinned_flow, resume_conversation, start_conversation
+from app.db import after_commit, run_in_transaction
 from app.flows import engine
+from app.flows.keywords import KeywordHit, classify
 from app.flows.routing import RIGHT_NOW_FLOW, ActiveFlow, Route, outside_plan, route
 from app.flows.safety import emergency_text
 from app.i18n import gettext_for
 from app.models import Conversation, Message, Patient, Program, utcnow
-from app.outbound import queue_text
+from app.outbound import backoff, queue_text
 from app.phones import InvalidPhone, mask, to_e164
 from app.runtime import Runtime
 from app.scheduling.enrollments import rederive_for_patient
@@ -44,10 +48,29 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1600
 
+#: Inbound statuses (``messages.status``): stored and not processed yet; its step raised and a retry is
+#: due at ``next_attempt_at``; given up after ``MAX_ATTEMPTS`` (staff see it, ``error_code`` says why);
+#: processed. app/metrics.py counts the first two as pending (``PENDING_INBOUND``).
+PENDING = "pending"
+RETRY = "retry"
+FAILED = "failed"
+RECEIVED = "received"
+#: The job that processes one stored text, by name (app/tasks.py).
+PROCESS_JOB = "app.tasks.process_inbound"
+#: Tries in all before a text is given up (it stays stored, on the timeline, flagged for review).
+MAX_ATTEMPTS = 5
+#: Backoff between tries (full jitter, doubling): 15 s, 30 s, 60 s, 120 s ... at most 10 minutes.
+RETRY_BASE_SECONDS = 15.0
+RETRY_CAP_SECONDS = 600.0
+#: A pending text older than this has lost its job (Redis flushed or down, a worker killed): the sweeper
+#: enqueues it again. Longer than a job normally waits, short enough that a lost text is answered soon.
+PENDING_GRACE = dt.timedelta(seconds=60)
+
 
 @dataclass(frozen=True)
 class InboundResult:
-    outcome: str  # duplicate | unknown_sender | keyword | answered | inbox | opted_out
+    #: stored | duplicate | unknown_sender | keyword | answered | inbox | opted_out
+    outcome: str
     message_id: int | None
 
 
@@ -63,6 +86,22 @@ _MESSAGES = cast(Table, Message.__table__)
 #: ``INSERT … ON CONFLICT (provider_sid) DO NOTHING RETURNING id``, per dialect (Core: no ORM bulk machinery).
 _INSERT_NEW_SID = {
     name: dialect_insert(_MESSAGES).on_conflict_do_nothing(index_elements=["provider_sid"]).returning(_MESSAGES.c.id)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+#: The number's owner for the timeline, looked up inside the INSERT (no extra round trip); a shared number
+#: gets the most recently updated patient here and the right one when the text is processed.
+_OWNER = (
+    select(Patient.id)
+    .where(Patient.phone == bindparam("owner_phone"))
+    .order_by(Patient.updated_at.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_INSERT_PENDING = {
+    name: dialect_insert(_MESSAGES)
+    .values(patient_id=_OWNER)
+    .on_conflict_do_nothing(index_elements=["provider_sid"])
+    .returning(_MESSAGES.c.id)
     for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 
@@ -105,6 +144,7 @@ def _store_inbound(session: Session, values: dict[str, Any]) -> Message | None:
         "error_code": None,
         "sent_at": None,
         "next_attempt_at": None,
+        "screened_at": None,
         **values,
     }
     row.setdefault("updated_at", row.get("created_at") or utcnow())
@@ -124,6 +164,32 @@ def _store_inbound(session: Session, values: dict[str, Any]) -> Message | None:
     make_transient_to_detached(message)
     session.add(message)
     return message
+
+
+def _insert_pending(session: Session, values: dict[str, Any]) -> int | None:
+    """``INSERT … ON CONFLICT (provider_sid) DO NOTHING RETURNING id`` with the owner looked up in the same
+    statement; ``None`` for a SID already stored."""
+    row = {k: v for k, v in values.items() if k != "patient_id"}
+    row.update(
+        conversation_id=None,
+        flow_id=None,
+        needs_review=False,
+        flags=None,
+        attempts=0,
+        send_key=None,
+        segments=None,
+        encoding=None,
+        error_code=None,
+        sent_at=None,
+        next_attempt_at=None,
+        screened_at=None,
+        updated_at=values["created_at"],
+        owner_phone=values["from_number"],
+    )
+    message_id: int | None = (
+        session.connection().execute(_INSERT_PENDING[session.get_bind().dialect.name], row).scalar()
+    )
+    return message_id
 
 
 def unknown_sender_text(verdict: Verdict | None = None) -> str:
@@ -150,6 +216,85 @@ def unknown_sender_page(base_url: str) -> str:
     return _("Outreach: a text from an unknown number may be an emergency. Open %(url)s") % {"url": f"{base_url}/queue"}
 
 
+@dataclass(frozen=True)
+class InboundText:
+    """One inbound text as the channel gave it, already cleaned (app/channels/cleaning.py): no control
+    characters, every value within its column."""
+
+    sid: str
+    from_number: str
+    to_number: str
+    body: str
+    channel: str
+
+
+def _row_values(text: InboundText, now: dt.datetime) -> dict[str, Any]:
+    try:
+        sender = to_e164(text.from_number)
+    except InvalidPhone:
+        sender = text.from_number[:20]
+    return {
+        "patient_id": None,
+        "direction": "inbound",
+        "channel": text.channel,
+        "kind": "reply",
+        "body": text.body[:MAX_BODY],
+        "status": PENDING,
+        "provider_sid": text.sid,
+        "from_number": sender,
+        "to_number": text.to_number[:20],
+        "created_at": now,
+    }
+
+
+def store_text(session: Session, rt: Runtime, text: InboundText, now: dt.datetime) -> InboundResult:
+    """The webhook's transaction (store first, then process): insert the row once per SID, status
+    ``pending``, and enqueue its processing (``app.tasks.process_inbound``) once this commits.
+
+    Cheap by design: one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` that also looks up the owner of the
+    number (so the text is on the patient's timeline at once, whatever happens next), and the commit.
+
+    The one exception is a consent keyword that Twilio itself enforces (STOP, START and their synonyms,
+    ``TWILIO_ENFORCED``): it is applied here, in the same transaction, so an opt-out takes effect the
+    moment it is stored (queued texts cancelled before any worker can send them), whether or not a worker
+    or Redis is running, and before any earlier text of the patient is processed. Such a keyword is a
+    keyword in every state (it never gives way to an answer), so deciding it before the conversation is
+    loaded is the decision ``route`` makes too. If applying it raises, its savepoint is rolled back and
+    the row stays ``pending``: the processing job applies it through ``route`` like any other text.
+
+    Returns ``duplicate`` (the SID was stored before: nothing is done twice), ``keyword`` or ``stored``.
+    """
+    values = _row_values(text, now)
+    hit = classify(text.body, opted_out=False)
+    enforced = hit is not None and hit.enforced_by_twilio
+    if not enforced:
+        message_id = _insert_pending(session, values)
+        if message_id is None:
+            return _duplicate(session, text.sid)
+        after_commit(session, lambda: enqueue_processing(rt, [message_id], "stored"))
+        return InboundResult("stored", message_id)
+    patient = find_patient(session, values["from_number"], lock=True)
+    message = _store_inbound(session, {**values, "patient_id": patient.id if patient else None})
+    if message is None:
+        return _duplicate(session, text.sid)
+    if patient is not None and hit is not None:
+        try:
+            with session.begin_nested():
+                # The keyword alone: no routing, no conversation step, so nothing that processing may
+                # break stands between STOP and the opt-out.
+                program = session.get(Program, patient.program_id)
+                assert program is not None
+                _apply_keyword(session, rt, patient, program, hit, now)
+                message.kind = "keyword"
+                message.status = RECEIVED
+            return InboundResult("keyword", message.id)
+        except Exception as exc:  # the row stays pending; the job applies the keyword (and retries)
+            log.warning("keyword not applied at once message id=%s error=%s", message.id, type(exc).__name__)
+    stored_id = message.id
+    after_commit(session, lambda: enqueue_processing(rt, [stored_id], "stored"))
+    return InboundResult("stored", stored_id)
+
+
 def receive_text(
     session: Session,
     rt: Runtime,
@@ -161,39 +306,49 @@ def receive_text(
     channel: str,
     now: dt.datetime,
 ) -> InboundResult:
-    """Handle one inbound text inside the caller's transaction."""
-    try:
-        sender = to_e164(from_number)
-    except InvalidPhone:
-        sender = from_number[:20]
-    # Lock first, then store: the patient's row lock serialises messages from one patient (the second
-    # waits for the first's conversation step), and the inbound row goes in once, already complete.
-    patient = find_patient(session, sender, lock=True)
-    values: dict[str, Any] = {
-        "patient_id": patient.id if patient else None,
-        "direction": "inbound",
-        "channel": channel,
-        "kind": "reply",
-        "body": body[:MAX_BODY],
-        "status": "received",
-        "provider_sid": sid,
-        "from_number": sender,
-        "to_number": to_number[:20],
-        "created_at": now,
-    }
+    """Store and process one text in the caller's transaction (the browser simulator, whose reply the
+    page shows at once; tests of the conversation itself). The SMS webhook stores first instead
+    (:func:`store_text`) and processes in a job (:func:`process_inbound`). Values are cleaned here too."""
+    text = InboundText(
+        sid=sid,
+        from_number=clean_text(from_number, PHONE_MAX),
+        to_number=clean_text(to_number, PHONE_MAX),
+        body=clean_text(body, MAX_BODY),
+        channel=channel,
+    )
+    values = _row_values(text, now)
+    # Lock first, then store: the patient's row lock serialises messages from one patient.
+    patient = find_patient(session, values["from_number"], lock=True)
+    message = _store_inbound(session, {**values, "patient_id": patient.id if patient else None})
+    if message is None:
+        # Another request stored the same SID (Twilio retried): it handles this message, we do nothing.
+        return _duplicate(session, sid)
+    return InboundResult(_process(session, rt, message, patient, now), message.id)
+
+
+def _process(session: Session, rt: Runtime, message: Message, patient: Patient | None, now: dt.datetime) -> str:
+    """Route one stored, still pending text and apply what it means; marks it processed. Inside the caller's
+    transaction, with the patient's row lock held. Returns the outcome (see :class:`InboundResult`)."""
+    body = message.body
+    message.status = RECEIVED
+    message.next_attempt_at = None
+    message.error_code = None
     intents = rt.content.intents
     if patient is None:
         decided = route(body, intents=intents, language=None)
         verdict = decided.verdict if decided.kind == "outside" else Verdict()
         flags = [f"red_flag:{r}" for r in verdict.emergency] + [f"confirm:{r}" for r in verdict.to_confirm]
-        message = _store_inbound(session, {**values, "needs_review": True, "kind": "inbox", "flags": flags or None})
-        if message is None:
-            return _duplicate(session, sid)
+        message.patient_id = None
+        message.needs_review = True
+        message.kind = "inbox"
+        message.flags = list(dict.fromkeys([*(message.flags or []), *flags])) or None
+        sender = message.from_number or ""
         queue_text(session, rt, to=sender, body=unknown_sender_text(verdict), kind="system", patient=None, now=now)
         if verdict.emergency:
             _page_for_unknown_sender(session, rt, message.id, now)
         log.info("inbound from unknown number %s kept for review id=%s", mask(sender), message.id)
-        return InboundResult("unknown_sender", message.id)
+        return "unknown_sender"
+    message.patient_id = patient.id
     conversation: Conversation | None = None
     active: ActiveFlow | None = None
     if not patient.opted_out:
@@ -202,48 +357,289 @@ def receive_text(
             flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
             active = ActiveFlow(flow, engine.State.from_dict(conversation.state))
     decided = route(body, intents=intents, language=patient.language, opted_out=patient.opted_out, conversation=active)
-    if decided.kind == "keyword":
-        values["kind"] = "keyword"
-    elif decided.kind == "conversation":
-        assert conversation is not None
-        values.update(conversation_id=conversation.id, flow_id=conversation.flow_id)
-    else:
-        values.update(needs_review=True, kind="inbox")
-    message = _store_inbound(session, values)
-    if message is None:
-        # Another request stored the same SID (Twilio retried): it handles this message, we do nothing.
-        return _duplicate(session, sid)
     program = session.get(Program, patient.program_id)
     assert program is not None
     if decided.kind == "keyword":
-        hit = decided.keyword
-        assert hit is not None
-        language = keyword_language(hit, patient)
-        changed = True
-        if hit.keyword is Keyword.STOP:
-            changed = opt_out(session, rt, patient, now=now)
-        elif hit.keyword is Keyword.START:
-            changed = opt_in(session, patient, now=now)
-            if changed:
-                rederive_for_patient(session, rt, patient, now)
-        if changed or hit.keyword is Keyword.HELP:
+        assert decided.keyword is not None
+        message.kind = "keyword"
+        _apply_keyword(session, rt, patient, program, decided.keyword, now)
+        return "keyword"
+    if decided.kind == "conversation":
+        assert conversation is not None
+        message.conversation_id = conversation.id
+        message.flow_id = conversation.flow_id
+        resume_conversation(session, rt, patient, conversation, engine.Reply(body), now, inbound=message)
+        return "answered"
+    # Not an answer to anything (or an opted-out patient): the inbox, and triage's findings reach a human.
+    message.needs_review = True
+    message.kind = "inbox"
+    _outside_conversation(session, rt, patient, program, decided, message, now)
+    return "opted_out" if patient.opted_out else "inbox"
+
+
+def _apply_keyword(
+    session: Session, rt: Runtime, patient: Patient, program: Program, hit: KeywordHit, now: dt.datetime
+) -> None:
+    """STOP / START / HELP for a patient: the change, and its confirmation once (app/consent.py)."""
+    language = keyword_language(hit, patient)
+    changed = True
+    if hit.keyword is Keyword.STOP:
+        changed = opt_out(session, rt, patient, now=now)
+    elif hit.keyword is Keyword.START:
+        changed = opt_in(session, patient, now=now)
+        if changed:
+            rederive_for_patient(session, rt, patient, now)
+    if changed or hit.keyword is Keyword.HELP:
+        queue_text(
+            session,
+            rt,
+            to=patient.phone,
+            kind="consent",
+            patient=patient,
+            now=now,
+            body=reply_text(hit.keyword, language, program.name, program.phone_display),
+        )
+
+
+# ---------------------------------------------------------------------------------------- the processing job
+def enqueue_processing(rt: Runtime, message_ids: Sequence[int], tag: str) -> None:
+    """One ``app.tasks.process_inbound`` job per stored text (by name: no job module imported here).
+    Best effort, as every enqueue: a lost job is found again by the sweeper (:func:`due_inbound`)."""
+    for message_id in message_ids:
+        rt.jobs.enqueue(PROCESS_JOB, message_id, job_id=f"inbound-{message_id}-{tag}")
+
+
+def process_inbound(rt: Runtime, message_id: int) -> str:
+    """Process one stored text (the job ``app.tasks.process_inbound``): route it, run the conversation step,
+    queue the replies, all in one transaction that also marks the row processed, so a message is processed
+    once however often its job runs (a duplicate job finds it processed and does nothing: no answer saved
+    twice, no reply queued twice).
+
+    Arrival order per sender: a text waits while an earlier text of the same number is still pending or
+    retrying; the earlier one's job enqueues the next when it is done. A text waiting behind one that
+    failed is screened by triage at once (:func:`_safety_net`), so an emergency never waits in line.
+
+    When the step raises, the transaction is rolled back and, in a new one, the row is kept and marked:
+    ``retry`` with the error's class (never its text) in ``error_code``, ``next_attempt_at`` after a backoff
+    (``MAX_ATTEMPTS`` tries in all, then ``failed``), ``needs_review`` for the care team, and the safety net
+    runs on the raw text. Returns ``processed`` / ``waiting`` / ``retry`` / ``failed`` / ``done``
+    (already processed, or no such inbound row). Never raises for a failure of the step itself.
+    """
+    now = rt.now()
+    try:
+        return run_in_transaction(rt.sessions, lambda session: _process_job(session, rt, message_id, now))
+    except Exception as exc:
+        failure = exc
+    # The class only, never the text: an exception's message may quote the patient's words or a row.
+    log.warning("inbound processing failed message id=%s error=%s", message_id, type(failure).__name__)
+    return run_in_transaction(rt.sessions, lambda session: _record_failure(session, rt, message_id, failure, now))
+
+
+_WAITING = (PENDING, RETRY)
+_EARLIER_WAITING = (
+    select(Message.id, Message.status)
+    .where(
+        Message.direction == "inbound",
+        Message.status.in_(_WAITING),
+        Message.from_number == bindparam("sender"),
+        Message.id < bindparam("message_id"),
+    )
+    .order_by(Message.id)
+    .limit(1)
+)
+_NEXT_WAITING = (
+    select(Message.id)
+    .where(
+        Message.direction == "inbound",
+        Message.status.in_(_WAITING),
+        Message.from_number == bindparam("sender"),
+        Message.id > bindparam("message_id"),
+    )
+    .order_by(Message.id)
+    .limit(1)
+)
+
+
+def _load_locked(session: Session, message_id: int) -> tuple[Message | None, Patient | None]:
+    """The inbound row, locked, with its sender's patient locked first (the order every path takes:
+    patient, then message), or ``(None, None)`` when there is no such waiting row."""
+    peek = session.get(Message, message_id)
+    if peek is None or peek.direction != "inbound" or peek.status not in _WAITING:
+        return None, None
+    patient = find_patient(session, peek.from_number or "", lock=True)
+    session.refresh(peek, with_for_update=True)
+    if peek.status not in _WAITING:
+        return None, None
+    return peek, patient
+
+
+def _process_job(session: Session, rt: Runtime, message_id: int, now: dt.datetime) -> str:
+    message, patient = _load_locked(session, message_id)
+    if message is None:
+        return "done"
+    sender = message.from_number or ""
+    earlier = session.execute(_EARLIER_WAITING, {"sender": sender, "message_id": message.id}).first()
+    if earlier is not None:
+        if earlier.status == RETRY:
+            _safety_net(session, rt, message, patient, now)
+        log.info("inbound message id=%s waits for an earlier one", message.id)
+        return "waiting"
+    _process(session, rt, message, patient, now)
+    _enqueue_next(session, rt, message)
+    return "processed"
+
+
+def _enqueue_next(session: Session, rt: Runtime, message: Message) -> None:
+    """Once this commits, the sender's next waiting text (arrival order)."""
+    following = session.scalar(_NEXT_WAITING, {"sender": message.from_number or "", "message_id": message.id})
+    if following is not None:
+        after_commit(session, lambda: enqueue_processing(rt, [following], f"after-{message.id}"))
+
+
+def _record_failure(session: Session, rt: Runtime, message_id: int, exc: Exception, now: dt.datetime) -> str:
+    message, patient = _load_locked(session, message_id)
+    if message is None:
+        return "done"
+    message.attempts = (message.attempts or 0) + 1
+    message.error_code = type(exc).__name__[:64]
+    message.needs_review = True
+    if patient is not None:
+        message.patient_id = patient.id
+    outcome: str
+    if message.attempts >= MAX_ATTEMPTS:
+        message.status = FAILED
+        message.next_attempt_at = None
+        outcome = FAILED
+        _enqueue_next(session, rt, message)  # the line moves on: later texts are not held forever
+        log.error("inbound processing given up message id=%s attempts=%s", message.id, message.attempts)
+    else:
+        message.status = RETRY
+        when = now + backoff(message.attempts, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS)
+        message.next_attempt_at = when
+        outcome = RETRY
+        retry_id, attempt = message.id, message.attempts
+        after_commit(
+            session,
+            lambda: rt.jobs.enqueue_at(when, PROCESS_JOB, retry_id, job_id=f"inbound-{retry_id}-retry-{attempt}"),
+        )
+    _safety_net(session, rt, message, patient, now)
+    return outcome
+
+
+def _safety_net(session: Session, rt: Runtime, message: Message, patient: Patient | None, now: dt.datetime) -> None:
+    """Triage on the raw text of a message whose processing failed or waits, once per message
+    (``screened_at``): what the routing's outside-conversation plan would open and say for an emergency
+    is done now, so a red flag reaches a human whatever broke. In a savepoint: a failure here is logged
+    and leaves the failure record above intact (the next attempt tries the net again).
+
+    - a patient: EMERGENCY escalations (paging on-call) and one text with 911 / 988 / Poison Control
+      (reachable patients), URGENT items for mentions to confirm and for symptoms (no "right now?" question:
+      the conversation machinery may be what failed); the triage flags on the message, which is marked
+      for review and is on the patient's timeline.
+    - an unknown number: the flags, and for an emergency the page to every on-call number and the
+      generic reply with 911.
+    Texts go with the send key ``inbound:<id>:safety``, so they go once per message.
+    """
+    if message.screened_at is not None:
+        return
+    try:
+        with session.begin_nested():
+            _screen(session, rt, message, patient, now)
+            message.screened_at = now
+    except Exception as exc:
+        log.error("safety net failed message id=%s error=%s", message.id, type(exc).__name__)
+
+
+def _screen(session: Session, rt: Runtime, message: Message, patient: Patient | None, now: dt.datetime) -> None:
+    from app.escalation.service import escalate
+
+    send_key = f"inbound:{message.id}:safety"
+    verdict = rt.content.triage.assess(message.body, patient.language if patient else None)
+    if patient is None:
+        flags = [f"red_flag:{r}" for r in verdict.emergency] + [f"confirm:{r}" for r in verdict.to_confirm]
+        message.flags = list(dict.fromkeys([*(message.flags or []), *flags])) or None
+        if verdict.emergency:
+            _page_for_unknown_sender(session, rt, message.id, now)
             queue_text(
                 session,
                 rt,
-                to=patient.phone,
-                kind="consent",
-                patient=patient,
+                to=message.from_number or "",
+                body=unknown_sender_text(verdict),
+                kind="system",
+                patient=None,
+                send_key=send_key,
                 now=now,
-                body=reply_text(hit.keyword, language, program.name, program.phone_display),
             )
-        return InboundResult("keyword", message.id)
-    if decided.kind == "conversation":
-        assert conversation is not None
-        resume_conversation(session, rt, patient, conversation, engine.Reply(body), now, inbound=message)
-        return InboundResult("answered", message.id)
-    # Not an answer to anything (or an opted-out patient): the inbox, and triage's findings reach a human.
-    _outside_conversation(session, rt, patient, program, decided, message, now)
-    return InboundResult("opted_out" if patient.opted_out else "inbox", message.id)
+        return
+    program = session.get(Program, patient.program_id)
+    assert program is not None
+    ctx = engine.PatientContext(
+        first_name=patient.given_name,
+        language=patient.language,
+        program_name=program.name,
+        program_phone=program.phone_display,
+    )
+    plan = outside_plan(Route("outside", verdict=verdict), ctx, reachable=patient.reachable, notice_due=False)
+    if plan.flags:
+        message.flags = list(dict.fromkeys([*(message.flags or []), *plan.flags]))
+    detail = {"outside_conversation": True, "processing_failed": True}
+    for event in plan.events:
+        if isinstance(event, engine.Escalate):
+            escalate(
+                session,
+                rt,
+                patient,
+                level=event.level,
+                reason=event.reason,
+                rule_id=event.rule_id,
+                detail={**event.detail, **detail},
+                conversation_id=None,
+                now=now,
+            )
+    for finding in plan.confirm:
+        escalate(
+            session,
+            rt,
+            patient,
+            level="URGENT",
+            reason=finding.reason,
+            rule_id=f"confirm:{finding.reason}",
+            detail={**detail, "evidence": finding.evidence, "not_asked": "processing_failed"},
+            conversation_id=None,
+            now=now,
+        )
+    emergency = [e.text for e in plan.events if isinstance(e, engine.Say) and e.purpose == "emergency"]
+    if emergency and patient.reachable:
+        queue_text(
+            session,
+            rt,
+            to=patient.phone,
+            body="\n\n".join(emergency),
+            kind="emergency",
+            patient=patient,
+            send_key=send_key,
+            now=now,
+        )
+
+
+_DUE = (
+    select(Message.id)
+    .where(
+        Message.direction == "inbound",
+        or_(
+            and_(Message.status == PENDING, Message.created_at <= bindparam("stale_before")),
+            and_(Message.status == RETRY, Message.next_attempt_at <= bindparam("now")),
+        ),
+    )
+    .order_by(Message.id)
+)
+
+
+def due_inbound(session: Session, now: dt.datetime, limit: int = 1000) -> list[int]:
+    """Stored texts whose processing job was lost (still ``pending`` ``PENDING_GRACE`` after they arrived:
+    Redis flushed or down, a worker killed) or whose retry is due; oldest first. For the sweeper."""
+    params = {"stale_before": now - PENDING_GRACE, "now": now}
+    return list(session.scalars(_DUE.limit(limit), params).all())
 
 
 def _duplicate(session: Session, sid: str) -> InboundResult:

@@ -14,21 +14,39 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "outreach"
 
+#: A job: the function itself, or its dotted name (``"app.tasks.process_inbound"``) so a service can enqueue
+#: a job without importing the job module (RQ imports it by name on the worker).
+Job = Callable[..., Any] | str
+
+
+def resolve(job: Job) -> Callable[..., Any]:
+    """The function a job names (``"package.module.function"``), or the function itself."""
+    if callable(job):
+        return job
+    module, _, name = job.rpartition(".")
+    func: Callable[..., Any] = getattr(import_module(module), name)
+    return func
+
+
+def job_name(job: Job) -> str:
+    return job if isinstance(job, str) else getattr(job, "__name__", "?")
+
 
 class JobQueue(Protocol):
     name: str
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+    def enqueue(self, func: Job, *args: Any, job_id: str | None = None) -> None:
         """Run ``func(*args)`` soon on a worker. Best effort: never raises for a transport failure."""
         ...
 
-    def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+    def enqueue_at(self, when: dt.datetime, func: Job, *args: Any, job_id: str | None = None) -> None:
         """Run later (a retry after backoff). The row in SQL is the truth: the sweeper also finds it."""
         ...
 
@@ -38,14 +56,14 @@ class InProcessQueue:
 
     name = "in-process"
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+    def enqueue(self, func: Job, *args: Any, job_id: str | None = None) -> None:
         try:
-            func(*args)
+            resolve(func)(*args)
         except Exception:
             # The row stays in SQL; the next tick retries it, as a worker would.
             log.exception("in-process job failed job_id=%s", job_id)
 
-    def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+    def enqueue_at(self, when: dt.datetime, func: Job, *args: Any, job_id: str | None = None) -> None:
         # No timer thread here: the next tick (every 30 s in the demo) picks the row up when it is due.
         return None
 
@@ -64,19 +82,21 @@ class RqQueue:
         self.connection = Redis.from_url(redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
         self.queue = Queue(queue_name, connection=self.connection)
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+    def enqueue(self, func: Job, *args: Any, job_id: str | None = None) -> None:
         from redis.exceptions import RedisError
 
         try:
-            self.queue.enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
+            self.queue.enqueue(_rq_target(func), *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
         except RedisError as exc:
             _left_to_sweeper(func, job_id, exc)
 
-    def enqueue_at(self, when: dt.datetime, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+    def enqueue_at(self, when: dt.datetime, func: Job, *args: Any, job_id: str | None = None) -> None:
         from redis.exceptions import RedisError
 
         try:
-            self.queue.enqueue_at(when, func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600)
+            self.queue.enqueue_at(
+                when, _rq_target(func), *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 24 * 3600
+            )
         except RedisError as exc:
             _left_to_sweeper(func, job_id, exc)
 
@@ -84,11 +104,16 @@ class RqQueue:
         return bool(self.connection.ping())
 
 
-def _left_to_sweeper(func: Callable[..., Any], job_id: str | None, exc: Exception) -> None:
+def _rq_target(func: Job) -> Any:
+    """RQ takes a function or its dotted name alike (a name is imported on the worker)."""
+    return func
+
+
+def _left_to_sweeper(func: Job, job_id: str | None, exc: Exception) -> None:
     # Job ids and function names carry row ids only; the exception's class says what failed.
     log.warning(
         "queue unavailable (%s): job %s id=%s not enqueued, left to the sweeper",
         type(exc).__name__,
-        getattr(func, "__name__", "?"),
+        job_name(func),
         job_id,
     )

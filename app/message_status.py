@@ -41,10 +41,24 @@ def advance(current: str, reported: str) -> str:
 def apply_status(
     session: Session, *, sid: str, status: str, error_code: str | None, message_id: int | None, now: dt.datetime
 ) -> bool:
-    message = session.scalars(select(Message).where(Message.provider_sid == sid).with_for_update()).first()
+    # Outbound only: a callback naming an inbound text's SID must not touch it (its status is the
+    # store-first pipeline's: pending, retry, failed, received).
+    message = session.scalars(
+        select(Message).where(Message.provider_sid == sid, Message.direction == "outbound").with_for_update()
+    ).first()
     if message is None and message_id is not None:
         # The callback beat our own commit of the SID (or the worker died before it): match by intent id.
         message = session.get(Message, message_id, with_for_update=True)
+        if message is not None and message.direction != "outbound":
+            message = None
+        # A SID another row holds (an inbound text's, say) is not this message's: never adopt it.
+        if (
+            message is not None
+            and message.provider_sid is None
+            and session.scalar(select(Message.id).where(Message.provider_sid == sid)) is not None
+        ):
+            log.warning("status callback names a SID held by another message; ignored mid=%s", message_id)
+            return False
         if message is not None and message.provider_sid is None:
             message.provider_sid = sid
             message.sent_at = message.sent_at or now

@@ -19,6 +19,13 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
     return deliver_many(runtime.current(), message_ids)
 
 
+def process_inbound(message_id: int) -> str:
+    """Process one stored inbound text (app/inbound.py ``process_inbound``; enqueued by name)."""
+    from app.inbound import process_inbound as process
+
+    return process(runtime.current(), message_id)
+
+
 def run_tick(now_iso: str | None = None) -> dict[str, int]:
     from app.scheduling.sweeper import tick
 

@@ -385,6 +385,34 @@ def seed(env: dict[str, str], count: int) -> list[str]:
     return phones
 
 
+def process_stored(env: dict[str, str]) -> str:
+    """Store first, then process: the webhook only stored the texts and queued one
+    ``app.tasks.process_inbound`` job each. Run those jobs here, in this one process and in queue order,
+    as a worker would (each queues its send job), so ``verify`` checks the fully processed work."""
+    from rq import Queue
+
+    from app import build_runtime
+    from app.config import settings_from_env
+    from app.inbound import PROCESS_JOB, process_inbound
+
+    rt = build_runtime(settings_from_env(env))
+    queue = Queue("outreach", connection=rt.jobs.connection)  # type: ignore[attr-defined]
+    t0 = time.monotonic()
+    ran = 0
+    while True:
+        jobs = [job for job in queue.get_jobs() if job.func_name == PROCESS_JOB]
+        if not jobs:
+            break
+        for job in jobs:
+            queue.remove(job)
+            process_inbound(rt, *job.args)
+            job.delete()
+            ran += 1
+    took = time.monotonic() - t0
+    rt.engine.dispose()
+    return f"processed {ran} stored texts after the load in {took:.1f} s (one process, {ran / max(took, 1e-9):.0f}/s)"
+
+
 def verify(
     database_url: str, redis_url: str, twilio_base: str, run_id: str, expected: int
 ) -> list[tuple[str, int, bool]]:
@@ -781,6 +809,7 @@ def main() -> int:
             )
             sent_to_app = sum(ok_count(r) for _p, r, _c in app_rows)
             non_200 = sum(r["sent"] - ok_count(r) for _p, r, _c in app_rows)
+            print(process_stored(env))
             checks = verify(database_url, redis_url, twilio_base, run_id, sent_to_app)
             parts = breakdown(env, patients, args.breakdown) if args.breakdown else []
 

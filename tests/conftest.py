@@ -28,6 +28,7 @@ from app.models import Patient, Program
 from app.runtime import Runtime, clear_current
 from tests.support import services
 from tests.support.fake_twilio import FakeTwilio, sign
+from tests.support.jobs import drain_inbound
 
 PUBLIC_BASE_URL = "https://outreach.example.org"
 API_TOKEN = "test-api-token-" + "x" * 16
@@ -168,15 +169,24 @@ def make_patient(rt: Runtime, program: Program) -> PatientFactory:
 
 
 @pytest.fixture()
-def post_twilio(client: FlaskClient, fake_twilio: FakeTwilio) -> Callable[..., Any]:
-    """Post a webhook signed as Twilio signs it, over the public URL the app must rebuild."""
+def post_twilio(client: FlaskClient, fake_twilio: FakeTwilio, rt: Runtime) -> Callable[..., Any]:
+    """Post a webhook signed as Twilio signs it, over the public URL the app must rebuild.
 
-    def post(path: str, params: dict[str, str], *, token: str | None = None, query: str = "") -> Any:
+    An inbound text (``/twilio/sms``) is then processed as a worker would (the webhook only stores it):
+    its answer is saved, its escalations opened and its replies queued, not sent (``run_jobs`` sends).
+    ``process=False`` leaves it stored and pending, as it is between the webhook and the worker."""
+
+    def post(
+        path: str, params: dict[str, str], *, token: str | None = None, query: str = "", process: bool = True
+    ) -> Any:
         url = PUBLIC_BASE_URL + path + (f"?{query}" if query else "")
         signature = sign(url, params, token or fake_twilio.auth_token)
-        return client.post(
+        response = client.post(
             path + (f"?{query}" if query else ""), data=params, headers={"X-Twilio-Signature": signature}
         )
+        if process and path == "/twilio/sms":
+            drain_inbound(rt)
+        return response
 
     return post
 

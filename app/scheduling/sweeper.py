@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.conversations import ConversationBusy, active_conversation, resume_conversation, start_conversation
 from app.escalation.paging import repage_due
 from app.flows import engine
+from app.inbound import due_inbound, enqueue_processing
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
 from app.outbound import due_for_retry, enqueue_sends
 from app.runtime import Runtime
@@ -40,7 +41,12 @@ def _claim(session: Session, query: Select[T]) -> Select[T]:
 
 
 def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
-    counts = {"woken": 0, "started": 0, "deferred": 0, "skipped": 0, "paged": 0, "requeued": 0}
+    counts = {"woken": 0, "started": 0, "deferred": 0, "skipped": 0, "paged": 0, "requeued": 0, "inbound": 0}
+    # Stored texts first (store first, then process): a job lost with Redis, or a retry that is due.
+    with rt.sessions() as session:
+        inbound = due_inbound(session, now)
+    enqueue_processing(rt, inbound, f"tick-{now:%s}")
+    counts["inbound"] = len(inbound)
     while _wake_conversations(rt, now, counts):
         pass
     while _start_due_touches(rt, now, counts):

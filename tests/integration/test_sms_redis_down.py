@@ -17,6 +17,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
+from app.inbound import PENDING_GRACE
 from app.scheduling.sweeper import tick
 from tests.integration.sms_helpers import (
     custom_app,
@@ -110,11 +111,18 @@ def test_redis_down_webhooks_answer_200_and_the_sweeper_sends_the_replies_when_i
         assert health.status_code == 200
         assert health.json == {"status": "degraded", "database": "ok", "queue": "degraded"}
 
-        # Everything was committed, nothing was sent.
-        assert len(message_rows(rt, direction="inbound")) == 3
+        # Everything was committed, nothing was sent. The texts wait in SQL for their processing (store
+        # first, then process); the STOP took effect in the webhook's own transaction, its confirmation queued.
+        inbound = message_rows(rt, direction="inbound")
+        assert len(inbound) == 3
+        assert {m.from_number: m.status for m in inbound} == {
+            in_checkin.phone: "pending",
+            stopping.phone: "received",
+            stranger: "pending",
+        }
         assert patient_row(rt, stopping.id).opted_out is True
         waiting = [m for m in message_rows(rt, direction="outbound") if m.status == "queued"]
-        assert {m.to_number for m in waiting} >= {in_checkin.phone, stopping.phone}
+        assert {m.to_number for m in waiting} == {stopping.phone}
         assert len(fake_twilio.messages) == 1
         failures = [r for r in caplog.records if "left to the sweeper" in r.getMessage()]
         assert failures, "the failed enqueue is logged"
@@ -124,11 +132,14 @@ def test_redis_down_webhooks_answer_200_and_the_sweeper_sends_the_replies_when_i
 
         redis_server.start()
         assert client.get("/healthz").json == {"status": "ok", "database": "ok", "queue": "ok"}
-        tick(rt, clock.advance(dt.timedelta(seconds=30)))
+        # The sweeper finds the texts whose processing job was lost (pending past the grace period).
+        assert tick(rt, clock.advance(PENDING_GRACE + dt.timedelta(seconds=1)))["inbound"] == 2
         run_worker(rt)
+        assert {m.status for m in message_rows(rt, direction="inbound")} == {"received"}
         assert len(texts_to(fake_twilio, in_checkin.phone)) == 2  # the prompt, then the next question
         assert texts_to(fake_twilio, in_checkin.phone)[0] == prompt
         assert len(texts_to(fake_twilio, stopping.phone)) == 1  # the opt-out confirmation
+        assert len(texts_to(fake_twilio, stranger)) == 1  # the generic reply
         assert {m.status for m in message_rows(rt, direction="outbound")} <= {"sent", "delivered"}
 
 
