@@ -591,7 +591,7 @@ class Triage:
             if previous is None or rank[status] > rank[previous[0]]:
                 best[match.owner] = (status, evidence)
         self._composites(best)
-        for owner in [o for o in best if self.concepts[o].unless]:
+        for owner in sorted(o for o in best if self.concepts[o].unless):  # in file order: "unless" names earlier ones
             if any(self._by_id[name] in best for name in self.concepts[owner].unless):
                 del best[owner]
         findings = []
