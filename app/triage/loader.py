@@ -224,7 +224,7 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
     seen: set[str] = set()
     allowed = {
         "id", "reason", "status", "gap", "patterns", "all_of", "crisis_line", "poison_control",
-        "recent_is_current", "remote_is_confirm", "immune", "note",
+        "recent_is_current", "remote_is_confirm", "immune", "dropped_by", "unless", "note",
     }  # fmt: skip
     for raw in raw_concepts:
         if not isinstance(raw, LineDict):
@@ -266,6 +266,12 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
         immune = raw.get("immune") or []
         if not isinstance(immune, list) or any(c not in CATEGORIES for c in immune):
             raise FlowError(shown, _line(raw, "immune"), f"{what}: immune lists modifier categories")
+        dropped_by = raw.get("dropped_by") or []
+        if not isinstance(dropped_by, list) or any(c not in CATEGORIES for c in dropped_by):
+            raise FlowError(shown, _line(raw, "dropped_by"), f"{what}: dropped_by lists modifier categories")
+        unless = raw.get("unless") or []
+        if not isinstance(unless, list) or any(part not in seen or part == concept_id for part in unless):
+            raise FlowError(shown, _line(raw, "unless"), f"{what}: unless lists concepts defined above")
         flags = {}
         for key in ("crisis_line", "poison_control", "recent_is_current", "remote_is_confirm"):
             value = raw.get(key, False)
@@ -280,6 +286,8 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
                 patterns=tuple(patterns),
                 all_of=tuple(all_of),
                 immune=frozenset(immune),
+                dropped_by=frozenset(dropped_by),
+                unless=tuple(str(part) for part in unless),
                 **flags,
             )
         )

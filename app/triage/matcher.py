@@ -47,12 +47,17 @@ CATEGORIES = (
     "object",  # heart attack *pills*, *pastillas para* el corazón: a thing, not a symptom
     "figure",  # "dying to see", "me muero de risa": applies only when it overlaps the finding's own words
     "joking",  # "lol", "jaja", "jk" in the clause: a current finding is asked about (confirm), never dropped
+    "routine",  # a daily dose taken as prescribed ("today", "de hoy", ✅): drops only concepts listing it in dropped_by
 )
-DIRECTIONS = ("forward", "backward", "both", "answer")
+#: ``question``: forward, but only inside a clause that ends with "?" ("si me duele el pecho llamo al 911?":
+#: Spanish "si" is "if" there; "si me duele el pecho" without the question is the answer "yes").
+DIRECTIONS = ("forward", "backward", "both", "answer", "question")
 #: Triggers that modify a finding even from inside its gap ("my chest is *not* hurting", "took pills *last year*
 #: on purpose"). Of the times only the remote past: nearer ones ("desde el pecho", "since the") are too often a
 #: place or a cause inside the phrase, and leaving them out errs towards asking.
-_GAP_CATEGORIES = frozenset(("negated", "resolved", "uncertain", "hypothetical", "historical_remote"))
+_GAP_CATEGORIES = frozenset(("negated", "resolved", "uncertain", "hypothetical", "historical_remote", "routine"))
+#: "sí" (yes) written with its accent, before accents are dropped: it must not read as "si" (if).
+_YES_ACCENTED = re.compile(r"(?<![^\W_])s[íÍ](?![^\W_])")
 
 _BREAK = "\n"
 _RAW_TOKEN = re.compile(
@@ -189,6 +194,11 @@ class Concept:
     remote_is_confirm: bool = False
     #: Modifier categories that do not apply ("took too many *pills*" is not an object name).
     immune: frozenset[str] = frozenset()
+    #: Opt-in categories that drop this concept ("routine": "took all my pills *today* ✅" is adherence).
+    dropped_by: frozenset[str] = frozenset()
+    #: Concept ids whose presence anywhere in the message drops this one ("can't breathe *when I lie down*" is
+    #: orthopnoea, "*through my nose*" a blocked nose: not a 911 breathing sign).
+    unless: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,7 +305,7 @@ class Triage:
     # -- normalising -------------------------------------------------------------------------------------------
 
     def _tokenize(self, text: str) -> _Message:
-        folded = fold(text.replace("\u2019", "'").replace("\u2018", "'"))
+        folded = fold(_YES_ACCENTED.sub("yes", text.replace("\u2019", "'").replace("\u2018", "'")))
         for pattern, replacement in _SLASHES:
             folded = pattern.sub(replacement, folded)
         tokens: list[str] = []
@@ -455,7 +465,9 @@ class Triage:
                 lo -= 1
             return (lo, match.start)
         lo, hi = match.start, match.end
-        if rule.direction in ("forward", "both"):
+        if rule.direction == "question" and not message.asked[own]:
+            return (0, 0)
+        if rule.direction in ("forward", "both", "question"):
             while hi < len(tokens) and hi - match.end < rule.scope and clause[hi] == own:
                 if self._terminator_at(tokens, hi, forward=True) or hi in starts or tokens[hi] in rule.stops:
                     break
@@ -484,6 +496,8 @@ class Triage:
     def _plain_status(self, concept: Concept, modifiers: list[str]) -> Status | None:
         modifiers = [m for m in modifiers if m not in concept.immune]
         found = set(modifiers)
+        if found & concept.dropped_by:
+            return None
         if found & {"figure", "object"}:
             return None
         if modifiers.count("negated") % 2 == 1:
@@ -577,6 +591,9 @@ class Triage:
             if previous is None or rank[status] > rank[previous[0]]:
                 best[match.owner] = (status, evidence)
         self._composites(best)
+        for owner in sorted(o for o in best if self.concepts[o].unless):  # in file order: "unless" names earlier ones
+            if any(self._by_id[name] in best for name in self.concepts[owner].unless):
+                del best[owner]
         findings = []
         for owner, (status, evidence) in sorted(best.items(), key=lambda item: (-rank[item[1][0]], item[0])):
             concept = self.concepts[owner]

@@ -228,3 +228,61 @@ def test_the_language_is_only_a_hint(triage: Triage) -> None:
 @pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "?!?!", "a" * 2000, "1 2 3 4 5 6", "\n\n"])
 def test_any_text_gives_a_verdict(triage: Triage, text: str) -> None:
     assert isinstance(triage.assess(text), Verdict)
+
+
+# Gaps found with messages nobody had seen (issue 7): each kind of fault, worded differently from the report.
+UNSEEN_KINDS = [
+    # all of one's pills at once, first person and caregiver, en and es: overdose with 988 and Poison Control
+    ("i swallowed all of my sleeping pills", "overdose", "current"),
+    ("grandpa took all his meds at once and now hes really drowsy", "overdose", "current"),
+    ("me trague todas mis pildoras", "overdose", "current"),
+    # ... but a daily dose taken as prescribed is adherence
+    ("yep took all my meds for today", "overdose", None),
+    ("ya me tome todas mis medicinas de la manana", "overdose", None),
+    # weariness of life, texting shortcuts and euphemisms: 988
+    ("honestly im sick of living like this", "suicide", "current"),
+    ("ya estoy harta de la vida", "suicide", "current"),
+    ("me canse de existir", "suicide", "current"),
+    ("ya no soporto esta vida", "suicide", "current"),
+    ("might just kms tonight", "suicide", "current"),
+    ("im going to kys", "suicide", "current"),
+    ("thinking about unaliving myself", "suicide", "current"),
+    # jaw, or left arm or shoulder pain alone: ask (AHA); with another cardiac sign: 911
+    ("my jaw has been aching all afternoon", "chest_pain", "confirm"),
+    ("dolor en el hombro izquierdo", "chest_pain", "confirm"),
+    ("my left arm hurts and im clammy", "chest_pain", "current"),
+    ("my back hurts from gardening", "chest_pain", None),
+    # a number under 70 with confusion and no word for sugar: ask about low sugar
+    ("52 and feeling confused", "severe_hypoglycemia", "confirm"),
+    ("marca 38 y esta confundida", "severe_hypoglycemia", "confirm"),
+    ("i walked 30 minutes today", "severe_hypoglycemia", None),
+    # breathless only lying flat (orthopnoea) or through a blocked nose: not 911
+    ("he can't breathe good when he lays flat", "breathing", None),
+    ("no puede respirar bien si se acuesta", "breathing", None),
+    ("my nose is so stuffy i cant breathe", "breathing", None),
+    ("no puedo respirar por la nariz", "breathing", None),
+    ("i cant breathe even when i lay down", "breathing", "current"),
+    # Spanish "si" as "if" in a question, or in reported advice; "sí" and "si," are yes
+    ("si me falta el aire voy a urgencias?", "breathing", None),
+    ("me dijeron que si me da dolor en el pecho vaya al hospital", "chest_pain", None),
+    ("sí, tengo dolor de pecho", "chest_pain", "current"),
+    ("si, no puedo respirar", "breathing", "current"),
+    # "would never" negates what follows
+    ("i would never take my own life", "suicide", None),
+    ("I will never hurt myself, dont worry", "suicide", None),
+]
+
+
+@pytest.mark.parametrize(("text", "reason", "expected"), UNSEEN_KINDS)
+def test_unseen_kinds_of_wording(triage: Triage, text: str, reason: str, expected: str | None) -> None:
+    assert status_of(triage.assess(text), reason) == expected
+
+
+def test_unseen_kinds_say_the_right_lines(triage: Triage) -> None:
+    overdose = triage.assess("she took all her pills")
+    assert overdose.poison_control and overdose.crisis_line
+    orthopnoea = triage.assess("i cant breathe well lying down so i sleep in the recliner")
+    assert orthopnoea.level == "URGENT" and "shortness_of_breath" in orthopnoea.symptoms
+    assert triage.assess("i would never hurt myself").level is None
+    headache = triage.assess("me duele mucho la cabeza")
+    assert not headache.emergency and not headache.to_confirm
