@@ -224,7 +224,7 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
     seen: set[str] = set()
     allowed = {
         "id", "reason", "status", "gap", "patterns", "all_of", "crisis_line", "poison_control",
-        "recent_is_current", "immune", "note",
+        "recent_is_current", "remote_is_confirm", "immune", "note",
     }  # fmt: skip
     for raw in raw_concepts:
         if not isinstance(raw, LineDict):
@@ -267,7 +267,7 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
         if not isinstance(immune, list) or any(c not in CATEGORIES for c in immune):
             raise FlowError(shown, _line(raw, "immune"), f"{what}: immune lists modifier categories")
         flags = {}
-        for key in ("crisis_line", "poison_control", "recent_is_current"):
+        for key in ("crisis_line", "poison_control", "recent_is_current", "remote_is_confirm"):
             value = raw.get(key, False)
             if not isinstance(value, bool):
                 raise FlowError(shown, _line(raw, key), f"{what}: '{key}' is true or false")

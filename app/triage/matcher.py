@@ -49,6 +49,10 @@ CATEGORIES = (
     "joking",  # "lol", "jaja", "jk" in the clause: a current finding is asked about (confirm), never dropped
 )
 DIRECTIONS = ("forward", "backward", "both", "answer")
+#: Triggers that modify a finding even from inside its gap ("my chest is *not* hurting", "took pills *last year*
+#: on purpose"). Of the times only the remote past: nearer ones ("desde el pecho", "since the") are too often a
+#: place or a cause inside the phrase, and leaving them out errs towards asking.
+_GAP_CATEGORIES = frozenset(("negated", "resolved", "uncertain", "hypothetical", "historical_remote"))
 
 _BREAK = "\n"
 _RAW_TOKEN = re.compile(
@@ -180,6 +184,9 @@ class Concept:
     poison_control: bool = False
     #: Signs that still mean "call 911" when they happened earlier today (BE FAST: call even if they went away).
     recent_is_current: bool = False
+    #: Asked about (confirm) rather than dropped when it is remote history ("last month I tried to kill myself"):
+    #: a past suicide attempt or intent is a reason to ask about now (988; C-SSRS asks about the past 3 months).
+    remote_is_confirm: bool = False
     #: Modifier categories that do not apply ("took too many *pills*" is not an object name).
     immune: frozenset[str] = frozenset()
 
@@ -484,7 +491,7 @@ class Triage:
         if "hypothetical" in found:
             return None
         if "historical_remote" in found and "present" not in found:
-            return None
+            return "confirm" if concept.remote_is_confirm else None
         if concept.status == "symptom":
             return "symptom"
         if concept.recent_is_current and "historical_recent" in found and not found & {"historical", "uncertain"}:
@@ -555,7 +562,7 @@ class Triage:
                 elif rule.category != "pseudo" and not overlaps and lo < match.end and match.start < hi:
                     modifiers.append(rule.category)
                 elif (
-                    rule.category in ("negated", "resolved", "uncertain", "hypothetical")
+                    rule.category in _GAP_CATEGORIES
                     and rule.direction != "answer"
                     and all(p in match.skipped for p in range(trigger.start, trigger.end))
                     and not (rule.category == "negated" and own_negation)
