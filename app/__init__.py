@@ -1,7 +1,8 @@
 """Outreach: scripted SMS and voice check-ins with patients between visits.
 
-``create_app(config)`` is the Flask factory (DESIGN §3); ``build_runtime(settings)`` wires the parts
-for web, worker and CLI alike. Nothing is read or connected at import time.
+``create_app(config)`` is the Flask factory (DESIGN §3) and the only thing this package module holds; the
+parts it wires are built by ``app.bootstrap.build_runtime`` (the composition root, shared with the worker
+and the CLI). Nothing is read or connected at import time.
 """
 
 from __future__ import annotations
@@ -12,54 +13,10 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
-from app.config import Settings, settings_from_env
-from app.db import install_commit_hooks, make_engine, make_session_factory
-from app.runtime import Runtime, set_current
+from app.bootstrap import build_runtime, configure_logging
+from app.config import settings_from_env
 
 log = logging.getLogger(__name__)
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    from app.channels.base import Channel
-    from app.content import load_content
-    from app.jobs import InProcessQueue, JobQueue, RqQueue
-
-    engine = make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
-    install_commit_hooks(sessions)
-    jobs: JobQueue = RqQueue(settings.redis_url) if settings.redis_url else InProcessQueue()
-    channel: Channel
-    if settings.channel == "twilio":
-        from app.channels.twilio_sms import TwilioSmsChannel
-
-        channel = TwilioSmsChannel(settings)
-    elif settings.channel == "console":
-        from app.channels.console import ConsoleChannel
-
-        channel = ConsoleChannel(sessions)
-    else:
-        raise ValueError(f"OUTREACH_CHANNEL must be console or twilio, not {settings.channel!r}")
-    from app.channels.rate_limit import build_rate_limiter
-
-    runtime = Runtime(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
-        jobs=jobs,
-        channel=channel,
-        content=load_content(settings.content_dir),
-        rate_limiter=build_rate_limiter(settings),
-    )
-    set_current(runtime)
-    return runtime
-
-
-def configure_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Library loggers that would print request bodies or numbers stay quiet.
-    for name in ("twilio", "twilio.http_client", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

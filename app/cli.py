@@ -51,7 +51,7 @@ def register_commands(app: Flask) -> None:
 
 def _program(session: Session, slug: str | None) -> Program:
     """The program named by --program, or the only/first one."""
-    from app.patients import default_program
+    from app.patients.service import default_program
 
     if not slug:
         try:
@@ -133,7 +133,7 @@ def enroll(mrn: str, campaign: str, anchor: str, program: str | None) -> None:
 @click.option("--program", default=None)
 def import_patients(path: Path, program: str | None) -> None:
     """Create or update patients from a CSV with DESIGN §3's patient fields as columns."""
-    from app.patients import ValidationFailed, upsert_patient
+    from app.patients.service import ValidationFailed, upsert_patient
 
     rt = _rt()
     created = updated = failed = 0
@@ -407,7 +407,7 @@ def create_program(
     slug: str, name: str, phone: str, on_call: str | None, supervisor: str | None, express_consent: bool
 ) -> None:
     """Create or update a care program (idempotent by SLUG)."""
-    from app.phones import InvalidPhone, to_e164
+    from app.patients.phones import InvalidPhone, to_e164
 
     try:
         on_call_e164 = to_e164(on_call) if on_call else None

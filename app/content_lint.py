@@ -81,7 +81,7 @@ def segment_totals(rows: Sequence[SegmentRow]) -> dict[str, SegmentTotals]:
 
 def sample_variables(language: str, *, filled: bool) -> dict[str, str]:
     """Every text variable with a realistic value in ``language`` (dates and times through Babel)."""
-    from app.variables import render_variables
+    from app.conversations.variables import render_variables
 
     patient = SAMPLE_PATIENT_FILLED if filled else SAMPLE_PATIENT_PLAIN
     raw = {"appointment_at": patient["appointment_at"], **SAMPLE_MEDICATION}
@@ -95,12 +95,12 @@ def sample_variables(language: str, *, filled: bool) -> dict[str, str]:
 def consent_keywords() -> dict[str, str]:
     """Whole-message words that never reach a flow, folded and squashed, with what they are.
 
-    From app/consent.py (opt-out, opt-in, help) and app/flows/intents.py (language switch). YES / SÍ,
+    From app/messaging/consent.py (opt-out, opt-in, help) and app/flows/intents.py (language switch). YES / SÍ,
     which opt back in only while a patient is opted out (and so never during a conversation), are
     answers by design and are not listed.
     """
-    from app.consent import HELP, OPT_IN, OPT_OUT
     from app.flows.intents import LANGUAGE_WORDS
+    from app.messaging.consent import HELP, OPT_IN, OPT_OUT
 
     found: dict[str, str] = {}
     for words, kind in ((OPT_OUT, "opt-out"), (OPT_IN, "opt-in"), (HELP, "help"), (LANGUAGE_WORDS, "language")):
@@ -179,7 +179,7 @@ def keyword_collisions(flow: Flow, source: str = "") -> list[str]:
     """Answer words of ``flow`` that, sent as a whole message, are a keyword handled before any flow.
 
     A choice is chosen by its label or one of its ``words`` in any language (app/flows/engine.py), so each
-    of them, in every language, is checked against :func:`consent_keywords` as app/consent.py compares
+    of them, in every language, is checked against :func:`consent_keywords` as app/messaging/consent.py compares
     (case, accents, spaces and punctuation ignored). Returns ``"file:line: ..."`` errors naming the node,
     the word and the keyword. Source of the rule: DESIGN §4.3 ("a flow's answer words are never
     whole-message keywords").

@@ -8,7 +8,7 @@ import os
 from sqlalchemy import select
 
 from app.models import Program, User, utcnow
-from app.patients import upsert_patient
+from app.patients.service import upsert_patient
 from app.runtime import Runtime
 from app.scheduling.enrollments import enroll
 from app.web.auth import create_user

@@ -12,7 +12,7 @@ Metric names and what they count (labels in braces):
 - ``outreach_inbound_failed_total``: processing gave up (an error class is recorded, no retry is due).
 - ``outreach_inbound_pending``, ``outreach_inbound_oldest_pending_age_seconds``: stored, not processed yet
   (a retry is scheduled, ``next_attempt_at`` set, or the status says it waits: ``PENDING_INBOUND``).
-  0 when none wait. The webhook stores first (``pending``) and a job processes (app/inbound.py), so a
+  0 when none wait. The webhook stores first (``pending``) and a job processes (app/messaging/inbound.py), so a
   text is pending until its job has run; one whose step raised is ``retry`` until it succeeds or fails.
 - ``outreach_outbound_messages{kind_group,status}``: outbound rows by current status (``queued``,
   ``sending``, ``sent``, ``delivered``, ``failed`` …); ``kind_group`` is ``page`` for on-call pages,

@@ -245,7 +245,7 @@ class Message(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: Outbound: when the next send is due. Inbound: when the next processing attempt is due (status
-    #: ``retry``, app/inbound.py); NULL once processed or given up.
+    #: ``retry``, app/messaging/inbound.py); NULL once processed or given up.
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: Inbound only: when triage screened the raw text outside its normal processing (the safety net after
     #: a failed step, or while it waits behind an earlier failed text), so that is done once per message.

@@ -1,8 +1,8 @@
 """The composition root: one object that holds the settings, database, job queue, channel and content.
 
-Why: Flask views, RQ jobs and CLI commands all need the same wiring. ``create_app`` builds a Runtime and
-registers it as the process's current one; an RQ worker process that has no app yet builds one from the
-environment on first use (never at import time).
+Why: Flask views, RQ jobs and CLI commands all need the same wiring. ``app.bootstrap.build_runtime`` builds a
+Runtime and registers it as the process's current one; an RQ worker process that has no app yet builds one
+from the environment on first use (``app.bootstrap.current_runtime``, never at import time).
 """
 
 from __future__ import annotations
@@ -52,14 +52,20 @@ def set_current(runtime: Runtime) -> None:
 
 
 def current() -> Runtime:
-    """The runtime of this process; a worker started without an app builds one from the environment."""
+    """The runtime registered in this process. Raises ``LookupError`` when none is: entry points that may
+    start without an app (RQ jobs, the worker) use ``app.bootstrap.current_runtime``, which builds one."""
+    with _lock:
+        if _current is None:
+            raise LookupError("no runtime in this process: build one with app.bootstrap.build_runtime")
+        return _current
+
+
+def current_or(build: Callable[[], Runtime]) -> Runtime:
+    """The runtime registered in this process, or ``build()``'s (which registers itself) when there is none."""
     global _current
     with _lock:
         if _current is None:
-            from app import build_runtime
-            from app.config import settings_from_env
-
-            _current = build_runtime(settings_from_env())
+            _current = build()
         return _current
 
 

@@ -1,33 +1,38 @@
-"""RQ job functions: thin, ids in, service call, nothing else (the runtime is built on first use)."""
+"""RQ job functions: thin, ids in, service call, nothing else (the runtime is built on first use).
+
+These are entry points: services never import this module. They enqueue a job by its dotted name
+(``"app.tasks.send_messages"``, see ``app.jobs.Job``), and RQ imports it by that name on the worker, so
+the names here are part of what Redis stores: rename a function and the jobs already queued fail.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from app import runtime
+from app.bootstrap import current_runtime
 
 
 def send_message(message_id: int) -> dict[str, int]:
-    from app.outbound import deliver_many
+    from app.messaging.outbound import deliver_many
 
-    return deliver_many(runtime.current(), [message_id])
+    return deliver_many(current_runtime(), [message_id])
 
 
 def send_messages(message_ids: list[int]) -> dict[str, int]:
-    from app.outbound import deliver_many
+    from app.messaging.outbound import deliver_many
 
-    return deliver_many(runtime.current(), message_ids)
+    return deliver_many(current_runtime(), message_ids)
 
 
 def process_inbound(message_id: int) -> str:
-    """Process one stored inbound text (app/inbound.py ``process_inbound``; enqueued by name)."""
-    from app.inbound import process_inbound as process
+    """Process one stored inbound text (app/messaging/inbound.py ``process_inbound``; enqueued by name)."""
+    from app.messaging.inbound import process_inbound as process
 
-    return process(runtime.current(), message_id)
+    return process(current_runtime(), message_id)
 
 
 def run_tick(now_iso: str | None = None) -> dict[str, int]:
     from app.scheduling.sweeper import tick
 
     now = dt.datetime.fromisoformat(now_iso) if now_iso else dt.datetime.now(dt.UTC)
-    return tick(runtime.current(), now)
+    return tick(current_runtime(), now)

@@ -13,10 +13,10 @@ from typing import Any
 
 from rq import SimpleWorker
 
-from app import runtime
+from app.bootstrap import current_runtime
 
 
 class OutreachWorker(SimpleWorker):
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        runtime.current()
+        current_runtime()
         return bool(super().work(*args, **kwargs))

@@ -344,13 +344,13 @@ class _NoJobs:
 
 def seed(env: dict[str, str], count: int) -> list[str]:
     """A program and ``count`` patients, each with an active hf-daily-check conversation at the weight
-    question, started through app.conversations.start_conversation (the app's own path)."""
+    question, started through app.conversations.service.start_conversation (the app's own path)."""
     import dataclasses
     import datetime as dt
 
-    from app import build_runtime
+    from app.bootstrap import build_runtime
     from app.config import settings_from_env
-    from app.conversations import start_conversation
+    from app.conversations.service import start_conversation
     from app.models import Patient, Program
 
     rt = build_runtime(settings_from_env(env))
@@ -391,9 +391,9 @@ def process_stored(env: dict[str, str]) -> str:
     as a worker would (each queues its send job), so ``verify`` checks the fully processed work."""
     from rq import Queue
 
-    from app import build_runtime
+    from app.bootstrap import build_runtime
     from app.config import settings_from_env
-    from app.inbound import PROCESS_JOB, process_inbound
+    from app.messaging.inbound import PROCESS_JOB, process_inbound
 
     rt = build_runtime(settings_from_env(env))
     queue = Queue("outreach", connection=rt.jobs.connection)  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """Outbound SMS: sends per second from 2 RQ workers when every Twilio API call takes 200 ms.
 
 Setup: a throwaway PostgreSQL database, ``--messages`` patients with one queued outbound text each
-(made by app.outbound.queue_text, the app's own path), and the local Twilio REST server
+(made by app.messaging.outbound.queue_text, the app's own path), and the local Twilio REST server
 (tests/support/fake_twilio.py, its own process) answering every call after ``--latency-ms`` (200).
 
 0. canary: one worker must run the app's send job (``send_messages([])``, which sends nothing) within
@@ -12,7 +12,7 @@ Setup: a throwaway PostgreSQL database, ``--messages`` patients with one queued 
    OUTREACH_SEND_CONCURRENCY as given, the worker class the Procfile names unless ``--worker-class``
    says otherwise) drain them. Timed from starting the workers until every row is 'sent' in SQL; the
    steady rate between the first and the last text the Twilio server took is shown too.
-2. sequential: one thread calling app.outbound.deliver() per message (``--sequential`` messages).
+2. sequential: one thread calling app.messaging.outbound.deliver() per message (``--sequential`` messages).
 3. no-op RQ jobs: how many trivial jobs per second the same two workers process (RQ's own ceiling).
 
 Verified afterwards: exactly one text per row reached the Twilio server (matched by the status
@@ -113,7 +113,7 @@ class _NoJobs:
 def runtime(env: dict[str, str], *, jobs: bool) -> Any:
     import dataclasses
 
-    from app import build_runtime
+    from app.bootstrap import build_runtime
     from app.config import settings_from_env
 
     rt = build_runtime(settings_from_env(env))
@@ -121,11 +121,11 @@ def runtime(env: dict[str, str], *, jobs: bool) -> Any:
 
 
 def create_messages(rt: Any, first: int, count: int, program_id: int | None) -> tuple[int, list[int]]:
-    """``count`` patients, each with one queued text made by app.outbound.queue_text."""
+    """``count`` patients, each with one queued text made by app.messaging.outbound.queue_text."""
     import datetime as dt
 
+    from app.messaging.outbound import queue_text
     from app.models import Patient, Program
-    from app.outbound import queue_text
 
     now = dt.datetime.now(dt.UTC)
     ids: list[int] = []
@@ -374,8 +374,8 @@ def main() -> int:
     from rq import Queue
 
     from app.config import settings_from_env
+    from app.messaging.outbound import SEND_BATCH, deliver
     from app.migrations import upgrade
-    from app.outbound import SEND_BATCH, deliver
     from app.runtime import clear_current
     from app.scheduling import sweeper
     from tests.support.services import create_database, drop_database
@@ -429,7 +429,7 @@ def main() -> int:
             now = dt.datetime.now(dt.UTC)
             counts = sweeper.tick(jobs_rt, now)
             by_tick = len(queue.job_ids)
-            # One tick takes at most app.outbound.due_for_retry's limit (1000 rows); a second tick now would
+            # One tick takes at most app.messaging.outbound.due_for_retry's limit (1000 rows); a second tick now would
             # find the same rows again (they are still queued), so the rest go in the sweeper's own batches.
             from app import tasks
 

@@ -36,10 +36,10 @@ from pydantic import (
 )
 from sqlalchemy import String
 
+from app.conversations.variables import ALLOWED as VARIABLE_NAMES
 from app.i18n import SUPPORTED_LANGUAGES
 from app.models import Enrollment, Patient, Program
-from app.phones import InvalidPhone, to_e164
-from app.variables import ALLOWED as VARIABLE_NAMES
+from app.patients.phones import InvalidPhone, to_e164
 
 #: Largest id PostgreSQL's ``integer`` column holds; a larger one cannot name a row.
 MAX_ID = 2**31 - 1
@@ -182,7 +182,7 @@ class PatientIn(RequestModel):
         return value
 
     def as_payload(self) -> dict[str, Any]:
-        """The dict ``app.patients.upsert_patient`` takes (dates as ISO text, absent fields left out)."""
+        """The dict ``app.patients.service.upsert_patient`` takes (dates as ISO text, absent fields left out)."""
         data = self.model_dump(exclude_none=True, exclude={"program"})
         if self.birth_date is not None:
             data["birth_date"] = self.birth_date.isoformat()

@@ -25,12 +25,12 @@ from app.api.schemas import (
     is_malformed,
 )
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
+from app.conversations.variables import InvalidVariables, clean_variables
 from app.models import Answer, Escalation, Message, Patient, Program
-from app.patients import ValidationFailed, default_program, patient_json, upsert_patient
+from app.patients.service import ValidationFailed, default_program, patient_json, upsert_patient
 from app.runtime import Runtime
 from app.scheduling.enrollments import UnknownCampaign, enroll
 from app.scheduling.on_demand import MissingVariables, StartRefused, UnknownFlow, start_flow_now
-from app.variables import InvalidVariables, clean_variables
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)

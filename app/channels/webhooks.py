@@ -26,8 +26,8 @@ from app.channels.cleaning import (
 )
 from app.channels.signatures import twilio_signed
 from app.db import run_in_transaction
-from app.inbound import InboundText, store_text
-from app.message_status import apply_status
+from app.messaging.inbound import InboundText, store_text
+from app.messaging.status import apply_status
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.escalation.levels import ACK_WITHIN, EscalationLevel
 from app.i18n import gettext_for
+from app.messaging.outbound import queue_text
 from app.models import Escalation, EscalationStatus, Patient, Program
-from app.outbound import queue_text
-from app.phones import mask
+from app.patients.phones import mask
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Only a message that is one keyword as a whole counts ("stop", "STOP!", " Parar "); "please don't stop" is
 a reply, not an opt-out. YES / SÍ opt back in only while the patient is opted out, because otherwise they
-are answers. Which keywords give way to an answer, and why, is documented in ``app/consent.py``; the
+are answers. Which keywords give way to an answer, and why, is documented in ``app/messaging/consent.py``; the
 decision itself is in ``app/flows/routing.py``. This module has no SQL so the engine's callers (transcripts,
 ``outreach simulate``) classify exactly as the inbound webhook does.
 """
@@ -56,7 +56,7 @@ HELP = {"help": None, "info": None, "ayuda": "es"}
 
 #: Twilio's default opt-out and opt-in keywords: Twilio blocks (or unblocks) the number at its end when it
 #: sees them, so we must act on them too, even in the middle of a question. Every other keyword above is
-#: ours (or, for HELP / INFO, only auto-answered by Twilio) and gives way to an answer (app/consent.py).
+#: ours (or, for HELP / INFO, only auto-answered by Twilio) and gives way to an answer (app/messaging/consent.py).
 TWILIO_ENFORCED = frozenset(
     {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "start", "unstop"}
 )

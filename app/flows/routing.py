@@ -1,12 +1,12 @@
 """One path for every way a patient's text comes in (issue 7, item 8): keyword? the conversation? outside?
 
-Pure: no SQL, no Flask, no Twilio. ``route`` is the one decision the inbound webhook (app/inbound.py),
-the browser simulator (through app/inbound.py), ``outreach simulate`` and the flow transcripts all make, in
+Pure: no SQL, no Flask, no Twilio. ``route`` is the one decision the inbound webhook (app/messaging/inbound.py),
+the browser simulator (through app/messaging/inbound.py), ``outreach simulate`` and the flow transcripts all make, in
 the same order:
 
 1. A whole-message consent keyword (app/flows/keywords.py) — unless it is not one Twilio enforces and the
    active conversation's pending question understands the whole message as a valid answer ("Alto" at the
-   ketone question is "high"; app/consent.py says why HELP / INFO are in that group).
+   ketone question is "high"; app/messaging/consent.py says why HELP / INFO are in that group).
 2. An active conversation (and a patient not opted out): the engine (app/flows/engine.py ``resume``), which
    runs triage first (every EMERGENCY reason fires; CONFIRM asks "right now?"), then an opt-out written as a
    sentence, then the answer.

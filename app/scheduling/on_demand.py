@@ -16,14 +16,14 @@ from collections.abc import Mapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.conversations import ConversationBusy, active_conversation, start_conversation
+from app.conversations.service import ConversationBusy, active_conversation, start_conversation
 from app.flows.model import Flow
 from app.models import Conversation, Patient, Program
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 
 #: Text variables filled from an enrollment's (or this request's) variables, by the input they come from
-#: (app/variables.py renders them); the other variables come from the patient and the program.
+#: (app/conversations/variables.py renders them); the other variables come from the patient and the program.
 VARIABLE_INPUTS = {
     "appointment_date": "appointment_at",
     "appointment_time": "appointment_at",

@@ -13,12 +13,12 @@ from typing import TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from app.conversations import ConversationBusy, active_conversation, resume_conversation, start_conversation
+from app.conversations.service import ConversationBusy, active_conversation, resume_conversation, start_conversation
 from app.escalation.paging import repage_due
 from app.flows import engine
-from app.inbound import due_inbound, enqueue_processing
+from app.messaging.inbound import due_inbound, enqueue_processing
+from app.messaging.outbound import due_for_retry, enqueue_sends
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
-from app.outbound import due_for_retry, enqueue_sends
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 from app.scheduling.caps import cap_reached

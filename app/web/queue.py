@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from app.escalation.queue import OUTCOMES, ActionRefused, acknowledge, open_queue, resolve
 from app.i18n import gettext_for
-from app.inbound import flagged_unknown_senders, mark_reviewed
+from app.messaging.inbound import flagged_unknown_senders, mark_reviewed
 from app.models import Answer, AuditEvent, Escalation, Message, Patient, utcnow
 from app.runtime import Runtime
 from app.web import ui_language

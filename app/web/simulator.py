@@ -12,8 +12,8 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from app.conversations import ConversationBusy, start_conversation
-from app.inbound import receive_text
+from app.conversations.service import ConversationBusy, start_conversation
+from app.messaging.inbound import receive_text
 from app.models import Message, Patient
 from app.runtime import Runtime
 from app.web.auth import login_required

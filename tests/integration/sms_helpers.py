@@ -26,10 +26,10 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.config import ROOT
-from app.conversations import start_conversation
+from app.conversations.service import start_conversation
 from app.jobs import QUEUE_NAME, RqQueue
+from app.messaging.outbound import queue_text
 from app.models import Answer, Message, Patient
-from app.outbound import queue_text
 from app.runtime import Runtime, clear_current
 from tests.conftest import API_TOKEN, FROM_NUMBER, PUBLIC_BASE_URL
 from tests.support.fake_twilio import FakeTwilio, sign

@@ -44,7 +44,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-#: Every text variable a flow may need (app/variables.py), so any flow can start.
+#: Every text variable a flow may need (app/conversations/variables.py), so any flow can start.
 EVERY_VARIABLE = {"appointment_at": "2026-12-16T10:00:00-05:00", "medication_name": "metformin", "dose_time": "08:00"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

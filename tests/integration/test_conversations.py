@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app import create_app
 from app.cli import main as cli
 from app.config import CONTENT_DIR
-from app.conversations import resume_conversation, start_conversation
+from app.conversations.service import resume_conversation, start_conversation
 from app.flows import engine
 from app.models import Answer, Conversation, Escalation, FlowVersion
 from app.runtime import Runtime, clear_current

@@ -11,10 +11,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.cli import main as cli
-from app.conversations import start_conversation
+from app.conversations.service import start_conversation
 from app.escalation.paging import next_page
 from app.escalation.queue import acknowledge
-from app.inbound import receive_text
+from app.messaging.inbound import receive_text
 from app.models import Escalation, Program, User
 from app.runtime import Runtime
 from app.scheduling.sweeper import tick

@@ -129,7 +129,7 @@ def test_enrollment_variables_are_formatted_for_the_patient_language(client: Any
         },
     )
     assert good.status_code == 201
-    from app.conversations import patient_context
+    from app.conversations.service import patient_context
     from app.models import Patient
 
     with rt.sessions() as session:

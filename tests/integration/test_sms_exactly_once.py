@@ -16,8 +16,8 @@ import pytest
 from redis import Redis
 
 from app.channels.twilio_sms import build_client
+from app.messaging.outbound import SENDING_STUCK_AFTER
 from app.models import Message
-from app.outbound import SENDING_STUCK_AFTER
 from app.runtime import Runtime, set_current
 from app.scheduling.sweeper import tick
 from tests.conftest import FROM_NUMBER
@@ -291,8 +291,8 @@ def test_recovery_lookup_does_not_take_an_earlier_identical_text_for_this_one(
 
 def _queue_together(rt: Runtime, patient: Any, bodies: list[str]) -> list[int]:
     """Several texts to one number in one transaction: one send job, one recipient group."""
+    from app.messaging.outbound import queue_text
     from app.models import Patient
-    from app.outbound import queue_text
 
     with rt.sessions() as session, session.begin():
         owner = session.get(Patient, patient.id)
@@ -340,7 +340,7 @@ def test_a_delivered_callback_is_not_undone_by_the_timeout_recorded_after_it(
     from tests.integration.sms_helpers import signed_post
 
     patient = make_patient()
-    caplog.set_level(logging.INFO, logger="app.outbound")
+    caplog.set_level(logging.INFO, logger="app.messaging.outbound")
     # 3 s for the two callbacks to land before the client gives up (the server holds its answer for 8 s).
     with custom_app(app_config, twilio_timeout_seconds=3.0) as (app, impatient), fake_hang(fake_twilio, 8.0):
         clock = install_clock(impatient)
@@ -378,7 +378,7 @@ def test_a_worker_that_died_after_the_provider_took_the_text_is_reconciled_on_bo
 ) -> None:
     """The crash between the provider's acceptance and our commit, on each channel: the sweeper's
     lookup must find the text (the console's lookup answers truthfully too) and nothing is sent twice."""
-    from app.outbound import _claim
+    from app.messaging.outbound import _claim
 
     patient = make_patient()
     with custom_app(app_config, channel=channel) as (_app, crt):

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.models import Program
-from app.phones import mask
+from app.patients.phones import mask
 from app.runtime import Runtime
 from app.scheduling.sweeper import tick
 from tests.integration.sms_helpers import (

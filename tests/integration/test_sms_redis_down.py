@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
-from app.inbound import PENDING_GRACE
+from app.messaging.inbound import PENDING_GRACE
 from app.scheduling.sweeper import tick
 from tests.integration.sms_helpers import (
     custom_app,

@@ -13,8 +13,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.messaging.outbound import MAX_ATTEMPTS
 from app.models import ScheduledTouch, TouchStatus
-from app.outbound import MAX_ATTEMPTS
 from app.runtime import Runtime
 from app.scheduling.enrollments import enroll
 from app.scheduling.sweeper import tick

@@ -17,9 +17,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from app import inbound as inbound_service
 from app.channels.cleaning import digest
-from app.inbound import MAX_ATTEMPTS, PENDING_GRACE, enqueue_processing, process_inbound
+from app.messaging import inbound as inbound_service
+from app.messaging.inbound import MAX_ATTEMPTS, PENDING_GRACE, enqueue_processing, process_inbound
 from app.models import Escalation, EscalationTrigger, Message, Program
 from app.runtime import Runtime
 from app.scheduling.sweeper import tick
@@ -254,7 +254,7 @@ def test_stop_takes_effect_in_the_webhook_even_if_processing_is_broken(
     in_checkin: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Twilio-enforced keywords are applied in the webhook's own transaction (app/inbound.py store_text),
+    """Twilio-enforced keywords are applied in the webhook's own transaction (app/messaging/inbound.py store_text),
     without the routing or the conversation step: the opt-out holds at once, before an earlier text is
     processed, and whatever processing does."""
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.messaging.outbound import queue_text
 from app.models import Message
-from app.outbound import queue_text
 from app.runtime import Runtime
 from app.scheduling.sweeper import tick
 from tests.integration.sms_helpers import (

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.flows.loader import compile_flow
-from app.inbound import flagged_unknown_senders
+from app.messaging.inbound import flagged_unknown_senders
 from app.models import Conversation, Escalation, EscalationTrigger, Message, Program
 from app.runtime import Runtime
 from app.web.auth import create_user

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.channels.cleaning import PHONE_MAX, SID_MAX, clean_text
-from app.inbound import process_inbound
+from app.messaging.inbound import process_inbound
 from app.models import Message
 from app.runtime import Runtime
 from tests.conftest import FROM_NUMBER

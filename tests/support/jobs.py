@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from rq import Queue
 
-from app.inbound import PROCESS_JOB
 from app.jobs import QUEUE_NAME, RqQueue, resolve
+from app.messaging.inbound import PROCESS_JOB
 from app.runtime import Runtime
 
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from app.outbound import backoff
+from app.messaging.outbound import backoff
 
 
 class _Highest(random.Random):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.consent import Keyword, KeywordHit, classify, reply_text
+from app.messaging.consent import Keyword, KeywordHit, classify, reply_text
 
 OPT_OUT_EN = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
 OPT_OUT_ES = ["PARAR", "ALTO", "CANCELAR", "BAJA"]

@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from app.message_status import advance
+from app.messaging.status import advance
 
 FORWARD: list[tuple[str, str, str]] = [
     ("queued", "sending", "sending"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.phones import InvalidPhone, mask, to_e164
+from app.patients.phones import InvalidPhone, mask, to_e164
 
 
 @pytest.mark.parametrize(

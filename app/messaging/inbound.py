@@ -29,17 +29,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from app.channels.cleaning import PHONE_MAX, clean_text
-from app.consent import Keyword, keyword_language, opt_in, opt_out, reply_text
-from app.conversations import active_conversation, pinned_flow, resume_conversation, start_conversation
+from app.conversations.service import active_conversation, pinned_flow, resume_conversation, start_conversation
 from app.db import after_commit, run_in_transaction
 from app.flows import engine
 from app.flows.keywords import KeywordHit, classify
 from app.flows.routing import RIGHT_NOW_FLOW, ActiveFlow, Route, outside_plan, route
 from app.flows.safety import emergency_text
 from app.i18n import gettext_for
+from app.messaging.consent import Keyword, keyword_language, opt_in, opt_out, reply_text
+from app.messaging.outbound import backoff, queue_text
 from app.models import Conversation, Message, Patient, Program, utcnow
-from app.outbound import backoff, queue_text
-from app.phones import InvalidPhone, mask, to_e164
+from app.patients.phones import InvalidPhone, mask, to_e164
 from app.runtime import Runtime
 from app.scheduling.enrollments import rederive_for_patient
 from app.triage.verdict import Verdict
@@ -380,7 +380,7 @@ def _process(session: Session, rt: Runtime, message: Message, patient: Patient |
 def _apply_keyword(
     session: Session, rt: Runtime, patient: Patient, program: Program, hit: KeywordHit, now: dt.datetime
 ) -> None:
-    """STOP / START / HELP for a patient: the change, and its confirmation once (app/consent.py)."""
+    """STOP / START / HELP for a patient: the change, and its confirmation once (app/messaging/consent.py)."""
     language = keyword_language(hit, patient)
     changed = True
     if hit.keyword is Keyword.STOP:

@@ -74,7 +74,7 @@ def apply_status(
         if error_code == "21610" and message.patient_id:
             patient = session.get(Patient, message.patient_id)
             if patient is not None and not patient.opted_out:
-                from app.consent import opt_out
+                from app.messaging.consent import opt_out
 
                 opt_out(session, None, patient, now=now, confirm=False)
     return True

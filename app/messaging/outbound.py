@@ -32,7 +32,7 @@ from app.channels.rate_limit import Slot, sender_key
 from app.channels.segments import segment_info
 from app.db import after_commit
 from app.models import Message, Patient
-from app.phones import mask
+from app.patients.phones import mask
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ CONSENT_KINDS = {"consent"}
 UNCONFIRMED = "unconfirmed:"
 #: Texts one send job claims and sends at once (its own, topped up with other due texts).
 SEND_BATCH = 50
+#: The send jobs, by name (app/tasks.py): a service enqueues by name and never imports the job module.
+SEND_BATCH_JOB = "app.tasks.send_messages"
+SEND_JOB = "app.tasks.send_message"
 
 
 def backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0, rng: random.Random | None = None) -> dt.timedelta:
@@ -109,11 +112,9 @@ def enqueue_delivery(session: Session, rt: Runtime, message_id: int) -> None:
 
 def enqueue_sends(rt: Runtime, message_ids: Sequence[int], tag: str) -> None:
     """One send job per SEND_BATCH texts (each job delivers its batch concurrently)."""
-    from app import tasks
-
     for start in range(0, len(message_ids), SEND_BATCH):
         batch = list(message_ids[start : start + SEND_BATCH])
-        rt.jobs.enqueue(tasks.send_messages, batch, job_id=f"{tag}-{batch[0]}-{len(batch)}")
+        rt.jobs.enqueue(SEND_BATCH_JOB, batch, job_id=f"{tag}-{batch[0]}-{len(batch)}")
 
 
 def status_callback_url(rt: Runtime, message_id: int) -> str:
@@ -452,19 +453,17 @@ def _deliver_logged(rt: Runtime, message_id: int) -> str:
 
 
 def _enqueue_retry(session: Session, rt: Runtime, message: Message) -> None:
-    from app import tasks
-
     when = message.next_attempt_at
     message_id = message.id
     assert when is not None
     after_commit(
         session,
-        lambda: rt.jobs.enqueue_at(when, tasks.send_message, message_id, job_id=f"send-{message_id}-{when:%s}"),
+        lambda: rt.jobs.enqueue_at(when, SEND_JOB, message_id, job_id=f"send-{message_id}-{when:%s}"),
     )
 
 
 def _mark_sent(message: Message, sid: str, status: str, segments: int | None, now: dt.datetime) -> None:
-    from app.message_status import advance
+    from app.messaging.status import advance
 
     message.provider_sid = sid
     # A status callback may have got here first and moved the message on; never move it back.
@@ -494,7 +493,7 @@ def _record_failure(rt: Runtime, message_id: int, exc: SendError, *, attempt: in
         if exc.code in OPT_OUT_CODES:
             message.status = "failed"
             if patient is not None:
-                from app.consent import opt_out
+                from app.messaging.consent import opt_out
 
                 opt_out(session, rt, patient, now=rt.now(), confirm=False)
             log.warning("send refused: recipient opted out message id=%s", message_id)

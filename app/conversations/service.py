@@ -15,15 +15,15 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from app.conversations.variables import render_variables
 from app.escalation.service import escalate, open_or_join
 from app.flows import engine
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
+from app.messaging.outbound import queue_text
 from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
-from app.outbound import queue_text
 from app.runtime import Runtime
 from app.triage.verdict import Finding
-from app.variables import render_variables
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.i18n import SUPPORTED_LANGUAGES, normalise_language
 from app.models import AuditEvent, Patient, Program
-from app.phones import InvalidPhone, to_e164
+from app.patients.phones import InvalidPhone, to_e164
 
 CHANNELS = ("sms", "voice")
 #: Text fields bounded to their columns before any write, so SQLite (which does not enforce VARCHAR

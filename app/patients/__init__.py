@@ -1,0 +1,1 @@
+"""Patients: their records (validation, upsert, JSON) and phone numbers."""
