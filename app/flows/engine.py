@@ -31,7 +31,14 @@ from app.flows.answers import (
 from app.flows.intents import GlobalIntents, confirm_reply
 from app.flows.keywords import opt_out_sentence_text
 from app.flows.model import LEVELS, Condition, Flow, Node, Rule, Score
-from app.flows.safety import confirm_no_text, confirm_question, confirm_reprompt, emergency_text, nurse_today_text
+from app.flows.safety import (
+    confirm_no_text,
+    confirm_question,
+    confirm_reprompt,
+    emergency_text,
+    not_now_safety_text,
+    nurse_today_text,
+)
 from app.flows.text import tokens
 from app.i18n import gettext_for, locale_for, normalise_language
 from app.triage.verdict import Finding, Verdict
@@ -602,15 +609,25 @@ def _confirm_answer(
         return replace(state, confirm_asked=state.confirm_asked + 1)
     if answer is None:
         events.append(NotUnderstood(state.node))
+    asked = state.confirming
     state = replace(state, confirming=(), confirm_asked=0)
     new = tuple(f for f in pending_findings(verdict) if answer == "no")
     if new:
         # "No, but the chest pain went away an hour ago": another mention to ask about.
         return _ask_confirm(state, new, events)
     if state.node is None:
-        # A check started outside any flow: the flow is its closing (thanks, a nurse will call today).
-        return _enter(flow, state, ctx, flow.start, events, now)
-    told = confirm_no_text(state.language) if answer == "no" else nurse_today_text(state.language, ctx.program_name)
+        # A check started outside any flow: the flow is its closing (thanks, a nurse will call today), then
+        # what to do if it happens, by kind of reason (988 for suicide, Poison Control for a dose).
+        state = _enter(flow, state, ctx, flow.start, events, now)
+        done = next((i for i, e in enumerate(events) if isinstance(e, Completed)), len(events))
+        events.insert(done, Say(not_now_safety_text(state.language, asked), "closing"))
+        return state
+    if answer == "no":
+        told = confirm_no_text(state.language, asked)
+    else:
+        told = nurse_today_text(state.language, ctx.program_name)
+        extra = not_now_safety_text(state.language, [f for f in asked if f.crisis_line or f.poison_control])
+        told = f"{told} {extra}".strip() if any(f.crisis_line or f.poison_control for f in asked) else told
     events.append(Say(told, "escalation"))
     node = flow.node(state.node)
     if node.type == "question":
