@@ -107,6 +107,20 @@ METER_WORDS: dict[str, tuple[str, ...]] = {
     "high": ("high", "too high", "very high", "alto", "alta", "muy alto", "muy alta", "demasiado alto"),
 }
 
+#: What a choice's ``means:`` adds to its words (app/flows/engine.py). Kept here, not in flow files: these
+#: words are also whole-message keywords ("alto", "baja", "cancelar" opt out; flow answer words may not be
+#: keywords), and a question that offers such a choice understands them as its answer instead. English
+#: "cancel" alone stays Twilio's opt-out whatever the question (app/flows/keywords.py TWILIO_ENFORCED); in a
+#: sentence ("cancel it please") it is the answer.
+CHOICE_MEANINGS: dict[str, tuple[str, ...]] = {
+    **METER_WORDS,
+    "cancel": (
+        "cancel", "cancel it", "cancel that", "cancel please", "please cancel", "cancelled", "canceled",
+        "cancelar", "cancela", "cancelo", "cancelarla", "cancelala", "cancelela", "cancelen", "cancelenla",
+        "cancele", "quiero cancelar", "hay que cancelar",
+    ),
+}  # fmt: skip
+
 #: Words that say nothing more after a yes or a no ("no thank you", "yes I am", "sí, gracias").
 _FILLER_WORDS = """
     i im i'm am is it its it's a an the to that this so thanks thank you ty ok okay fine good well just really
@@ -117,7 +131,7 @@ _FILLER_WORDS = """
 FILLER = frozenset(_FILLER_WORDS.split())
 #: Words that join a second thought to a yes or a no ("no but…", "sí, y también…").
 CONJUNCTIONS = frozenset({"but", "and", "also", "plus", "though", "however", "pero", "y", "tambien", "aunque", "e"})
-NEGATORS = frozenset({"no", "not", "never", "nunca", "ni", "isnt", "isn't"})
+NEGATORS = frozenset({"no", "not", "never", "nunca", "ni", "isnt", "isn't", "dont", "don't"})
 _CLAUSE_BREAK = re.compile(r"[,.;:!?¡¿\n]+")
 
 #: Unit words folded to a canonical unit, and the factor to convert into a question's unit.

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.numbers import format_decimal
 
 from app.flows.answers import (
-    METER_WORDS,
+    CHOICE_MEANINGS,
     extra_words,
     parse_choice,
     parse_meter_flag,
@@ -470,8 +470,9 @@ def _question_words(node: Node) -> set[str]:
 def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
     """Each choice's label and words in every language: a Spanish speaker's "better" still counts.
 
-    A choice that ``means`` low or high also takes the low / high words of app/flows/answers.py ("bajo",
-    "alto"): words that are also whole-message keywords are understood there, never listed in a flow.
+    A choice that ``means`` low, high or cancel also takes those words of app/flows/answers.py
+    (CHOICE_MEANINGS: "bajo", "alto", "cancelar"): words that are also whole-message keywords are understood
+    there, never listed in a flow.
     """
     return [
         (
@@ -480,7 +481,7 @@ def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
                 c.label.get(language, ""),
                 *c.label.values(),
                 *(w for ws in c.words.values() for w in ws),
-                *(METER_WORDS.get(c.means, ()) if c.means else ()),
+                *(CHOICE_MEANINGS.get(c.means, ()) if c.means else ()),
             ],
         )
         for c in node.choices

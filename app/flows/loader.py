@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from app.flows.answers import METER_WORDS
+from app.flows.answers import CHOICE_MEANINGS
 from app.flows.model import (
     LEVELS,
     Branch,
@@ -412,10 +412,10 @@ class _Compiler:
         words = {lang: tuple(str(w) for w in words_raw.get(lang, [])) for lang in langs}
         value = raw.get("value")
         means = raw.get("means")
-        if means is not None and means not in METER_WORDS:
+        if means is not None and means not in CHOICE_MEANINGS:
             raise self.fail(
                 self.line_of(raw, "means"),
-                f"{what} choice '{choice_id}': means is one of {', '.join(sorted(METER_WORDS))}",
+                f"{what} choice '{choice_id}': means is one of {', '.join(sorted(CHOICE_MEANINGS))}",
             )
         return Choice(
             id=choice_id,
