@@ -408,7 +408,8 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
       within [min, max]; a letter among the digits ("l83") is re-asked; with ``meter`` the flags
       ("LO", "low", "bajo", "HI", "alto") are saved as the meter's text; "not sure" is UNKNOWN.
     - scale and choice: a number or the choice's words (a longer phrase beats a word inside it, a
-      negated word selects nothing); otherwise "not sure" is UNKNOWN.
+      negated word selects nothing); otherwise "not sure" is UNKNOWN. A scale number with more words
+      ("0 but I think about it") is kept and marked for review (``more_than_scale``).
     - text: the reply, up to 1,600 characters.
     """
     text = given.text
@@ -440,7 +441,9 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
         assert node.minimum is not None and node.maximum is not None
         scaled = parse_scale(text, int(node.minimum), int(node.maximum), languages=languages)
         if scaled is not None:
-            return Understood(float(scaled), None, "scale")
+            # "0 but I think about it": the point is kept, and a person reads what else was said.
+            more = extra_words(text, _question_words(node) | _choice_word_set(node))
+            return Understood(float(scaled), None, "scale", "more_than_scale" if more else None)
         if node.choices:
             # Only words here: on a 0-3 scale "4" is out of range, not the fourth label.
             named = parse_choice(text, _choice_words(node, language), by_number=False)
@@ -465,6 +468,16 @@ def _lists_unknown(node: Node) -> bool:
 def _question_words(node: Node) -> set[str]:
     """The words of a question in every language: echoing them ("yes I am short of breath") says nothing more."""
     return {w for text in node.text.values() for w in tokens(text)}
+
+
+def _choice_word_set(node: Node) -> set[str]:
+    """Every word of a question's choices (labels and listed words) in every language."""
+    return {
+        w
+        for c in node.choices
+        for text in (*c.label.values(), *(x for ws in c.words.values() for x in ws))
+        for w in tokens(text)
+    }
 
 
 def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
