@@ -23,6 +23,7 @@ from app.flows.answers import (
     parse_choice,
     parse_meter_flag,
     parse_number,
+    parse_partial,
     parse_scale,
     parse_symptom_yes_no,
     parse_unknown,
@@ -417,6 +418,9 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
     if node.question_type == "yes_no":
         if parse_unknown(text):
             return Understood(None, None, "unknown")
+        if node.partly is False and parse_partial(text):
+            # "a little", "not much", "apenas": only partly is the worrying answer here (rescue inhaler).
+            return Understood(False, None, "yes_no")
         answer = parse_symptom_yes_no(text) if node.symptom else parse_yes_no(text)
         if answer is None:
             return None

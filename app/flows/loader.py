@@ -34,7 +34,19 @@ NODE_FIELDS: dict[str, set[str]] = {
     "education": {"topic"},
     "wait": {"after"},
     "end": {"result", "start_flow"},
-    "question": {"answer", "unit", "min", "max", "choices", "hint", "on_unanswered", "symptom", "assess", "meter"},
+    "question": {
+        "answer",
+        "unit",
+        "min",
+        "max",
+        "choices",
+        "hint",
+        "on_unanswered",
+        "symptom",
+        "assess",
+        "meter",
+        "partly",
+    },
 }
 QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
 CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
@@ -346,6 +358,15 @@ class _Compiler:
         symptom = self.flag(raw, "symptom", what, default=qtype == "yes_no" and self.defaults.get("symptom", False))
         if symptom and qtype != "yes_no":
             raise self.fail(self.line_of(raw, "symptom"), f"{what}: 'symptom' is for yes_no questions")
+        partly: bool | None = None
+        if "partly" in raw:
+            if qtype != "yes_no":
+                raise self.fail(self.line_of(raw, "partly"), f"{what}: 'partly' is for yes_no questions")
+            if raw["partly"] is not False:
+                raise self.fail(
+                    self.line_of(raw, "partly"), f"{what}: 'partly' may only be no (a partial answer is NO)"
+                )
+            partly = False
         assess = self.flag(raw, "assess", what, default=self.defaults.get("assess", symptom))
         if assess and qtype == "text":
             raise self.fail(self.line_of(raw, "assess"), f"{what}: a text question cannot be 'assess'")
@@ -363,6 +384,7 @@ class _Compiler:
             choices=choices,
             on_unanswered=raw.get("on_unanswered"),
             symptom=symptom,
+            partly=partly,
             assess=assess,
             meter=meter,
             line=raw.line,
