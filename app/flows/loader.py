@@ -204,6 +204,7 @@ class _Compiler:
                 "description",
                 "sources",
                 "reviewed",
+                "internal",
             },
             "flow",
         )
@@ -271,6 +272,7 @@ class _Compiler:
             waits=waits,
             source_path=self.path,
             thresholds={str(k): float(v) for k, v in self.thresholds.items()},
+            internal=self.flag(data, "internal", "flow", default=False),
         )
 
     def node(self, raw: Any, langs: tuple[str, ...]) -> Node:

@@ -150,6 +150,9 @@ class Flow:
     #: Default clinical thresholds (``$name`` in conditions); programs and patients may override them.
     thresholds: Mapping[str, float] = field(default_factory=dict)
     source_path: str = ""
+    #: Started only by the system (the "right now?" check, app/flows/routing.py): never from the API, a
+    #: campaign, the care-manager screen or ``outreach simulate``, which treat it as an unknown flow.
+    internal: bool = False
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
