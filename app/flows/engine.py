@@ -173,6 +173,9 @@ class State:
     unassessed: tuple[str, ...] = ()
     #: Whether the patient replied at all in this conversation.
     replied: bool = False
+    #: Questions the patient replied to but that stayed without a value: "not sure" / "no sé", or replies
+    #: that could not be read after the re-prompts (never silence). Tested by ``{answer: q, unknown: true}``.
+    unknown: tuple[str, ...] = ()
     #: Red flags waiting on the patient's answer to "right now?" (their URGENT escalations are open);
     #: ``node`` stays the question the flow was at (None: a check started outside any flow).
     confirming: tuple[Finding, ...] = ()
@@ -197,6 +200,7 @@ class State:
             "groups_told": dict(self.groups_told),
             "unassessed": list(self.unassessed),
             "replied": self.replied,
+            "unknown": list(self.unknown),
             "confirming": [
                 {
                     "reason": f.reason,
@@ -229,6 +233,7 @@ class State:
             groups_told=dict(data.get("groups_told", {})),
             unassessed=tuple(data.get("unassessed", ())),
             replied=bool(data.get("replied", False)),
+            unknown=tuple(data.get("unknown", ())),
             confirming=tuple(
                 Finding(
                     reason=str(f["reason"]),
@@ -371,6 +376,8 @@ def _left_unanswered(
 ) -> State:
     """The question ends without a value (after the re-prompts, or "I don't know"); the flow goes on."""
     state = _record_unanswered(state, node)
+    if node.id not in state.unknown:
+        state = replace(state, unknown=(*state.unknown, node.id))
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
         return state
@@ -961,6 +968,11 @@ def evaluate(
     if condition.kind == "answer":
         if subject not in state.answers:
             return False, {}
+        if condition.comparator == "unknown":
+            # Replied "not sure" (or unreadable after the re-prompts), never silence: {answer: chest, unknown: true}.
+            return (subject in state.unknown) == bool(operand), {
+                subject: "unknown" if subject in state.unknown else current
+            }
         return _compare(current, condition.comparator, operand), {subject: current}
     if condition.kind in {"rise", "fall"}:
         if not _is_number(current):

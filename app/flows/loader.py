@@ -50,7 +50,7 @@ NODE_FIELDS: dict[str, set[str]] = {
 }
 QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
 CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
-COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered"}
+COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered", "unknown"}
 BASELINES = {"lowest", "highest", "last"}
 #: Flow-wide defaults for question attributes (a node's own value wins).
 DEFAULT_FIELDS = {"symptom", "assess"}
@@ -498,6 +498,8 @@ class _Compiler:
             )
         operand = raw[comparators[0]]
         self.check_operand(comparators[0], operand, self.line_of(raw, comparators[0]), what)
+        if comparators[0] == "unknown" and kind != "answer":
+            raise self.fail(self.line_of(raw, "unknown"), f"{what}: 'unknown' is for answer conditions")
         return Condition(
             kind=kind,
             subject=str(raw[kind]),
@@ -525,6 +527,8 @@ class _Compiler:
             raise self.fail(line, f"{what}: 'between' needs [low, high]")
         if comparator == "in" and not isinstance(operand, list):
             raise self.fail(line, f"{what}: 'in' needs a list")
+        if comparator in {"answered", "unknown"} and not isinstance(operand, bool):
+            raise self.fail(line, f"{what}: '{comparator}' needs true or false")
 
     def check_condition(self, condition: Condition) -> None:
         if condition.kind in {"all", "any"}:
