@@ -378,8 +378,9 @@ def simulate(flow_id: str, lang: str, name: str) -> None:
     from app.flows.simulation import simulate as run
 
     library = _rt().content
-    if flow_id not in library.flows:
-        raise click.ClickException(f"unknown flow '{flow_id}' (known: {', '.join(sorted(library.flows))})")
+    public = sorted(f for f, flow in library.flows.items() if not flow.internal)
+    if flow_id not in public:
+        raise click.ClickException(f"unknown flow '{flow_id}' (known: {', '.join(public)})")
     ctx = engine.PatientContext(
         first_name=name,
         language=lang,

@@ -90,7 +90,8 @@ def load_content(root: Path) -> ContentLibrary:
                 )
     campaigns = {}
     for path in sorted((root / "campaigns").glob("*.yaml")):
-        campaign = load_campaign(path, set(flows), _shown(path, root))
+        # An internal flow (the "right now?" check) is started by the system only: no campaign may name it.
+        campaign = load_campaign(path, {f for f, flow in flows.items() if not flow.internal}, _shown(path, root))
         campaigns[campaign.id] = campaign
     consent_path = root / "consent.yaml"
     consent: dict[str, object] = {}

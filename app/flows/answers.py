@@ -6,7 +6,8 @@ yes. Ambiguous replies ("yes and no", "182 or 183", "l83") are not guessed: they
 What is understood beyond plain words and digits (issue 7, item 3):
 - spoken numbers in English and Spanish ("one eighty three", "ciento ochenta y tres"), by ``text2num``;
 - a letter typed for a digit ("l83", "1O2") is never read as a different number;
-- hedges ("a little", "un poco") are a YES on symptom questions (:func:`parse_hedge`);
+- hedges ("a little", "un poco") are a YES on symptom questions (:func:`parse_hedge`), and a NO, with
+  "not much" / "apenas", where a partial answer is the worrying one (:func:`parse_partial`, ``partly: no``);
 - "not sure" / "no sé" is an answer of its own, UNKNOWN (:func:`parse_unknown`);
 - a meter's LO / HI flags at a number question (:func:`parse_meter_flag`);
 - a yes/no reply that says more ("no but my ankles are huge") (:func:`extra_words`).
@@ -68,6 +69,21 @@ HEDGES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: "Only partly" ("not much", "barely", "apenas"): with the hedges, a NO at a question whose partial
+#: answer is the worrying one (``partly: no``: "does your rescue inhaler help?" "a little" is the red-zone
+#: answer). Folded phrases, matched as whole words.
+PARTIAL: dict[str, tuple[str, ...]] = {
+    "en": (
+        "not much", "not that much", "not very much", "not really", "not enough", "not a lot", "not as much",
+        "not as well", "barely", "hardly", "partly", "partially", "not completely", "not all the way",
+        "a little", "only a little", "some", "meh",
+    ),
+    "es": (
+        "no mucho", "no tanto", "no tan bien", "no lo suficiente", "no del todo", "no muy bien", "casi no",
+        "apenas", "poco", "muy poco", "solo un poco", "medio", "mas o menos", "no mucho que digamos",
+    ),
+}  # fmt: skip
+
 #: "I don't know": UNKNOWN, never NO. Folded phrases, matched as whole words.
 UNKNOWN_PHRASES: dict[str, tuple[str, ...]] = {
     "en": (
@@ -107,6 +123,20 @@ METER_WORDS: dict[str, tuple[str, ...]] = {
     "high": ("high", "too high", "very high", "alto", "alta", "muy alto", "muy alta", "demasiado alto"),
 }
 
+#: What a choice's ``means:`` adds to its words (app/flows/engine.py). Kept here, not in flow files: these
+#: words are also whole-message keywords ("alto", "baja", "cancelar" opt out; flow answer words may not be
+#: keywords), and a question that offers such a choice understands them as its answer instead. English
+#: "cancel" alone stays Twilio's opt-out whatever the question (app/flows/keywords.py TWILIO_ENFORCED); in a
+#: sentence ("cancel it please") it is the answer.
+CHOICE_MEANINGS: dict[str, tuple[str, ...]] = {
+    **METER_WORDS,
+    "cancel": (
+        "cancel", "cancel it", "cancel that", "cancel please", "please cancel", "cancelled", "canceled",
+        "cancelar", "cancela", "cancelo", "cancelarla", "cancelala", "cancelela", "cancelen", "cancelenla",
+        "cancele", "quiero cancelar", "hay que cancelar",
+    ),
+}  # fmt: skip
+
 #: Words that say nothing more after a yes or a no ("no thank you", "yes I am", "sí, gracias").
 _FILLER_WORDS = """
     i im i'm am is it its it's a an the to that this so thanks thank you ty ok okay fine good well just really
@@ -117,7 +147,7 @@ _FILLER_WORDS = """
 FILLER = frozenset(_FILLER_WORDS.split())
 #: Words that join a second thought to a yes or a no ("no but…", "sí, y también…").
 CONJUNCTIONS = frozenset({"but", "and", "also", "plus", "though", "however", "pero", "y", "tambien", "aunque", "e"})
-NEGATORS = frozenset({"no", "not", "never", "nunca", "ni", "isnt", "isn't"})
+NEGATORS = frozenset({"no", "not", "never", "nunca", "ni", "isnt", "isn't", "dont", "don't"})
 _CLAUSE_BREAK = re.compile(r"[,.;:!?¡¿\n]+")
 
 #: Unit words folded to a canonical unit, and the factor to convert into a question's unit.
@@ -222,6 +252,13 @@ def parse_hedge(text: str) -> bool:
     """Whether the reply hedges ("a little", "kind of", "sometimes", "un poco", "más o menos", "a veces")."""
     words = tokens(text)
     return bool(_spans(words, [p for ps in HEDGES.values() for p in ps]))
+
+
+def parse_partial(text: str) -> bool:
+    """Whether the reply says "only partly": a hedge ("a little", "kinda", "un poco") or a partial phrase
+    ("not much", "barely", "no mucho", "apenas")."""
+    words = tokens(text)
+    return parse_hedge(text) or bool(_spans(words, [p for ps in PARTIAL.values() for p in ps]))
 
 
 def parse_symptom_yes_no(text: str, *, digits: bool = True) -> bool | None:

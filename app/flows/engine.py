@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.numbers import format_decimal
 
 from app.flows.answers import (
-    METER_WORDS,
+    CHOICE_MEANINGS,
     extra_words,
     parse_choice,
     parse_meter_flag,
     parse_number,
+    parse_partial,
     parse_scale,
     parse_symptom_yes_no,
     parse_unknown,
@@ -31,7 +32,14 @@ from app.flows.answers import (
 from app.flows.intents import GlobalIntents, confirm_reply
 from app.flows.keywords import opt_out_sentence_text
 from app.flows.model import LEVELS, Condition, Flow, Node, Rule, Score
-from app.flows.safety import confirm_no_text, confirm_question, confirm_reprompt, emergency_text, nurse_today_text
+from app.flows.safety import (
+    confirm_no_text,
+    confirm_question,
+    confirm_reprompt,
+    emergency_text,
+    not_now_safety_text,
+    nurse_today_text,
+)
 from app.flows.text import tokens
 from app.i18n import gettext_for, locale_for, normalise_language
 from app.triage.verdict import Finding, Verdict
@@ -165,6 +173,9 @@ class State:
     unassessed: tuple[str, ...] = ()
     #: Whether the patient replied at all in this conversation.
     replied: bool = False
+    #: Questions the patient replied to but that stayed without a value: "not sure" / "no sé", or replies
+    #: that could not be read after the re-prompts (never silence). Tested by ``{answer: q, unknown: true}``.
+    unknown: tuple[str, ...] = ()
     #: Red flags waiting on the patient's answer to "right now?" (their URGENT escalations are open);
     #: ``node`` stays the question the flow was at (None: a check started outside any flow).
     confirming: tuple[Finding, ...] = ()
@@ -189,6 +200,7 @@ class State:
             "groups_told": dict(self.groups_told),
             "unassessed": list(self.unassessed),
             "replied": self.replied,
+            "unknown": list(self.unknown),
             "confirming": [
                 {
                     "reason": f.reason,
@@ -221,6 +233,7 @@ class State:
             groups_told=dict(data.get("groups_told", {})),
             unassessed=tuple(data.get("unassessed", ())),
             replied=bool(data.get("replied", False)),
+            unknown=tuple(data.get("unknown", ())),
             confirming=tuple(
                 Finding(
                     reason=str(f["reason"]),
@@ -363,6 +376,8 @@ def _left_unanswered(
 ) -> State:
     """The question ends without a value (after the re-prompts, or "I don't know"); the flow goes on."""
     state = _record_unanswered(state, node)
+    if node.id not in state.unknown:
+        state = replace(state, unknown=(*state.unknown, node.id))
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
         return state
@@ -401,7 +416,8 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
       within [min, max]; a letter among the digits ("l83") is re-asked; with ``meter`` the flags
       ("LO", "low", "bajo", "HI", "alto") are saved as the meter's text; "not sure" is UNKNOWN.
     - scale and choice: a number or the choice's words (a longer phrase beats a word inside it, a
-      negated word selects nothing); otherwise "not sure" is UNKNOWN.
+      negated word selects nothing); otherwise "not sure" is UNKNOWN. A scale number with more words
+      ("0 but I think about it") is kept and marked for review (``more_than_scale``).
     - text: the reply, up to 1,600 characters.
     """
     text = given.text
@@ -409,6 +425,9 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
     if node.question_type == "yes_no":
         if parse_unknown(text):
             return Understood(None, None, "unknown")
+        if node.partly is False and parse_partial(text):
+            # "a little", "not much", "apenas": only partly is the worrying answer here (rescue inhaler).
+            return Understood(False, None, "yes_no")
         answer = parse_symptom_yes_no(text) if node.symptom else parse_yes_no(text)
         if answer is None:
             return None
@@ -433,7 +452,9 @@ def understand(node: Node, given: Reply, language: str) -> Understood | None:
         assert node.minimum is not None and node.maximum is not None
         scaled = parse_scale(text, int(node.minimum), int(node.maximum), languages=languages)
         if scaled is not None:
-            return Understood(float(scaled), None, "scale")
+            # "0 but I think about it": the point is kept, and a person reads what else was said.
+            more = extra_words(text, _question_words(node) | _choice_word_set(node))
+            return Understood(float(scaled), None, "scale", "more_than_scale" if more else None)
         if node.choices:
             # Only words here: on a 0-3 scale "4" is out of range, not the fourth label.
             named = parse_choice(text, _choice_words(node, language), by_number=False)
@@ -460,11 +481,22 @@ def _question_words(node: Node) -> set[str]:
     return {w for text in node.text.values() for w in tokens(text)}
 
 
+def _choice_word_set(node: Node) -> set[str]:
+    """Every word of a question's choices (labels and listed words) in every language."""
+    return {
+        w
+        for c in node.choices
+        for text in (*c.label.values(), *(x for ws in c.words.values() for x in ws))
+        for w in tokens(text)
+    }
+
+
 def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
     """Each choice's label and words in every language: a Spanish speaker's "better" still counts.
 
-    A choice that ``means`` low or high also takes the low / high words of app/flows/answers.py ("bajo",
-    "alto"): words that are also whole-message keywords are understood there, never listed in a flow.
+    A choice that ``means`` low, high or cancel also takes those words of app/flows/answers.py
+    (CHOICE_MEANINGS: "bajo", "alto", "cancelar"): words that are also whole-message keywords are understood
+    there, never listed in a flow.
     """
     return [
         (
@@ -473,7 +505,7 @@ def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
                 c.label.get(language, ""),
                 *c.label.values(),
                 *(w for ws in c.words.values() for w in ws),
-                *(METER_WORDS.get(c.means, ()) if c.means else ()),
+                *(CHOICE_MEANINGS.get(c.means, ()) if c.means else ()),
             ],
         )
         for c in node.choices
@@ -602,15 +634,25 @@ def _confirm_answer(
         return replace(state, confirm_asked=state.confirm_asked + 1)
     if answer is None:
         events.append(NotUnderstood(state.node))
+    asked = state.confirming
     state = replace(state, confirming=(), confirm_asked=0)
     new = tuple(f for f in pending_findings(verdict) if answer == "no")
     if new:
         # "No, but the chest pain went away an hour ago": another mention to ask about.
         return _ask_confirm(state, new, events)
     if state.node is None:
-        # A check started outside any flow: the flow is its closing (thanks, a nurse will call today).
-        return _enter(flow, state, ctx, flow.start, events, now)
-    told = confirm_no_text(state.language) if answer == "no" else nurse_today_text(state.language, ctx.program_name)
+        # A check started outside any flow: the flow is its closing (thanks, a nurse will call today), then
+        # what to do if it happens, by kind of reason (988 for suicide, Poison Control for a dose).
+        state = _enter(flow, state, ctx, flow.start, events, now)
+        done = next((i for i, e in enumerate(events) if isinstance(e, Completed)), len(events))
+        events.insert(done, Say(not_now_safety_text(state.language, asked), "closing"))
+        return state
+    if answer == "no":
+        told = confirm_no_text(state.language, asked)
+    else:
+        told = nurse_today_text(state.language, ctx.program_name)
+        extra = not_now_safety_text(state.language, [f for f in asked if f.crisis_line or f.poison_control])
+        told = f"{told} {extra}".strip() if any(f.crisis_line or f.poison_control for f in asked) else told
     events.append(Say(told, "escalation"))
     node = flow.node(state.node)
     if node.type == "question":
@@ -926,6 +968,11 @@ def evaluate(
     if condition.kind == "answer":
         if subject not in state.answers:
             return False, {}
+        if condition.comparator == "unknown":
+            # Replied "not sure" (or unreadable after the re-prompts), never silence: {answer: chest, unknown: true}.
+            return (subject in state.unknown) == bool(operand), {
+                subject: "unknown" if subject in state.unknown else current
+            }
         return _compare(current, condition.comparator, operand), {subject: current}
     if condition.kind in {"rise", "fall"}:
         if not _is_number(current):

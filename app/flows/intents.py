@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from app.flows.answers import parse_yes_no
+from app.flows.answers import ALL_NO, ALL_YES, parse_yes_no
 from app.flows.text import tokens
 from app.triage.verdict import Verdict
 
@@ -130,36 +130,146 @@ def _token_matches(word: str, pattern: str) -> bool:
 
 
 # ------------------------------------------------------------------------------- the "right now?" answer
-#: Replies to "Do you have chest pain right now?" that are not a plain yes or no. Uncertainty counts as
-#: YES on this question: a red flag that may be happening gets the 911 advice (safety first); a nurse
-#: sees the escalation either way. Folded, matched on word boundaries.
+#: Replies to "Do you have chest pain right now?" that are not a plain yes or no. Uncertainty, "still"
+#: and "it came back" count as YES on this question: a red flag that may be happening gets the 911 advice
+#: (safety first: a false 911 beats a missed one); a nurse sees the escalation either way. Folded phrases,
+#: matched as whole words inside one clause ("No, se me quitó" is not "no sé").
 CONFIRM_HEDGES: tuple[str, ...] = (
-    "a little", "a bit", "kind of", "kinda", "sort of", "sometimes", "maybe", "i think so", "not sure",
-    "unsure", "idk", "dont know", "don't know", "comes and goes", "on and off", "still",
-    "un poco", "mas o menos", "a veces", "creo que si", "tal vez", "quizas", "quiza", "no se",
-    "no estoy segur", "va y viene", "todavia", "aun",
+    "a little", "a bit", "kind of", "kinda", "sort of", "sorta", "sometimes", "maybe", "i think so",
+    "not sure", "unsure", "idk", "dont know", "don't know", "dunno", "comes and goes", "on and off",
+    "off and on", "un poco", "mas o menos", "a veces", "creo que si", "tal vez", "quizas", "quiza",
+    "no se", "no estoy segur", "no estoy segura", "no estoy seguro", "va y viene",
+)  # fmt: skip
+#: "It is still there" / "it came back" / "it hurts": YES. A negator just before a recurrence word ("it
+#: didn't come back", "no ha vuelto", "no me duele") makes it a NO.
+CONFIRM_STILL: tuple[str, ...] = (
+    "still", "todavia", "aun", "sigue", "siguen", "sigo", "continua", "persiste", "worse", "peor",
+    "keeps", "keep",
+)  # fmt: skip
+CONFIRM_RECURS: tuple[str, ...] = (
+    "came back", "come back", "comes back", "coming back", "back again", "its back", "it's back", "is back",
+    "returned", "again", "volvio", "vuelve", "vuelto", "regreso", "regresa", "otra vez", "de nuevo",
+    "hurt", "hurts", "hurting", "duele", "doliendo",
+)  # fmt: skip
+#: "It is gone": NO, unless negated ("it's not gone", "it won't go away", "no se me quita": YES).
+CONFIRM_RESOLVED: tuple[str, ...] = (
+    "gone", "go away", "goes away", "went away", "gone away", "going away", "over", "stopped", "stop",
+    "passed", "better", "quito", "quita", "quitado", "quitar", "paso", "pasa", "pasado", "ido", "fue", "se va",
 )  # fmt: skip
 CONFIRM_NO: tuple[str, ...] = (
     "dont think so", "don't think so", "not anymore", "not now", "no longer", "gone", "went away", "over",
-    "ya no", "no creo", "ahora no", "se me quito", "se quito", "ya paso", "ya se paso",
+    "ya no", "no creo", "ahora no", "se me quito", "se quito", "ya paso", "ya se paso", "se me paso", "se fue",
+    "se me fue", "ya se me quito", "ya se quito", "ya se me paso", "ya se fue", "ya se me fue",
 )  # fmt: skip
+#: English words that negate the word after them ("not gone", "hasn't gone away"); a lone "no" does not
+#: ("no it's gone" is a NO).
+_EN_NEGATORS = frozenset(
+    [
+        "not",
+        "isnt",
+        "isn't",
+        "hasnt",
+        "hasn't",
+        "havent",
+        "haven't",
+        "didnt",
+        "didn't",
+        "doesnt",
+        "doesn't",
+        "wont",
+        "won't",
+        "cant",
+        "can't",
+        "aint",
+        "ain't",
+        "never",
+        "nothing",
+    ]
+)
+#: Spanish "no" / "nunca" negate a verb with only these between ("no se me ha quitado").
+_ES_NEGATORS = frozenset({"no", "nunca"})
+_ES_CLITICS = frozenset({"se", "me", "te", "le", "lo", "la", "nos", "ha", "han", "he", "a"})
+
+
+def _phrase_spans(words: list[str], phrases: tuple[str, ...]) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    for phrase in phrases:
+        wanted = tokens(phrase)
+        size = len(wanted)
+        for start in range(len(words) - size + 1):
+            if words[start : start + size] == wanted:
+                found.append((start, start + size))
+    return found
+
+
+def _negated(words: list[str], start: int) -> bool:
+    """Whether the word at ``start`` is negated: an English negator up to two words before ("isn't really
+    gone"), or a Spanish "no" with only clitics between ("no se me quita")."""
+    for i in range(max(0, start - 3), start):
+        if words[i] in _EN_NEGATORS and start - i <= 3:
+            return True
+    i = start - 1
+    while i >= 0 and words[i] in _ES_CLITICS and words[i] not in _ES_NEGATORS:
+        i -= 1
+    return i >= 0 and words[i] in _ES_NEGATORS
 
 
 def confirm_reply(text: str) -> Literal["yes", "no"] | None:
-    """A reply to the "right now?" question: ``"yes"`` (hedges and "not sure" included), ``"no"``, or None."""
-    folded = " ".join(tokens(text))
-    if not folded:
+    """A reply to the "right now?" question: ``"yes"``, ``"no"``, or None (nothing either way: asked again).
+
+    Read by kind, whole words only, each clause on its own (DESIGN §4.3, issue 7 tester findings):
+    - YES: a yes; a hedge or uncertainty ("a little", "not sure", "no sé"); still there or back ("still",
+      "it came back", "sigue", "volvió", "todavía me duele"); a negated resolved-word ("it's not gone",
+      "it won't go away", "no se me quita", "no se ha ido").
+    - NO: a no; resolved ("it's gone", "it's over", "ya se me quitó", "ya no"); a negated recurrence ("it
+      didn't come back").
+    - Both YES and NO signs ("yes and no", "it went away but came back") are YES: safety first.
+    A lone 1 / 2 is YES / NO (keypad).
+    """
+    whole = tokens(text)
+    if not whole:
         return None
+    if len(whole) == 1 and whole[0] in {"1", "2"}:
+        return "yes" if whole[0] == "1" else "no"
+    saw_yes = saw_no = False
+    for part in _CLAUSE_BREAK.split(text):
+        words = tokens(part)
+        if not words:
+            continue
+        covered: set[int] = set()
 
-    def has(phrases: tuple[str, ...]) -> bool:
-        return any(re.search(rf"(?<!\w){re.escape(' '.join(tokens(p)))}", folded) for p in phrases)
+        def cover(span: tuple[int, int], covered: set[int] = covered) -> None:
+            covered.update(range(*span))
 
-    if has(CONFIRM_HEDGES):
+        for span in _phrase_spans(words, CONFIRM_HEDGES + CONFIRM_STILL):
+            saw_yes = True
+            cover(span)
+        for span in _phrase_spans(words, CONFIRM_RECURS):
+            if _negated(words, span[0]):
+                saw_no = True
+            else:
+                saw_yes = True
+            cover(span)
+        for span in _phrase_spans(words, CONFIRM_RESOLVED):
+            if _negated(words, span[0]):
+                saw_yes = True
+                # The negator is part of the phrase: "not gone" says nothing else.
+                cover((max(0, span[0] - 3), span[1]))
+        for span in sorted(_phrase_spans(words, CONFIRM_NO), key=lambda sp: sp[0] - sp[1]):
+            if not covered.intersection(range(*span)):
+                saw_no = True
+                cover(span)
+        rest = [w for i, w in enumerate(words) if i not in covered]
+        answer = parse_yes_no(" ".join(rest), digits=False) if rest else None
+        if answer is None and rest:
+            saw_yes = saw_yes or any(w in ALL_YES for w in rest)
+            saw_no = saw_no or any(w in ALL_NO for w in rest)
+        elif answer is not None:
+            saw_yes = saw_yes or answer
+            saw_no = saw_no or not answer
+    if saw_yes:
         return "yes"
-    if has(CONFIRM_NO):
-        return "no"
-    answer = parse_yes_no(text)
-    return None if answer is None else ("yes" if answer else "no")
+    return "no" if saw_no else None
 
 
 # ------------------------------------------------------------------------------------------ the intents

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from app.flows.answers import METER_WORDS
+from app.flows.answers import CHOICE_MEANINGS
 from app.flows.model import (
     LEVELS,
     Branch,
@@ -34,11 +34,23 @@ NODE_FIELDS: dict[str, set[str]] = {
     "education": {"topic"},
     "wait": {"after"},
     "end": {"result", "start_flow"},
-    "question": {"answer", "unit", "min", "max", "choices", "hint", "on_unanswered", "symptom", "assess", "meter"},
+    "question": {
+        "answer",
+        "unit",
+        "min",
+        "max",
+        "choices",
+        "hint",
+        "on_unanswered",
+        "symptom",
+        "assess",
+        "meter",
+        "partly",
+    },
 }
 QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
 CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
-COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered"}
+COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered", "unknown"}
 BASELINES = {"lowest", "highest", "last"}
 #: Flow-wide defaults for question attributes (a node's own value wins).
 DEFAULT_FIELDS = {"symptom", "assess"}
@@ -192,6 +204,7 @@ class _Compiler:
                 "description",
                 "sources",
                 "reviewed",
+                "internal",
             },
             "flow",
         )
@@ -259,6 +272,7 @@ class _Compiler:
             waits=waits,
             source_path=self.path,
             thresholds={str(k): float(v) for k, v in self.thresholds.items()},
+            internal=self.flag(data, "internal", "flow", default=False),
         )
 
     def node(self, raw: Any, langs: tuple[str, ...]) -> Node:
@@ -346,6 +360,15 @@ class _Compiler:
         symptom = self.flag(raw, "symptom", what, default=qtype == "yes_no" and self.defaults.get("symptom", False))
         if symptom and qtype != "yes_no":
             raise self.fail(self.line_of(raw, "symptom"), f"{what}: 'symptom' is for yes_no questions")
+        partly: bool | None = None
+        if "partly" in raw:
+            if qtype != "yes_no":
+                raise self.fail(self.line_of(raw, "partly"), f"{what}: 'partly' is for yes_no questions")
+            if raw["partly"] is not False:
+                raise self.fail(
+                    self.line_of(raw, "partly"), f"{what}: 'partly' may only be no (a partial answer is NO)"
+                )
+            partly = False
         assess = self.flag(raw, "assess", what, default=self.defaults.get("assess", symptom))
         if assess and qtype == "text":
             raise self.fail(self.line_of(raw, "assess"), f"{what}: a text question cannot be 'assess'")
@@ -363,6 +386,7 @@ class _Compiler:
             choices=choices,
             on_unanswered=raw.get("on_unanswered"),
             symptom=symptom,
+            partly=partly,
             assess=assess,
             meter=meter,
             line=raw.line,
@@ -412,10 +436,10 @@ class _Compiler:
         words = {lang: tuple(str(w) for w in words_raw.get(lang, [])) for lang in langs}
         value = raw.get("value")
         means = raw.get("means")
-        if means is not None and means not in METER_WORDS:
+        if means is not None and means not in CHOICE_MEANINGS:
             raise self.fail(
                 self.line_of(raw, "means"),
-                f"{what} choice '{choice_id}': means is one of {', '.join(sorted(METER_WORDS))}",
+                f"{what} choice '{choice_id}': means is one of {', '.join(sorted(CHOICE_MEANINGS))}",
             )
         return Choice(
             id=choice_id,
@@ -474,6 +498,8 @@ class _Compiler:
             )
         operand = raw[comparators[0]]
         self.check_operand(comparators[0], operand, self.line_of(raw, comparators[0]), what)
+        if comparators[0] == "unknown" and kind != "answer":
+            raise self.fail(self.line_of(raw, "unknown"), f"{what}: 'unknown' is for answer conditions")
         return Condition(
             kind=kind,
             subject=str(raw[kind]),
@@ -501,6 +527,8 @@ class _Compiler:
             raise self.fail(line, f"{what}: 'between' needs [low, high]")
         if comparator == "in" and not isinstance(operand, list):
             raise self.fail(line, f"{what}: 'in' needs a list")
+        if comparator in {"answered", "unknown"} and not isinstance(operand, bool):
+            raise self.fail(line, f"{what}: '{comparator}' needs true or false")
 
     def check_condition(self, condition: Condition) -> None:
         if condition.kind in {"all", "any"}:

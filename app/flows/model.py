@@ -79,6 +79,9 @@ class Node:
     wait_minutes: int = 0
     #: Yes/no questions about a symptom: a hedge ("a little", "un poco") is a YES.
     symptom: bool = False
+    #: Yes/no questions: ``False`` when "only partly" ("a little", "not much", "un poco", "apenas") is the
+    #: worrying NO ("does your rescue inhaler help?"); None: the default reading.
+    partly: bool | None = None
     #: Left unanswered (after the re-prompts, or "I don't know"), it opens a ROUTINE "could not assess".
     assess: bool = False
     #: Number questions: meter flags understood at once, saved as text ({"low": "LO", "high": "HI"}).
@@ -147,6 +150,9 @@ class Flow:
     #: Default clinical thresholds (``$name`` in conditions); programs and patients may override them.
     thresholds: Mapping[str, float] = field(default_factory=dict)
     source_path: str = ""
+    #: Started only by the system (the "right now?" check, app/flows/routing.py): never from the API, a
+    #: campaign, the care-manager screen or ``outreach simulate``, which treat it as an unknown flow.
+    internal: bool = False
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from app.i18n import gettext_for
+from app.triage.verdict import Finding
 
 
 def emergency_text(
@@ -107,10 +108,46 @@ def confirm_reprompt(reasons: Sequence[str], language: str) -> str:
     return f"{sorry} {confirm_question(reasons, language)}"
 
 
-def confirm_no_text(language: str) -> str:
-    """After "no" to "right now?": the same-day item stays open; the flow's question comes next."""
+def not_now_safety_text(language: str, findings: Sequence[Finding]) -> str:
+    """What to do if it happens, after NO (or no clear answer) to "right now?", by kind of reason.
+
+    ``findings``: the reasons asked about; their ``crisis_line`` and ``poison_control`` flags decide the lines.
+    A physical red flag: "if it comes back or gets worse, call 911"; thoughts of suicide or self-harm: 988
+    (in Spanish: press 2, or text AYUDA) and 911 in danger; an overdose or something swallowed: Poison Control
+    (1-800-222-1222) and 911 for the danger signs. One line per kind present, each once; never "if it comes
+    back" for a dose. Sources: the module's (988lifeline.org, poison.org, DESIGN §4.4).
+    """
     _ = gettext_for(language)
-    return _("Thank you. A nurse will still call you today to check on you. If it comes back, call 911.")
+    crisis = any(f.crisis_line for f in findings)
+    poison = any(f.poison_control for f in findings)
+    physical = not findings or any(not f.crisis_line and not f.poison_control for f in findings)
+    parts: list[str] = []
+    if physical:
+        parts.append(_("If it comes back or gets worse, call 911."))
+    if crisis:
+        parts.append(
+            _(
+                "If you have thoughts of ending your life or hurting yourself, call or text 988 at any time "
+                "(Suicide & Crisis Lifeline). If you are in danger, call 911."
+            )
+        )
+    if poison:
+        parts.append(
+            _(
+                "If you or someone else took too much medicine or swallowed something harmful, call Poison "
+                "Control at 1-800-222-1222 at any time. If someone is hard to wake up, has trouble breathing or "
+                "has a seizure, call 911."
+            )
+        )
+    return " ".join(parts)
+
+
+def confirm_no_text(language: str, findings: Sequence[Finding] = ()) -> str:
+    """After "no" to "right now?" inside a flow: the same-day item stays open; what to do if it happens
+    (:func:`not_now_safety_text`, per kind of reason); the flow's question comes next."""
+    _ = gettext_for(language)
+    thanks = _("Thank you. A nurse will still call you today to check on you.")
+    return f"{thanks} {not_now_safety_text(language, findings)}"
 
 
 def nurse_today_text(language: str, program_name: str) -> str:

@@ -234,6 +234,11 @@ def _check_step(step: engine.Step, raw: Mapping[str, Any], language: str, where:
         extra = sorted(set(saved) - set(expected))
         if extra:
             failures.append(f"{where}: unexpected answers saved: {extra}")
+    if "review" in raw:
+        # ``review: true``: the reply goes to a person to read (NeedsReview or NotUnderstood); false: it does not.
+        flagged = any(isinstance(e, engine.NeedsReview) for e in step.events)
+        if flagged != bool(raw["review"]):
+            failures.append(f"{where}: marked for review is {flagged}, expected {bool(raw['review'])}")
     # Every step asserts what fired and at which level: a step without `escalate` expects nothing.
     fired = sorted((e.rule_id, e.level) for e in step.events if isinstance(e, engine.Escalate))
     expected_fired = sorted(expected_escalations(raw).items())

@@ -82,12 +82,12 @@ def start_flow_now(
     """Start ``flow_id`` for ``patient`` at ``now`` (UTC) and queue its first text once, in this transaction.
 
     The caller passes the patient row locked (``with_for_update``) so two requests for one patient
-    cannot both start. Raises ``UnknownFlow``, ``MissingVariables`` (the flow's texts need an input
-    that was not given) or ``StartRefused`` (opted out, unreachable, a conversation is active, or
+    cannot both start. Raises ``UnknownFlow`` (also for an internal flow), ``MissingVariables`` (the flow's
+    texts need an input that was not given) or ``StartRefused`` (opted out, unreachable, a conversation is active, or
     outside the quiet-hours window in the patient's time zone).
     """
     flow = rt.content.flows.get(flow_id)
-    if flow is None:
+    if flow is None or flow.internal:  # an internal flow (the "right now?" check) is the system's own
         raise UnknownFlow(flow_id)
     missing = sorted(required_inputs(flow) - set(variables or {}))
     if missing:

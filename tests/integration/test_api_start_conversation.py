@@ -138,6 +138,24 @@ def test_unknown_patient_unknown_or_missing_flow_and_no_token(
     assert _outbound(rt, patient.id) == []
 
 
+def test_an_internal_flow_cannot_be_started_from_the_api(
+    client: FlaskClient, rt: Runtime, make_patient: PatientFactory
+) -> None:
+    # The "right now?" check is started only by the inbound path, for a red flag the patient mentioned; from
+    # the API it would text a patient "Do you have chest pain right now?" out of nowhere.
+    install_clock(rt, MORNING)
+    patient = make_patient()
+    internal = [flow_id for flow_id, flow in rt.content.flows.items() if flow.internal]
+    assert "right-now-check" in internal
+    for flow_id in internal:
+        response = client.post(_url(patient.id), headers=AUTH, json={"flow": flow_id})
+        assert response.status_code == 422, flow_id
+        assert response.json["error"]["fields"] == {"flow": f"unknown flow '{flow_id}'"}
+    assert _outbound(rt, patient.id) == []
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Conversation)) == 0
+
+
 def test_a_flow_whose_texts_need_variables_needs_them_given(
     client: FlaskClient, rt: Runtime, make_patient: PatientFactory
 ) -> None:

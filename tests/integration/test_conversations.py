@@ -147,3 +147,12 @@ def test_simulate_refuses_an_unknown_flow(app: Flask) -> None:
     result = app.test_cli_runner().invoke(cli, ["simulate", "no-such-flow"])
     assert result.exit_code != 0
     assert "unknown flow" in result.output
+
+
+def test_simulate_refuses_and_does_not_list_an_internal_flow(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(cli, ["simulate", "right-now-check"])
+    assert result.exit_code != 0
+    assert "unknown flow 'right-now-check'" in result.output
+    known = result.output.split("known:", 1)[1]
+    assert "hf-daily-check" in known
+    assert "right-now-check" not in known

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from app.flows.answers import (
+    CHOICE_MEANINGS,
     ParsedNumber,
     extra_words,
     parse_choice,
     parse_meter_flag,
     parse_number,
+    parse_partial,
     parse_scale,
     parse_symptom_yes_no,
     parse_unknown,
@@ -531,3 +533,44 @@ def test_everyday_feeling_words_english(text: str, expected: str | None) -> None
 @pytest.mark.parametrize(("text", "expected"), FEELING_ES)
 def test_everyday_feeling_words_spanish(text: str, expected: str | None) -> None:
     assert parse_choice(text, FEELING_WORDS) == expected
+
+
+PARTIAL_REPLIES: list[tuple[str, bool]] = [
+    ("a little", True),
+    ("kinda", True),
+    ("not much", True),
+    ("yes but not much", True),
+    ("barely", True),
+    ("un poco", True),
+    ("no mucho", True),
+    ("apenas", True),
+    ("más o menos", True),
+    ("yes", False),
+    ("no", False),
+    ("sí, mucho", False),
+    ("it helps a lot", False),
+]
+
+
+@pytest.mark.parametrize(("text", "wanted"), PARTIAL_REPLIES)
+def test_partial_replies(text: str, wanted: bool) -> None:
+    assert parse_partial(text) is wanted
+
+
+CANCEL_CHOICES = [("confirm", ["confirm", "yes"]), ("change", ["change", *CHOICE_MEANINGS["cancel"]])]
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("Cancelar", "change"),
+        ("cancela", "change"),
+        ("CANCEL IT", "change"),
+        ("quiero cancelar", "change"),
+        ("no cancelar", None),
+        ("don't cancel", None),
+        ("confirm", "confirm"),
+    ],
+)
+def test_cancel_meaning_selects_its_choice(text: str, wanted: str | None) -> None:
+    assert parse_choice(text, CANCEL_CHOICES) == wanted

@@ -11,8 +11,15 @@ from app.content_lint import lint
 from app.flows.transcripts import CaseResult, coverage_gaps, load_transcripts, run_file
 
 REQUIRED_FLOWS = {
-    "post-discharge", "hf-daily-check", "diabetes-glucose-check", "copd-check", "phq2", "phq9", "gad7",
-    "med-reminder", "appointment-reminder",
+    "post-discharge",
+    "hf-daily-check",
+    "diabetes-glucose-check",
+    "copd-check",
+    "phq2",
+    "phq9",
+    "gad7",
+    "med-reminder",
+    "appointment-reminder",
 }
 
 

@@ -483,7 +483,7 @@ LOADER_ERRORS = [
         "answer: choice\n    choices:\n      - {id: a, label: {en: A, es: A}, means: big}\n"
         "      - {id: b, label: {en: B, es: B}}",
         "",
-        "means is one of high, low",
+        "means is one of cancel, high, low",
     ),
 ]
 
