@@ -378,7 +378,7 @@ def simulate(flow_id: str, lang: str, name: str) -> None:
     from app.flows.simulation import simulate as run
 
     library = _rt().content
-    public = sorted(f for f, flow in library.flows.items() if not flow.internal)
+    public = library.startable_flows()
     if flow_id not in public:
         raise click.ClickException(f"unknown flow '{flow_id}' (known: {', '.join(public)})")
     ctx = engine.PatientContext(

@@ -36,6 +36,10 @@ class ContentLibrary:
     #: Red-flag triage built from content/triage/ (concepts and context rules).
     triage: Triage
 
+    def startable_flows(self) -> list[str]:
+        """Flow ids staff, campaigns and the simulators may start (not the system's internal ones)."""
+        return sorted(f for f, flow in self.flows.items() if not flow.internal)
+
     def flow(self, flow_id: str) -> Flow:
         return self.flows[flow_id]
 

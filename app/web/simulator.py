@@ -42,7 +42,7 @@ def page() -> str:
             else []
         )
         return render_template(
-            "simulator.html", patients=patients, selected=selected, messages=messages, flows=sorted(rt.content.flows)
+            "simulator.html", patients=patients, selected=selected, messages=messages, flows=rt.content.startable_flows()
         )
 
 
@@ -73,7 +73,7 @@ def reply(patient_id: int) -> ResponseReturnValue:
 def start(patient_id: int) -> ResponseReturnValue:
     rt = _rt()
     flow_id = request.form.get("flow", "")
-    if flow_id not in rt.content.flows:
+    if flow_id not in rt.content.startable_flows():
         abort(400)
     with rt.sessions() as session, session.begin():
         patient = session.get(Patient, patient_id)
