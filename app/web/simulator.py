@@ -42,7 +42,11 @@ def page() -> str:
             else []
         )
         return render_template(
-            "simulator.html", patients=patients, selected=selected, messages=messages, flows=rt.content.startable_flows()
+            "simulator.html",
+            patients=patients,
+            selected=selected,
+            messages=messages,
+            flows=rt.content.startable_flows(),
         )
 
 
