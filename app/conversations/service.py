@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.conversations.variables import render_variables
-from app.escalation.service import escalate, open_or_join
+from app.escalation.service import escalate_event, open_or_join
 from app.flows import engine
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
@@ -230,17 +230,7 @@ def apply_step(
         elif isinstance(event, engine.Escalate):
             if inbound is not None and event.rule_id.startswith(("red-flag:", "confirm:")):
                 _flag(inbound, event.rule_id.replace("red-flag:", "red_flag:"))
-            escalate(
-                session,
-                rt,
-                patient,
-                level=event.level,
-                reason=event.reason,
-                rule_id=event.rule_id,
-                detail=event.detail,
-                conversation_id=conversation.id,
-                now=now,
-            )
+            escalate_event(session, rt, patient, event, conversation_id=conversation.id, now=now)
         elif isinstance(event, engine.Say):
             said.append(event.text)
             purposes.append(event.purpose)

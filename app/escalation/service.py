@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.escalation.levels import higher, sla_due_at
+from app.flows.engine import Escalate
 from app.models import Escalation, EscalationStatus, EscalationTrigger, Patient
 from app.runtime import Runtime
 from app.scheduling.calendar import next_business_day_end
@@ -112,3 +113,28 @@ def escalate(
     )
     page_if_due(session, rt, escalation, now)
     return escalation
+
+
+def escalate_event(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    event: Escalate,
+    *,
+    conversation_id: int | None,
+    now: dt.datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> Escalation:
+    """What the engine or the routing decided (an :class:`Escalate` event), opened or joined and paged as
+    :func:`escalate` does; ``extra`` adds to the event's detail (where it came from)."""
+    return escalate(
+        session,
+        rt,
+        patient,
+        level=event.level,
+        reason=event.reason,
+        rule_id=event.rule_id,
+        detail={**event.detail, **(extra or {})},
+        conversation_id=conversation_id,
+        now=now,
+    )

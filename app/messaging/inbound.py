@@ -551,7 +551,7 @@ def _safety_net(session: Session, rt: Runtime, message: Message, patient: Patien
 
 
 def _screen(session: Session, rt: Runtime, message: Message, patient: Patient | None, now: dt.datetime) -> None:
-    from app.escalation.service import escalate
+    from app.escalation.service import escalate, escalate_event
 
     send_key = f"inbound:{message.id}:safety"
     verdict = rt.content.triage.assess(message.body, patient.language if patient else None)
@@ -585,17 +585,7 @@ def _screen(session: Session, rt: Runtime, message: Message, patient: Patient | 
     detail = {"outside_conversation": True, "processing_failed": True}
     for event in plan.events:
         if isinstance(event, engine.Escalate):
-            escalate(
-                session,
-                rt,
-                patient,
-                level=event.level,
-                reason=event.reason,
-                rule_id=event.rule_id,
-                detail={**event.detail, **detail},
-                conversation_id=None,
-                now=now,
-            )
+            escalate_event(session, rt, patient, event, conversation_id=None, now=now, extra=detail)
     for finding in plan.confirm:
         escalate(
             session,
@@ -670,7 +660,7 @@ def _outside_conversation(
     message: Message,
     now: dt.datetime,
 ) -> None:
-    from app.escalation.service import escalate
+    from app.escalation.service import escalate, escalate_event
 
     ctx = engine.PatientContext(
         first_name=patient.given_name,
@@ -684,17 +674,7 @@ def _outside_conversation(
         message.flags = list(plan.flags)
     for event in plan.events:
         if isinstance(event, engine.Escalate):
-            escalate(
-                session,
-                rt,
-                patient,
-                level=event.level,
-                reason=event.reason,
-                rule_id=event.rule_id,
-                detail=event.detail,
-                conversation_id=None,
-                now=now,
-            )
+            escalate_event(session, rt, patient, event, conversation_id=None, now=now)
     said = plan.said()
     if plan.confirm and RIGHT_NOW_FLOW in rt.content.flows:
         # "Right now?" as a short conversation: the engine opens the URGENT items and reads the YES / NO.
