@@ -544,18 +544,21 @@ def pending_findings(verdict: Verdict) -> tuple[Finding, ...]:
     return tuple(chosen.values())
 
 
+def confirm_escalation(finding: Finding, detail: Mapping[str, Any]) -> Escalate:
+    """The same-day (URGENT) item for a past, resolved or uncertain red flag (rule ``confirm:<reason>``),
+    opened at once whether or not the "right now?" question can be asked (DESIGN §4.3)."""
+    return Escalate(
+        rule_id=f"confirm:{finding.reason}",
+        level="URGENT",
+        reason=finding.reason,
+        detail={**detail, "evidence": finding.evidence},
+        crisis_line=finding.crisis_line,
+    )
+
+
 def _ask_confirm(state: State, findings: Sequence[Finding], events: list[Event]) -> State:
     """A past, resolved or uncertain red flag: an URGENT item per reason at once, and "right now?"."""
-    for finding in findings:
-        events.append(
-            Escalate(
-                rule_id=f"confirm:{finding.reason}",
-                level="URGENT",
-                reason=finding.reason,
-                detail={"question": state.node, "asked": "right_now", "evidence": finding.evidence},
-                crisis_line=finding.crisis_line,
-            )
-        )
+    events.extend(confirm_escalation(f, {"question": state.node, "asked": "right_now"}) for f in findings)
     pending = tuple({f.reason: f for f in (*state.confirming, *findings)}.values())
     events.append(Say(confirm_question(_reasons(pending), state.language), "confirm"))
     return replace(state, confirming=pending, confirm_asked=1)
@@ -600,17 +603,7 @@ def emergency_events(
                 crisis_line=finding.crisis_line,
             )
         )
-    for finding in to_confirm:
-        if finding.reason not in fired:
-            events.append(
-                Escalate(
-                    rule_id=f"confirm:{finding.reason}",
-                    level="URGENT",
-                    reason=finding.reason,
-                    detail={**detail, "evidence": finding.evidence},
-                    crisis_line=finding.crisis_line,
-                )
-            )
+    events.extend(confirm_escalation(f, detail) for f in to_confirm if f.reason not in fired)
     told = list(fired.values())
     text = emergency_text(
         language,

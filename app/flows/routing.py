@@ -134,16 +134,7 @@ def outside_plan(
         if reachable:
             confirm = pending
         else:
-            events.extend(
-                engine.Escalate(
-                    rule_id=f"confirm:{f.reason}",
-                    level="URGENT",
-                    reason=f.reason,
-                    detail={**detail, "evidence": f.evidence, "not_asked": "cannot_text"},
-                    crisis_line=f.crisis_line,
-                )
-                for f in pending
-            )
+            events.extend(engine.confirm_escalation(f, {**detail, "not_asked": "cannot_text"}) for f in pending)
     if verdict.symptoms:
         flags += [f"symptom:{r}" for r in verdict.symptoms]
     if verdict.symptoms and not verdict.emergency and not pending:

@@ -551,7 +551,7 @@ def _safety_net(session: Session, rt: Runtime, message: Message, patient: Patien
 
 
 def _screen(session: Session, rt: Runtime, message: Message, patient: Patient | None, now: dt.datetime) -> None:
-    from app.escalation.service import escalate, escalate_event
+    from app.escalation.service import escalate_event
 
     send_key = f"inbound:{message.id}:safety"
     verdict = rt.content.triage.assess(message.body, patient.language if patient else None)
@@ -587,17 +587,8 @@ def _screen(session: Session, rt: Runtime, message: Message, patient: Patient | 
         if isinstance(event, engine.Escalate):
             escalate_event(session, rt, patient, event, conversation_id=None, now=now, extra=detail)
     for finding in plan.confirm:
-        escalate(
-            session,
-            rt,
-            patient,
-            level="URGENT",
-            reason=finding.reason,
-            rule_id=f"confirm:{finding.reason}",
-            detail={**detail, "evidence": finding.evidence, "not_asked": "processing_failed"},
-            conversation_id=None,
-            now=now,
-        )
+        urgent = engine.confirm_escalation(finding, {**detail, "not_asked": "processing_failed"})
+        escalate_event(session, rt, patient, urgent, conversation_id=None, now=now)
     emergency = [e.text for e in plan.events if isinstance(e, engine.Say) and e.purpose == "emergency"]
     if emergency and patient.reachable:
         queue_text(
@@ -660,7 +651,7 @@ def _outside_conversation(
     message: Message,
     now: dt.datetime,
 ) -> None:
-    from app.escalation.service import escalate, escalate_event
+    from app.escalation.service import escalate_event
 
     ctx = engine.PatientContext(
         first_name=patient.given_name,
@@ -682,17 +673,8 @@ def _outside_conversation(
         return
     if plan.confirm:  # pragma: no cover - the content library ships the flow; never leave a mention unseen
         for finding in plan.confirm:
-            escalate(
-                session,
-                rt,
-                patient,
-                level="URGENT",
-                reason=finding.reason,
-                rule_id=f"confirm:{finding.reason}",
-                detail={"outside_conversation": True, "evidence": finding.evidence},
-                conversation_id=None,
-                now=now,
-            )
+            urgent = engine.confirm_escalation(finding, {"outside_conversation": True})
+            escalate_event(session, rt, patient, urgent, conversation_id=None, now=now)
     if said and reachable:
         kind = "emergency" if plan.emergency else "notice" if plan.notice else "reply"
         queue_text(session, rt, to=patient.phone, kind=kind, patient=patient, now=now, body="\n\n".join(said))
