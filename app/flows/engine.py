@@ -1069,7 +1069,7 @@ def _earlier_readings(
 
 # ------------------------------------------------------------------------------------------------ text
 def reprompt_text(node: Node, language: str, ctx: PatientContext) -> str:
-    """"Sorry, I didn't understand." and how to answer, worded for ``ctx.channel`` (SMS: the node's hint,
+    """ "Sorry, I didn't understand." and how to answer, worded for ``ctx.channel`` (SMS: the node's hint,
     or "Please reply YES or NO." and the question; voice: "press / say", app/flows/instructions.py)."""
     return reprompt_for(node, language, ctx)
 

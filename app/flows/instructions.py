@@ -243,7 +243,7 @@ def reprompt_default(node: Node, channel: str, language: str) -> str:
 
 
 def reprompt(node: Node, language: str, ctx: PatientContext) -> str:
-    """"Sorry, I didn't understand." and how to answer, for ``ctx.channel``.
+    """ "Sorry, I didn't understand." and how to answer, for ``ctx.channel``.
 
     SMS: the node's ``hint`` alone when it has one, else the default hint and the question again (as
     before voice existed). Voice: the node's voice hint alone when it has one, else the question again

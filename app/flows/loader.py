@@ -429,7 +429,9 @@ class _Compiler:
                     channel_line, f"{where}: unknown channel '{channel}' (expected {' or '.join(CHANNELS)})"
                 )
             if not isinstance(texts, Mapping):
-                raise self.fail(channel_line, f"{where}: '{channel}' must give one text per language ({', '.join(langs)})")
+                raise self.fail(
+                    channel_line, f"{where}: '{channel}' must give one text per language ({', '.join(langs)})"
+                )
             found[str(channel)] = self.local_text(texts, channel_line, f"{where} {channel}", langs)
         return found
 
