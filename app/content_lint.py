@@ -302,9 +302,9 @@ SMS_INSTRUCTION = re.compile(
 
 def _text_line(lines: Sequence[str], node: Node, language: str, pattern: re.Pattern[str], last: int) -> int:
     """The line of ``node`` (up to ``last``) whose ``language:`` entry matches ``pattern``; else the node's."""
-    key = re.compile(rf"^\s*{re.escape(language)}\s*:")
+    key = re.compile(rf"(?:^|[\s{{,]){re.escape(language)}\s*:")
     for number in range(max(node.line, 1), min(last, len(lines) + 1)):
-        if key.match(lines[number - 1]) and pattern.search(lines[number - 1]):
+        if key.search(lines[number - 1]) and pattern.search(lines[number - 1]):
             return number
     return node.line
 
