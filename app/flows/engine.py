@@ -27,7 +27,7 @@ from app.flows.answers import (
     parse_unknown,
     parse_yes_no,
 )
-from app.flows.instructions import join, opt_out_line, render_prompt, render_text
+from app.flows.instructions import instruction, join, opt_out_line, render_prompt, render_text
 from app.flows.instructions import reprompt as reprompt_for
 from app.flows.intents import GlobalIntents, confirm_reply
 from app.flows.keywords import opt_out_sentence_text
@@ -491,8 +491,11 @@ def _lists_unknown(node: Node) -> bool:
 
 
 def _question_words(node: Node) -> set[str]:
-    """The words of a question in every language: echoing them ("yes I am short of breath") says nothing more."""
-    return {w for text in node.text.values() for w in tokens(text)}
+    """The words of a question in every language, with its answer instructions on every channel: echoing
+    them ("yes I am short of breath", "yes reply yes") says nothing more."""
+    said = [*node.text.values()]
+    said += [instruction(node, channel, language) for channel in ("sms", "voice") for language in node.text]
+    return {w for text in said for w in tokens(text)}
 
 
 def _choice_word_set(node: Node) -> set[str]:
