@@ -287,7 +287,7 @@ def start(
     events: list[Event] = []
     if confirm:
         wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
-        state = _ask_confirm(replace(state, wake_at=wake.isoformat()), confirm, events)
+        state = _ask_confirm(replace(state, wake_at=wake.isoformat()), confirm, events, ctx.channel)
         return Step(state, tuple(events))
     state = _enter(flow, state, ctx, flow.start, events, now)
     if not flow.internal:
@@ -314,7 +314,7 @@ def resume(
     events: list[Event] = []
     if isinstance(given, Timeout):
         if state.confirming and state.node is None:
-            return Step(_confirm_timeout(state, events, now, flow), tuple(events))
+            return Step(_confirm_timeout(state, events, now, flow, ctx.channel), tuple(events))
         # Silence to "right now?" inside a flow: the URGENT stays open; the flow's own timing goes on.
         state = replace(state, confirming=(), confirm_asked=0)
         return Step(_timeout(flow, state, ctx, events, now), tuple(events))
@@ -325,7 +325,7 @@ def resume(
         state = replace(state, language=switch, attempts=0)
         events.append(LanguageChanged(switch))
         if state.confirming:
-            events.append(Say(confirm_question(_reasons(state.confirming), state.language), "confirm"))
+            events.append(Say(confirm_question(_reasons(state.confirming), state.language, ctx.channel), "confirm"))
         else:
             assert state.node is not None
             events.append(Say(render_prompt(flow.node(state.node), state.language, ctx), "prompt"))
@@ -338,7 +338,7 @@ def resume(
     if state.confirming:
         return Step(_confirm_answer(flow, state, ctx, text, verdict, events, now), tuple(events))
     if verdict.confirm:
-        return Step(_ask_confirm(state, pending_findings(verdict), events), tuple(events))
+        return Step(_ask_confirm(state, pending_findings(verdict), events, ctx.channel), tuple(events))
     if intents.opt_out_request(text):
         # Not an answer and not a failed attempt: one line on how to stop, and a flag for staff.
         events.append(OptOutRequested())
@@ -573,11 +573,11 @@ def confirm_escalation(finding: Finding, detail: Mapping[str, Any]) -> Escalate:
     )
 
 
-def _ask_confirm(state: State, findings: Sequence[Finding], events: list[Event]) -> State:
+def _ask_confirm(state: State, findings: Sequence[Finding], events: list[Event], channel: str = "sms") -> State:
     """A past, resolved or uncertain red flag: an URGENT item per reason at once, and "right now?"."""
     events.extend(confirm_escalation(f, {"question": state.node, "asked": "right_now"}) for f in findings)
     pending = tuple({f.reason: f for f in (*state.confirming, *findings)}.values())
-    events.append(Say(confirm_question(_reasons(pending), state.language), "confirm"))
+    events.append(Say(confirm_question(_reasons(pending), state.language, channel), "confirm"))
     return replace(state, confirming=pending, confirm_asked=1)
 
 
@@ -640,7 +640,7 @@ def _confirm_answer(
     answer = confirm_reply(text)
     if answer is None and state.confirm_asked < 2:
         events.append(NotUnderstood(state.node))
-        events.append(Say(confirm_reprompt(_reasons(state.confirming), state.language), "confirm"))
+        events.append(Say(confirm_reprompt(_reasons(state.confirming), state.language, ctx.channel), "confirm"))
         return replace(state, confirm_asked=state.confirm_asked + 1)
     if answer is None:
         events.append(NotUnderstood(state.node))
@@ -649,7 +649,7 @@ def _confirm_answer(
     new = tuple(f for f in pending_findings(verdict) if answer == "no")
     if new:
         # "No, but the chest pain went away an hour ago": another mention to ask about.
-        return _ask_confirm(state, new, events)
+        return _ask_confirm(state, new, events, ctx.channel)
     if state.node is None:
         # A check started outside any flow: the flow is its closing (thanks, a nurse will call today), then
         # what to do if it happens, by kind of reason (988 for suicide, Poison Control for a dose).
@@ -670,12 +670,13 @@ def _confirm_answer(
     return state
 
 
-def _confirm_timeout(state: State, events: list[Event], now: dt.datetime, flow: Flow) -> State:
+def _confirm_timeout(state: State, events: list[Event], now: dt.datetime, flow: Flow, channel: str = "sms") -> State:
     """Silence to a "right now?" asked outside any flow: one reminder, then expire; the URGENT stays open."""
     if not state.reminded:
         _ = gettext_for(state.language)
         prefix = _("Reminder:")
-        events.append(Say(f"{prefix} {confirm_question(_reasons(state.confirming), state.language)}", "reminder"))
+        question = confirm_question(_reasons(state.confirming), state.language, channel)
+        events.append(Say(f"{prefix} {question}", "reminder"))
         started = dt.datetime.fromisoformat(state.started_at)
         expire = max(started + dt.timedelta(minutes=flow.waits.expire_after_minutes), now + dt.timedelta(minutes=1))
         return replace(state, reminded=True, wake_at=expire.isoformat())

@@ -431,3 +431,15 @@ def test_lint_prints_every_flow_and_warns_past_a_minute() -> None:
     assert "appointment-reminder" not in long_ones
     warned = {w.split(":")[0] for w in report.warnings if "by phone" in w}
     assert warned == {library.flows[f].source_path for f in long_ones}
+
+
+def test_the_right_now_question_is_worded_for_the_channel() -> None:
+    from app.flows.safety import confirm_question, confirm_reprompt
+
+    assert confirm_question(["chest_pain"], "en") == "Do you have chest pain right now? Reply YES or NO."
+    assert confirm_question(["chest_pain"], "en", "voice") == (
+        "Do you have chest pain right now? Press 1 for yes or 2 for no. You can also say yes or no."
+    )
+    assert confirm_reprompt(["chest_pain"], "es", "voice").endswith(
+        "Oprima 1 para sí o 2 para no. También puede decir sí o no."
+    )
