@@ -209,6 +209,11 @@ def lint_content(show_segments: bool, strict: bool) -> None:
             )
     for where, measure, value in report.reading:
         click.echo(f"reading: {where}: {measure} {value:.1f}")
+    for duration in report.durations:
+        click.echo(
+            f"by phone: {duration.flow_id} [{duration.language}]: about {duration.longest:.0f} s on the longest "
+            f"way ({duration.questions} questions), {duration.shortest:.0f} s on the shortest"
+        )
     ucs2 = sum(1 for row in report.segments if row.encoding == "UCS-2")
     click.echo(
         f"{len(library.flows)} flows, {len(library.campaigns)} campaigns, "

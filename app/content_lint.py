@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from app.channels.segments import segment_info
 from app.content import ContentLibrary
-from app.flows.model import Flow
+from app.flows.instructions import instruction, join, opt_out_line, spoken_text
+from app.flows.model import Flow, Node
 from app.flows.text import fold, squash
 
 #: Realistic values for the texts' variables, rendered per language as production renders them (Babel).
@@ -45,12 +46,26 @@ class SegmentRow(NamedTuple):
     filled_segments: int
 
 
+class DurationRow(NamedTuple):
+    """How long a flow's voice rendering takes to say in one language (see :func:`spoken_duration`)."""
+
+    flow_id: str
+    language: str
+    #: Seconds on the longest way through the flow (every question it can ask, asked once).
+    longest: float
+    #: Seconds on the shortest way to an end.
+    shortest: float
+    #: Questions on the longest way.
+    questions: int
+
+
 @dataclass
 class LintReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     segments: list[SegmentRow] = field(default_factory=list)
     reading: list[tuple[str, str, float]] = field(default_factory=list)
+    durations: list[DurationRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -147,11 +162,34 @@ def graph_problems(flow: Flow) -> list[str]:
     return problems
 
 
+def sms_text(flow: Flow, node: Node, language: str) -> str:
+    """The SMS a node sends, as a template (variables not filled): its text, the SMS answer instruction
+    of a question, and the opt-out line on the flow's first message (as app/flows/engine.py sends it)."""
+    text = join(node.text.get(language, ""), instruction(node, "sms", language))
+    if node.id == flow.start and not flow.internal:
+        text = join(text, opt_out_line("sms", language))
+    return text
+
+
+def voice_text(flow: Flow, node: Node, language: str) -> str:
+    """What a call says for a node, as a template: the text aloud, the voice instruction of a question,
+    and "To stop these calls, press 9." at the flow's first prompt."""
+    text = spoken_text(node.text.get(language, ""), language)
+    said = instruction(node, "voice", language)
+    if said:
+        if text and not re.search(r"[.?!:]$", text):
+            text += "."
+        text = f"{text} {said}".strip()
+    if node.id == flow.start and not flow.internal:
+        text = f"{text} {opt_out_line('voice', language)}".strip()
+    return text
+
+
 def _outgoing_texts(flow: Flow) -> Iterator[tuple[str, int, dict[str, str]]]:
-    """(where, line, text per language) for every text a flow can send."""
+    """(where, line, SMS text per language) for every text a flow can send, as the patient gets it."""
     for node in flow.nodes.values():
         if node.text:
-            yield node.id, node.line, dict(node.text)
+            yield node.id, node.line, {language: sms_text(flow, node, language) for language in node.text}
         if node.hint:
             yield f"{node.id}.hint", node.line, dict(node.hint)
     for rule in flow.rules:
@@ -253,6 +291,124 @@ def flow_reading_problems(flow: Flow) -> list[str]:
     return problems
 
 
+#: Words that tell a patient how to answer by text. Content asks the question only; the renderer adds how
+#: to answer per channel (app/flows/instructions.py), so these in a question, message or wait text (or in
+#: what a call says) are errors. STOP / PARAR only in capitals: "stop any medicine", "no puede parar" are
+#: content. End texts and rule texts may say "call or text 988".
+SMS_INSTRUCTION = re.compile(
+    r"(?i:\b(?:reply|replies|responda|responder|conteste|texts?|texting|textos?)\b)|\bSTOP\b|\bPARAR\b"
+)
+
+
+def _text_line(lines: Sequence[str], node: Node, language: str, pattern: re.Pattern[str], last: int) -> int:
+    """The line of ``node`` (up to ``last``) whose ``language:`` entry matches ``pattern``; else the node's."""
+    key = re.compile(rf"(?:^|[\s{{,]){re.escape(language)}\s*:")
+    for number in range(max(node.line, 1), min(last, len(lines) + 1)):
+        if key.search(lines[number - 1]) and pattern.search(lines[number - 1]):
+            return number
+    return node.line
+
+
+def instruction_problems(flow: Flow, source: str = "") -> list[str]:
+    """Texts that still carry an SMS answer instruction ("Reply YES or NO.", "Responda PARAR..."), as
+    ``"file:line: ..."`` errors. Checked: the text of every question, message and wait node (an SMS
+    instruction belongs in ``instructions: {sms: ...}``, never in the text), and the whole voice rendering of
+    every question (its text, its voice instruction or override, its voice hint), which is said on a call.
+    A node's SMS ``instructions`` and its SMS ``hint`` may say "Reply".
+    """
+    lines = source.splitlines()
+    starts = [*sorted(node.line for node in flow.nodes.values()), len(lines) + 1]
+    problems: list[str] = []
+    for node in flow.nodes.values():
+        if node.type not in {"question", "message", "wait"}:
+            continue
+        last = next((line for line in starts if line > node.line), len(lines) + 1)
+        for language in flow.languages:
+            text = node.text.get(language, "")
+            found = SMS_INSTRUCTION.search(text)
+            if found:
+                line = _text_line(lines, node, language, SMS_INSTRUCTION, last)
+                problems.append(
+                    f"{flow.source_path}:{line}: node '{node.id}' [{language}]: the text says '{found.group(0)}': "
+                    "answer instructions are added per channel by the renderer (docs/flow-format.md "
+                    "'Answer instructions'); put a wording that must differ in `instructions: {sms: ...}`"
+                )
+                continue
+            spoken = " ".join([voice_text(flow, node, language), node.voice_hint.get(language, "")]).replace(
+                opt_out_line("voice", language), ""
+            )
+            found = SMS_INSTRUCTION.search(spoken)
+            if found:
+                problems.append(
+                    f"{flow.source_path}:{node.line}: node '{node.id}' [{language}]: the voice rendering says "
+                    f"'{found.group(0)}' (an SMS instruction on a call): {spoken!r}"
+                )
+    return problems
+
+
+#: Text-to-speech pace, words per minute: Amazon Polly / Twilio <Say> voices speak English at about 150
+#: and Spanish at about 160 words a minute at the default rate (Spanish words are shorter).
+WORDS_PER_MINUTE = {"en": 150.0, "es": 160.0}
+#: The pause a voice adds at each sentence end, seconds.
+SENTENCE_PAUSE = 0.4
+#: The caller's turn at a <Gather>, seconds: a keypress or a short word and Twilio's end-of-speech wait;
+#: a number is several keys and #; free text is a few spoken words.
+ANSWER_SECONDS = {"yes_no": 3.0, "choice": 3.0, "scale": 3.0, "number": 5.0, "text": 8.0}
+#: TCPA health-care exemption (FCC 15-72): an exempt call lasts at most one minute (TWILIO.md).
+MAX_CALL_SECONDS = 60.0
+_SPOKEN_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+
+
+def speaking_seconds(text: str, language: str) -> float:
+    """Seconds a TTS voice takes to say ``text``: words at :data:`WORDS_PER_MINUTE` plus
+    :data:`SENTENCE_PAUSE` per sentence. A number of three or more digits is said as two words ("one
+    eighty-two"); an estimate, not a measurement."""
+    words = 0
+    for word in _SPOKEN_WORD.findall(text):
+        words += 2 if word.isdigit() and len(word) >= 3 else 1
+    pace = WORDS_PER_MINUTE.get(language, WORDS_PER_MINUTE["en"])
+    return words * 60.0 / pace + SENTENCE_PAUSE * len(_SENTENCE_END.findall(text))
+
+
+def spoken_duration(flow: Flow, language: str, education: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(longest, shortest, questions on the longest): the seconds a call takes to go through ``flow`` in
+    ``language`` on its longest and on its shortest way from the start to an end (every branch is a way;
+    each question asked once, answered at once: no re-prompts, no escalation texts), with the voice
+    rendering (:func:`voice_text`, sample variables), the caller's turn at each question
+    (:data:`ANSWER_SECONDS`) and an education text read aloud where a node gives one.
+    """
+    values = sample_variables(language, filled=False)
+    education = education or {}
+    cost: dict[str, float] = {}
+    for node in flow.nodes.values():
+        said = voice_text(flow, node, language).format_map(values) if node.text else ""
+        if node.type == "education" and node.education in education:
+            said = f"{education[node.education]} {said}"
+        seconds = speaking_seconds(said, language)
+        if node.type == "question" and node.question_type:
+            seconds += ANSWER_SECONDS.get(node.question_type, 3.0)
+        cost[node.id] = seconds
+    memo: dict[str, tuple[float, float, int]] = {}
+
+    def walk(node_id: str, seen: frozenset[str]) -> tuple[float, float, int]:
+        if node_id in memo:
+            return memo[node_id]
+        node = flow.node(node_id)
+        asks = 1 if node.type == "question" else 0
+        targets = [t for t in _successors(flow, node_id) if t not in seen]
+        if not targets:
+            result = (cost[node_id], cost[node_id], asks)
+        else:
+            ways = [walk(t, seen | {node_id}) for t in sorted(targets)]
+            longest = max(ways, key=lambda w: w[0])
+            result = (cost[node_id] + longest[0], cost[node_id] + min(w[1] for w in ways), asks + longest[2])
+        memo[node_id] = result
+        return result
+
+    return walk(flow.start, frozenset())
+
+
 def _education_body(text: str) -> str:
     return " ".join(line for line in text.splitlines() if line.strip())
 
@@ -296,6 +452,22 @@ def lint(library: ContentLibrary, *, strict: bool = False) -> LintReport:
     for flow in library.flows.values():
         report.errors.extend(graph_problems(flow))
         report.errors.extend(keyword_collisions(flow, library.flow_sources.get(flow.id, "")))
+        report.errors.extend(instruction_problems(flow, library.flow_sources.get(flow.id, "")))
+        if not flow.internal:
+            for language in flow.languages:
+                education = {
+                    topic: _education_body(items[language].body)
+                    for topic, items in library.education.items()
+                    if language in items
+                }
+                longest, shortest, questions = spoken_duration(flow, language, education)
+                report.durations.append(DurationRow(flow.id, language, longest, shortest, questions))
+                if longest > MAX_CALL_SECONDS:
+                    report.warnings.append(
+                        f"{flow.source_path}: by phone [{language}] about {longest:.0f} s on its longest way "
+                        f"({questions} questions), past the {MAX_CALL_SECONDS:.0f} s a health-care call may last "
+                        "(TCPA exemption, TWILIO.md 'Rules that bind the content')"
+                    )
         reading = flow_reading_problems(flow)
         (report.errors if strict else report.warnings).extend(reading)
         for where, _line, texts in _outgoing_texts(flow):

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.numbers import format_decimal
-
 from app.flows.answers import (
     CHOICE_MEANINGS,
     extra_words,
@@ -29,6 +27,8 @@ from app.flows.answers import (
     parse_unknown,
     parse_yes_no,
 )
+from app.flows.instructions import instruction, join, opt_out_line, render_prompt, render_text
+from app.flows.instructions import reprompt as reprompt_for
 from app.flows.intents import GlobalIntents, confirm_reply
 from app.flows.keywords import opt_out_sentence_text
 from app.flows.model import LEVELS, Condition, Flow, Node, Rule, Score
@@ -41,7 +41,7 @@ from app.flows.safety import (
     nurse_today_text,
 )
 from app.flows.text import tokens
-from app.i18n import gettext_for, locale_for, normalise_language
+from app.i18n import gettext_for, normalise_language
 from app.triage.verdict import Finding, Verdict
 
 MAX_REPROMPTS = 2
@@ -149,6 +149,9 @@ class PatientContext:
     education: Mapping[str, str] = field(default_factory=dict)
     #: IANA time zone: "yesterday" in the rise/fall rules is the patient's calendar day.
     timezone: str = "UTC"
+    #: "sms" (the console channel counts as SMS) or "voice": how answer instructions, re-prompts and the
+    #: opt-out line are worded (app/flows/instructions.py).
+    channel: str = "sms"
 
 
 @dataclass(frozen=True)
@@ -284,10 +287,21 @@ def start(
     events: list[Event] = []
     if confirm:
         wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
-        state = _ask_confirm(replace(state, wake_at=wake.isoformat()), confirm, events)
+        state = _ask_confirm(replace(state, wake_at=wake.isoformat()), confirm, events, ctx.channel)
         return Step(state, tuple(events))
     state = _enter(flow, state, ctx, flow.start, events, now)
+    if not flow.internal:
+        _add_opt_out(events, ctx, state.language)
     return Step(state, tuple(events))
+
+
+def _add_opt_out(events: list[Event], ctx: PatientContext, language: str) -> None:
+    """The first message of a conversation ends with how to stop ("Reply STOP to end texts." / "To stop
+    these calls, press 9."): content never writes it (app/flows/instructions.py)."""
+    for index, event in enumerate(events):
+        if isinstance(event, Say):
+            events[index] = Say(join(event.text, opt_out_line(ctx.channel, language)), event.purpose)
+            return
 
 
 def resume(
@@ -300,7 +314,7 @@ def resume(
     events: list[Event] = []
     if isinstance(given, Timeout):
         if state.confirming and state.node is None:
-            return Step(_confirm_timeout(state, events, now, flow), tuple(events))
+            return Step(_confirm_timeout(state, events, now, flow, ctx.channel), tuple(events))
         # Silence to "right now?" inside a flow: the URGENT stays open; the flow's own timing goes on.
         state = replace(state, confirming=(), confirm_asked=0)
         return Step(_timeout(flow, state, ctx, events, now), tuple(events))
@@ -311,10 +325,10 @@ def resume(
         state = replace(state, language=switch, attempts=0)
         events.append(LanguageChanged(switch))
         if state.confirming:
-            events.append(Say(confirm_question(_reasons(state.confirming), state.language), "confirm"))
+            events.append(Say(confirm_question(_reasons(state.confirming), state.language, ctx.channel), "confirm"))
         else:
             assert state.node is not None
-            events.append(Say(_render(flow.node(state.node).text, state.language, ctx), "prompt"))
+            events.append(Say(render_prompt(flow.node(state.node), state.language, ctx), "prompt"))
         return Step(state, tuple(events))
     # Triage runs on every reply, before anything else reads it (DESIGN §4.3): every reason fires.
     verdict = intents.assess(text, state.language)
@@ -324,7 +338,7 @@ def resume(
     if state.confirming:
         return Step(_confirm_answer(flow, state, ctx, text, verdict, events, now), tuple(events))
     if verdict.confirm:
-        return Step(_ask_confirm(state, pending_findings(verdict), events), tuple(events))
+        return Step(_ask_confirm(state, pending_findings(verdict), events, ctx.channel), tuple(events))
     if intents.opt_out_request(text):
         # Not an answer and not a failed attempt: one line on how to stop, and a flag for staff.
         events.append(OptOutRequested())
@@ -477,8 +491,11 @@ def _lists_unknown(node: Node) -> bool:
 
 
 def _question_words(node: Node) -> set[str]:
-    """The words of a question in every language: echoing them ("yes I am short of breath") says nothing more."""
-    return {w for text in node.text.values() for w in tokens(text)}
+    """The words of a question in every language, with its answer instructions on every channel: echoing
+    them ("yes I am short of breath", "yes reply yes") says nothing more."""
+    said = [*node.text.values()]
+    said += [instruction(node, channel, language) for channel in ("sms", "voice") for language in node.text]
+    return {w for text in said for w in tokens(text)}
 
 
 def _choice_word_set(node: Node) -> set[str]:
@@ -556,11 +573,11 @@ def confirm_escalation(finding: Finding, detail: Mapping[str, Any]) -> Escalate:
     )
 
 
-def _ask_confirm(state: State, findings: Sequence[Finding], events: list[Event]) -> State:
+def _ask_confirm(state: State, findings: Sequence[Finding], events: list[Event], channel: str = "sms") -> State:
     """A past, resolved or uncertain red flag: an URGENT item per reason at once, and "right now?"."""
     events.extend(confirm_escalation(f, {"question": state.node, "asked": "right_now"}) for f in findings)
     pending = tuple({f.reason: f for f in (*state.confirming, *findings)}.values())
-    events.append(Say(confirm_question(_reasons(pending), state.language), "confirm"))
+    events.append(Say(confirm_question(_reasons(pending), state.language, channel), "confirm"))
     return replace(state, confirming=pending, confirm_asked=1)
 
 
@@ -623,7 +640,7 @@ def _confirm_answer(
     answer = confirm_reply(text)
     if answer is None and state.confirm_asked < 2:
         events.append(NotUnderstood(state.node))
-        events.append(Say(confirm_reprompt(_reasons(state.confirming), state.language), "confirm"))
+        events.append(Say(confirm_reprompt(_reasons(state.confirming), state.language, ctx.channel), "confirm"))
         return replace(state, confirm_asked=state.confirm_asked + 1)
     if answer is None:
         events.append(NotUnderstood(state.node))
@@ -632,7 +649,7 @@ def _confirm_answer(
     new = tuple(f for f in pending_findings(verdict) if answer == "no")
     if new:
         # "No, but the chest pain went away an hour ago": another mention to ask about.
-        return _ask_confirm(state, new, events)
+        return _ask_confirm(state, new, events, ctx.channel)
     if state.node is None:
         # A check started outside any flow: the flow is its closing (thanks, a nurse will call today), then
         # what to do if it happens, by kind of reason (988 for suicide, Poison Control for a dose).
@@ -649,16 +666,17 @@ def _confirm_answer(
     events.append(Say(told, "escalation"))
     node = flow.node(state.node)
     if node.type == "question":
-        events.append(Say(_render(node.text, state.language, ctx), "prompt"))
+        events.append(Say(render_prompt(node, state.language, ctx), "prompt"))
     return state
 
 
-def _confirm_timeout(state: State, events: list[Event], now: dt.datetime, flow: Flow) -> State:
+def _confirm_timeout(state: State, events: list[Event], now: dt.datetime, flow: Flow, channel: str = "sms") -> State:
     """Silence to a "right now?" asked outside any flow: one reminder, then expire; the URGENT stays open."""
     if not state.reminded:
         _ = gettext_for(state.language)
         prefix = _("Reminder:")
-        events.append(Say(f"{prefix} {confirm_question(_reasons(state.confirming), state.language)}", "reminder"))
+        question = confirm_question(_reasons(state.confirming), state.language, channel)
+        events.append(Say(f"{prefix} {question}", "reminder"))
         started = dt.datetime.fromisoformat(state.started_at)
         expire = max(started + dt.timedelta(minutes=flow.waits.expire_after_minutes), now + dt.timedelta(minutes=1))
         return replace(state, reminded=True, wake_at=expire.isoformat())
@@ -675,20 +693,20 @@ def _enter(flow: Flow, state: State, ctx: PatientContext, node_id: str, events: 
             if node.type == "education" and node.education and node.education in ctx.education:
                 events.append(Say(ctx.education[node.education], "info"))
             if text:
-                events.append(Say(_render(text, state.language, ctx), "info"))
+                events.append(Say(render_text(text, state.language, ctx), "info"))
             node_id = _choose_next(node, state, ctx, flow, now)
             continue
         if node.type == "question":
-            events.append(Say(_render(node.text, state.language, ctx), "prompt"))
+            events.append(Say(render_prompt(node, state.language, ctx), "prompt"))
             wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
             return replace(state, node=node.id, attempts=0, reminded=False, wake_at=wake.isoformat())
         if node.type == "wait":
             if node.text:
-                events.append(Say(_render(node.text, state.language, ctx), "info"))
+                events.append(Say(render_text(node.text, state.language, ctx), "info"))
             wake = now + dt.timedelta(minutes=node.wait_minutes)
             return replace(state, node=node.id, attempts=0, reminded=True, wake_at=wake.isoformat())
         if node.text:
-            events.append(Say(_render(node.text, state.language, ctx), "closing"))
+            events.append(Say(render_text(node.text, state.language, ctx), "closing"))
         return _finish(replace(state, node=node.id), node.result, events, node.start_flow)
     raise FlowRuntimeError(f"flow {flow.id} loops without asking anything")
 
@@ -771,7 +789,7 @@ def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event],
     if not state.reminded:
         _ = gettext_for(state.language)
         prefix = _("Reminder:")
-        events.append(Say(f"{prefix} {_render(node.text, state.language, ctx)}", "reminder"))
+        events.append(Say(f"{prefix} {render_prompt(node, state.language, ctx)}", "reminder"))
         started = dt.datetime.fromisoformat(state.started_at)
         expire = max(started + dt.timedelta(minutes=flow.waits.expire_after_minutes), now + dt.timedelta(minutes=1))
         return replace(state, reminded=True, wake_at=expire.isoformat())
@@ -1054,44 +1072,10 @@ def _earlier_readings(
 
 
 # ------------------------------------------------------------------------------------------------ text
-class _Vars(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-def _render(text: Mapping[str, str], language: str, ctx: PatientContext) -> str:
-    template = text.get(language) or next(iter(text.values()))
-    values = _Vars(first_name=ctx.first_name, program_name=ctx.program_name, program_phone=ctx.program_phone)
-    values.update(ctx.variables)
-    return template.format_map(values)
-
-
-def _number(value: float | None, language: str) -> str:
-    return format_decimal(value or 0, locale=locale_for(language))
-
-
 def reprompt_text(node: Node, language: str, ctx: PatientContext) -> str:
-    _ = gettext_for(language)
-    sorry = _("Sorry, I didn't understand.")
-    if node.hint:
-        return f"{sorry} {_render(node.hint, language, ctx)}"
-    if node.question_type == "yes_no":
-        hint = _("Please reply YES or NO.")
-    elif node.question_type == "number":
-        hint = _("Please reply with a number between %(low)s and %(high)s.") % {
-            "low": _number(node.minimum, language),
-            "high": _number(node.maximum, language),
-        }
-    elif node.question_type == "scale":
-        hint = _("Please reply with a number from %(low)s to %(high)s.") % {
-            "low": _number(node.minimum, language),
-            "high": _number(node.maximum, language),
-        }
-    elif node.question_type == "choice":
-        hint = _("Please reply with the number of your answer.")
-    else:
-        hint = _("Please reply with a short message.")
-    return f"{sorry} {hint}\n{_render(node.text, language, ctx)}"
+    """ "Sorry, I didn't understand." and how to answer, worded for ``ctx.channel`` (SMS: the node's hint,
+    or "Please reply YES or NO." and the question; voice: "press / say", app/flows/instructions.py)."""
+    return reprompt_for(node, language, ctx)
 
 
 def level_text(level: str, language: str, ctx: PatientContext) -> str:
@@ -1109,7 +1093,7 @@ def level_text(level: str, language: str, ctx: PatientContext) -> str:
 
 def _rule_text(rule: Rule, language: str, ctx: PatientContext) -> str:
     if rule.tell:
-        return _render(rule.tell, language, ctx)
+        return render_text(rule.tell, language, ctx)
     if rule.level == "EMERGENCY":
         return emergency_text(language, ctx, crisis_line=rule.crisis_line)
     return level_text(rule.level, language, ctx)

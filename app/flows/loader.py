@@ -46,8 +46,14 @@ NODE_FIELDS: dict[str, set[str]] = {
         "assess",
         "meter",
         "partly",
+        "instructions",
+        "measure",
+        "example",
+        "menu",
     },
 }
+#: Channels an answer instruction or a hint may be given for (app/flows/instructions.py).
+CHANNELS = ("sms", "voice")
 QUESTION_TYPES = {"number", "yes_no", "choice", "scale", "text"}
 CONDITION_KINDS = {"answer", "score", "rise", "fall", "consecutive"}
 COMPARATORS = {"is", "is_not", "at_least", "at_most", "above", "below", "between", "in", "answered", "unknown"}
@@ -331,7 +337,8 @@ class _Compiler:
                 self.line_of(raw, "answer"),
                 f"{what}: unknown answer type '{qtype}' (expected one of {', '.join(sorted(QUESTION_TYPES))})",
             )
-        hint = self.local_text(raw["hint"], self.line_of(raw, "hint"), f"{what} hint", langs) if "hint" in raw else {}
+        hints = self.by_channel(raw, "hint", what, langs, flat="sms") if "hint" in raw else {}
+        instructions = self.by_channel(raw, "instructions", what, langs) if "instructions" in raw else {}
         minimum = raw.get("min")
         maximum = raw.get("max")
         if qtype in {"number", "scale"}:
@@ -373,13 +380,22 @@ class _Compiler:
         if assess and qtype == "text":
             raise self.fail(self.line_of(raw, "assess"), f"{what}: a text question cannot be 'assess'")
         meter = self.meter(raw, qtype, what)
+        measure, example = self.number_words(raw, qtype, what, langs, minimum, maximum)
+        if "menu" in raw and qtype not in {"choice", "scale"}:
+            raise self.fail(self.line_of(raw, "menu"), f"{what}: 'menu' is for choice and scale questions")
+        menu = self.flag(raw, "menu", what, default=qtype == "scale")
         return Node(
             id=node_id,
             type="question",
             text=text,
             next=next_branches,
             question_type=qtype,
-            hint=hint,
+            hint=hints.get("sms", {}),
+            voice_hint=hints.get("voice", {}),
+            instructions=instructions,
+            measure=measure,
+            example=example,
+            menu=menu,
             unit=raw.get("unit"),
             minimum=minimum,
             maximum=maximum,
@@ -391,6 +407,56 @@ class _Compiler:
             meter=meter,
             line=raw.line,
         )
+
+    def by_channel(
+        self, raw: LineDict, key: str, what: str, langs: tuple[str, ...], *, flat: str | None = None
+    ) -> dict[str, dict[str, str]]:
+        """``{sms: {en, es}, voice: {en, es}}`` (either channel may be left out). With ``flat``, a plain
+        ``{en, es}`` is that channel's text (a ``hint`` written before voice existed is the SMS hint)."""
+        value = raw[key]
+        line = self.line_of(raw, key)
+        where = f"{what} {key}"
+        shape = f"a mapping like {{voice: {{{', '.join(langs)}}}, sms: {{...}}}}"
+        if not isinstance(value, Mapping) or not value:
+            raise self.fail(line, f"{where}: must be {shape}")
+        if flat is not None and not any(k in CHANNELS for k in value):
+            return {flat: self.local_text(value, line, where, langs)}
+        found: dict[str, dict[str, str]] = {}
+        for channel, texts in value.items():
+            channel_line = self.line_of(value, channel)
+            if channel not in CHANNELS:
+                raise self.fail(
+                    channel_line, f"{where}: unknown channel '{channel}' (expected {' or '.join(CHANNELS)})"
+                )
+            if not isinstance(texts, Mapping):
+                raise self.fail(
+                    channel_line, f"{where}: '{channel}' must give one text per language ({', '.join(langs)})"
+                )
+            found[str(channel)] = self.local_text(texts, channel_line, f"{where} {channel}", langs)
+        return found
+
+    def number_words(
+        self, raw: LineDict, qtype: str, what: str, langs: tuple[str, ...], minimum: Any, maximum: Any
+    ) -> tuple[dict[str, str], str | None]:
+        """``measure`` ({en: your weight, es: su peso}) and ``example`` (182) of a number question."""
+        for key in ("measure", "example"):
+            if key in raw and qtype != "number":
+                raise self.fail(self.line_of(raw, key), f"{what}: '{key}' is for number questions")
+        measure = (
+            self.local_text(raw["measure"], self.line_of(raw, "measure"), f"{what} measure", langs)
+            if "measure" in raw
+            else {}
+        )
+        example: str | None = None
+        if "example" in raw:
+            value = raw["example"]
+            line = self.line_of(raw, "example")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(line, f"{what}: example must be a number, like 182")
+            if not float(minimum) <= float(value) <= float(maximum):
+                raise self.fail(line, f"{what}: example {value} is outside min {minimum} and max {maximum}")
+            example = str(value)
+        return measure, example
 
     def flag(self, raw: LineDict, key: str, what: str, *, default: bool) -> bool:
         if key not in raw:

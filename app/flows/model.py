@@ -65,7 +65,21 @@ class Node:
     text: LocalText = field(default_factory=dict)
     next: tuple[Branch, ...] = ()
     question_type: QuestionType | None = None
+    #: The SMS re-prompt hint ("Please reply with your weight in pounds, like 182.").
     hint: LocalText = field(default_factory=dict)
+    #: The voice re-prompt hint; empty: the question again with its voice instruction.
+    voice_hint: LocalText = field(default_factory=dict)
+    #: Per channel ("sms" | "voice"), the answer instruction to say instead of the default for the question
+    #: type (app/flows/instructions.py), where the wording must differ.
+    instructions: Mapping[str, LocalText] = field(default_factory=dict)
+    #: Number questions: what the number is, per language, as said in an instruction ("your weight" /
+    #: "su peso": "Enter your weight, then press the pound key.").
+    measure: LocalText = field(default_factory=dict)
+    #: Number questions: an example answer for the SMS instruction ("182": "Reply with ..., like 182.").
+    example: str | None = None
+    #: Choice and scale questions: on SMS, one line per choice ("0 Not at all") rather than one sentence
+    #: ("Reply 1 Better, 2 Same, 3 Worse."). Default: true for a scale, false for a choice.
+    menu: bool = False
     unit: str | None = None
     minimum: float | None = None
     maximum: float | None = None

@@ -87,8 +87,10 @@ def _right_now_questions(_: Callable[[str], str]) -> dict[str, str]:
     }
 
 
-def confirm_question(reasons: Sequence[str], language: str) -> str:
-    """The yes/no "right now?" question naming each symptom plainly (one line per reason), then how to reply.
+def confirm_question(reasons: Sequence[str], language: str, channel: str = "sms") -> str:
+    """The yes/no "right now?" question naming each symptom plainly (one line per reason), then how to reply
+    on ``channel`` ("Reply YES or NO." on SMS; on a call "Press 1 for yes or 2 for no. You can also say yes
+    or no.", app/flows/instructions.py).
 
     A reason without its own wording gets a generic question, never nothing.
     """
@@ -99,13 +101,14 @@ def confirm_question(reasons: Sequence[str], language: str) -> str:
         line = known.get(reason, _("Is this happening right now?"))
         if line not in lines:
             lines.append(line)
-    return " ".join([*lines, _("Reply YES or NO.")])
+    how = _("Press 1 for yes or 2 for no. You can also say yes or no.") if channel == "voice" else _("Reply YES or NO.")
+    return " ".join([*lines, how])
 
 
-def confirm_reprompt(reasons: Sequence[str], language: str) -> str:
+def confirm_reprompt(reasons: Sequence[str], language: str, channel: str = "sms") -> str:
     _ = gettext_for(language)
     sorry = _("Sorry, I didn't understand.")
-    return f"{sorry} {confirm_question(reasons, language)}"
+    return f"{sorry} {confirm_question(reasons, language, channel)}"
 
 
 def not_now_safety_text(language: str, findings: Sequence[Finding]) -> str:

@@ -64,6 +64,8 @@ def required_inputs(flow: Flow) -> set[str]:
     """The variable inputs (``appointment_at``, ``dose_time``, ``medication_name``) the flow's texts use."""
     names: set[str] = set()
     texts = [node.text for node in flow.nodes.values()] + [node.hint for node in flow.nodes.values()]
+    texts += [node.voice_hint for node in flow.nodes.values()]
+    texts += [by_language for node in flow.nodes.values() for by_language in node.instructions.values()]
     texts += [rule.tell for rule in flow.rules]
     for text in texts:
         for template in text.values():

@@ -34,7 +34,7 @@ FLOW = compile_flow(
           - id: better
             type: question
             answer: yes_no
-            text: {en: "Feeling better? Reply YES or NO.", es: "¿Se siente mejor? Responda SI o NO."}
+            text: {en: "Feeling better?", es: "¿Se siente mejor?"}
             next: level
           - id: level
             type: question
