@@ -31,7 +31,7 @@ from app.conversations.service import resume_and_say, start_and_say
 from app.db import after_commit
 from app.flows import engine
 from app.flows import voice as v
-from app.messaging.outbound import BAD_NUMBER_CODES, UNCONFIRMED, backoff, queue_text
+from app.messaging.outbound import UNCONFIRMED, backoff, queue_text
 from app.models import Call, CallStatus, Conversation, Message, Patient, Program
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
@@ -46,6 +46,8 @@ RETRY_AFTER = dt.timedelta(minutes=60)
 MAX_ATTEMPTS = 5
 #: A call left ``dialing`` this long had its worker die: reconcile before calling again.
 DIALING_STUCK_AFTER = dt.timedelta(minutes=2)
+#: The number is not a valid phone number (21614, "not a mobile number", refuses texts only).
+CALL_BAD_NUMBER_CODES = frozenset({21211})
 #: Twilio's final CallStatus values that mean nobody answered this try.
 NOT_ANSWERED = frozenset({"busy", "no-answer", "failed", "canceled"})
 FINAL = frozenset(
@@ -314,7 +316,7 @@ def _record_place_failure(rt: Runtime, call_id: int, exc: SendError, attempt: in
         code = str(exc.code or exc.http_status or "network")
         call.error_code = f"{UNCONFIRMED}{code}" if exc.ambiguous else code
         patient = session.get(Patient, call.patient_id) if call.patient_id else None
-        if exc.code in BAD_NUMBER_CODES and not exc.ambiguous:
+        if exc.code in CALL_BAD_NUMBER_CODES and not exc.ambiguous:
             if patient is not None:
                 patient.phone_invalid = True
             log.warning("call refused: bad number call id=%s code=%s", call_id, exc.code)
