@@ -27,7 +27,7 @@ from app.channels.cleaning import (
 from app.channels.signatures import twilio_signed
 from app.channels.voice_twiml import render
 from app.db import run_in_transaction
-from app.messaging.call_turns import GatherResult, VoiceAnswer, answer_inbound, answer_outbound, gather
+from app.messaging.call_turns import GatherResult, VoiceAnswer, answer_inbound, answer_outbound, gather_safely
 from app.messaging.calls import gather_url, handle_status
 from app.messaging.inbound import InboundText, store_text
 from app.messaging.status import apply_status
@@ -185,11 +185,7 @@ def voice_gather() -> Response:
         speech=clean_text(request.form.get("SpeechResult", ""), _SPEECH_MAX).strip() or None,
         confidence=clean_text(request.form.get("Confidence", ""), 32).strip() or None,
     )
-    now = rt.now()
-    answer = run_in_transaction(
-        rt.sessions,
-        lambda session: gather(session, rt, call_id=call_id, step=step, call_sid=call_sid, heard=heard, now=now),
-    )
+    answer = gather_safely(rt, call_id=call_id, step=step, call_sid=call_sid, heard=heard, now=rt.now())
     return _voice_twiml(answer)
 
 

@@ -310,6 +310,11 @@ def connecting_text(language: str) -> str:
     return _("Connecting you to a nurse now.")
 
 
+def failed_text(language: str) -> str:
+    _ = gettext_for(language)
+    return _("Sorry, something went wrong with this call. Your care team will see your answers. Goodbye.")
+
+
 def goodbye_text(language: str) -> str:
     _ = gettext_for(language)
     return _("Goodbye.")

@@ -562,3 +562,59 @@ def _todays_touch(session: Session, patient: Patient, now: dt.datetime) -> Sched
         .limit(1)
         .with_for_update(of=ScheduledTouch)
     ).first()
+
+
+def gather_safely(
+    rt: Runtime, *, call_id: int, step: int, call_sid: str, heard: GatherResult, now: dt.datetime
+) -> VoiceAnswer | None:
+    """:func:`gather` in its own transaction; if the step raises, a new transaction keeps what was heard
+    (marked for review), triages it (an emergency is escalated and 911 / 988 said whatever broke) and
+    ends the call politely: the caller never hears an application error for our failure."""
+    from app.db import run_in_transaction
+
+    try:
+        return run_in_transaction(
+            rt.sessions,
+            lambda session: gather(session, rt, call_id=call_id, step=step, call_sid=call_sid, heard=heard, now=now),
+        )
+    except Exception as exc:
+        failure = type(exc).__name__  # the class only: an exception's text may quote the patient
+    log.error("voice step failed call id=%s step=%s error=%s", call_id, step, failure)
+    return run_in_transaction(
+        rt.sessions,
+        lambda session: _step_failed(session, rt, call_id, step, call_sid, heard, failure, now),
+    )
+
+
+def _step_failed(
+    session: Session,
+    rt: Runtime,
+    call_id: int,
+    step: int,
+    call_sid: str,
+    heard: GatherResult,
+    failure: str,
+    now: dt.datetime,
+) -> VoiceAnswer | None:
+    call = session.get(Call, call_id, with_for_update=True)
+    if call is None or call.call_sid != call_sid:
+        return None
+    if step < call.step:
+        return _replay(call, step)
+    patient = session.get(Patient, call.patient_id) if call.patient_id else None
+    conversation = session.get(Conversation, call.conversation_id) if call.conversation_id else None
+    language = _language(call, conversation, patient)
+    voice = voices(rt)(language)
+    message = _record_heard(session, call, step, heard, now)
+    if message is not None:
+        message.needs_review = True
+        message.error_code = failure[:64]
+    call.pending = {"after": ENDED}
+    if patient is not None and heard.speech:
+        verdict = rt.content.intents.assess(heard.speech, language)
+        if verdict.emergency:
+            program = session.get(Program, patient.program_id)
+            assert program is not None
+            turn = _outside_emergency(session, rt, call, patient, program, verdict, language, voice, now)
+            return _store(session, call, step, turn, now)
+    return _store(session, call, step, v.simple_turn([v.failed_text(language)], language, voice), now)

@@ -176,6 +176,7 @@ def patient_json(patient: Patient) -> dict[str, Any]:
         "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
         "status": patient.status,
         "opted_out": patient.opted_out,
+        "voice_opted_out": patient.voice_opted_out,
         "thresholds": dict(patient.thresholds or {}),
     }
 

@@ -380,3 +380,35 @@ def test_calls_wait_for_the_patients_morning(
     run_jobs()
     assert fake_twilio.calls == []
     assert call_row(rt, call_id).next_try_at == dt.datetime(2026, 11, 30, 13, 0, tzinfo=dt.UTC)
+
+
+def _break_the_conversation(rt: Runtime, patient_id: int) -> None:
+    """A conversation whose step cannot run (its state names a node the flow does not have)."""
+    with rt.sessions() as session, session.begin():
+        conversation = session.scalars(select(Conversation).where(Conversation.patient_id == patient_id)).one()
+        conversation.state = {**conversation.state, "node": "no-such-node"}
+
+
+def test_a_step_that_fails_still_triages_and_never_answers_500(
+    rt: Runtime, client: FlaskClient, fake_twilio: FakeTwilio, run_jobs: Jobs, make_patient: PatientFactory
+) -> None:
+    install_clock(rt, MORNING)
+    patient = make_patient(preferred_channel="voice")
+    call = placed_call(rt, fake_twilio, client, run_jobs, patient)
+    call.answer()
+    _break_the_conversation(rt, patient.id)
+    call.say("I have chest pain right now", confidence=0.9)
+    assert any("911" in line for line in call.heard())
+    assert ("EMERGENCY", "chest_pain") in escalations(rt, patient.id)
+    heard = [m for m in transcript(client, patient.id).values() if m["direction"] == "inbound"]
+    assert heard and heard[-1]["needs_review"] is True
+
+    other = make_patient(preferred_channel="voice")
+    call = placed_call(rt, fake_twilio, client, run_jobs, other)
+    call.answer()
+    _break_the_conversation(rt, other.id)
+    call.press("183")
+    assert call.heard() == [
+        "Sorry, something went wrong with this call. Your care team will see your answers. Goodbye."
+    ]
+    assert call.ended
