@@ -412,3 +412,26 @@ def test_a_step_that_fails_still_triages_and_never_answers_500(
         "Sorry, something went wrong with this call. Your care team will see your answers. Goodbye."
     ]
     assert call.ended
+
+
+def test_the_calls_per_second_limit_is_shared_by_every_worker(app_config: dict[str, Any]) -> None:
+    """One call per second per account (TWILIO.md "Throughput"), reserved in Redis: two limiters (two
+    workers) share one schedule."""
+    from app.channels.rate_limit import build_call_limiter, call_key
+    from app.config import Settings
+
+    settings = Settings().with_overrides(
+        {
+            "channel": "twilio",
+            "redis_url": app_config["redis_url"],
+            "twilio_account_sid": app_config["twilio_account_sid"],
+            "calls_per_second": 1.0,
+        }
+    )
+    one, other = build_call_limiter(settings), build_call_limiter(settings)
+    key = call_key(settings)
+    first, second, third = one.reserve(key, 1), other.reserve(key, 1), one.reserve(key, 1)
+    assert first.reserved and second.reserved and third.reserved
+    assert first.wait_seconds < 0.5
+    assert 0.5 < second.wait_seconds <= 1.0
+    assert 1.5 < third.wait_seconds <= 2.0
