@@ -435,3 +435,35 @@ def test_the_calls_per_second_limit_is_shared_by_every_worker(app_config: dict[s
     assert first.wait_seconds < 0.5
     assert 0.5 < second.wait_seconds <= 1.0
     assert 1.5 < third.wait_seconds <= 2.0
+
+
+def test_a_known_caller_takes_todays_check_in_from_the_menu(
+    rt: Runtime, client: FlaskClient, fake_twilio: FakeTwilio, make_patient: PatientFactory
+) -> None:
+    from app.models import ScheduledTouch
+    from app.scheduling.enrollments import enroll
+
+    install_clock(rt, MORNING - dt.timedelta(hours=2))  # 08:00 in New York, before the 09:00 check-in
+    patient = make_patient()
+    with rt.sessions() as session, session.begin():
+        enroll(session, rt, session.merge(patient), "hf-remote-monitoring", MORNING.date(), rt.now())
+    sid = "CA" + "5" * 32
+    params = {"CallSid": sid, "From": patient.phone, "To": FROM_NUMBER, "CallStatus": "ringing", "Direction": "inbound"}
+    signed_post(client, "/twilio/voice", params, token=fake_twilio.auth_token)
+    with rt.sessions() as session:
+        call = session.scalars(select(Call).where(Call.call_sid == sid)).one()
+    response = signed_post(
+        client, "/twilio/voice/gather", {**params, "Digits": "1"}, token=fake_twilio.auth_token,
+        query=f"call={call.id}&step=1",
+    )  # fmt: skip
+    assert "What is your weight" in response.get_data(as_text=True)
+    (conversation,) = conversations(rt, patient.id)
+    assert (conversation.flow_id, conversation.channel, conversation.status) == ("hf-daily-check", "voice", "active")
+    with rt.sessions() as session:
+        touch = session.scalars(select(ScheduledTouch).where(ScheduledTouch.conversation_id == conversation.id)).one()
+    assert (touch.status, touch.outcome) == ("done", "started_by_call")
+    # The scheduler does not start it a second time.
+    result = client.application.test_cli_runner().invoke(args=["tick", "--now", MORNING.isoformat()])
+    assert result.exit_code == 0
+    assert len(conversations(rt, patient.id)) == 1
+    assert fake_twilio.messages == []
