@@ -21,8 +21,8 @@ def build_runtime(settings: Settings) -> Runtime:
 
     Raises ``ValueError`` when ``OUTREACH_CHANNEL`` is neither ``console`` nor ``twilio``.
     """
-    from app.channels.base import Channel
-    from app.channels.rate_limit import build_rate_limiter
+    from app.channels.base import Channel, VoiceChannel
+    from app.channels.rate_limit import build_call_limiter, build_rate_limiter
     from app.content import load_content
     from app.jobs import InProcessQueue, JobQueue, RqQueue
 
@@ -31,14 +31,19 @@ def build_runtime(settings: Settings) -> Runtime:
     install_commit_hooks(sessions)
     jobs: JobQueue = RqQueue(settings.redis_url) if settings.redis_url else InProcessQueue()
     channel: Channel
+    voice: VoiceChannel
     if settings.channel == "twilio":
         from app.channels.twilio_sms import TwilioSmsChannel
+        from app.channels.twilio_voice import TwilioVoiceChannel
 
         channel = TwilioSmsChannel(settings)
+        voice = TwilioVoiceChannel(settings, client=channel.client)
     elif settings.channel == "console":
         from app.channels.console import ConsoleChannel
+        from app.channels.twilio_voice import ConsoleVoiceChannel
 
         channel = ConsoleChannel(sessions)
+        voice = ConsoleVoiceChannel()
     else:
         raise ValueError(f"OUTREACH_CHANNEL must be console or twilio, not {settings.channel!r}")
 
@@ -50,6 +55,8 @@ def build_runtime(settings: Settings) -> Runtime:
         channel=channel,
         content=load_content(settings.content_dir),
         rate_limiter=build_rate_limiter(settings),
+        voice=voice,
+        call_limiter=build_call_limiter(settings),
     )
     set_current(runtime)
     return runtime

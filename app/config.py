@@ -42,6 +42,13 @@ class Settings:
     send_concurrency: int = 50
     #: Seconds the Twilio client waits for an answer before the attempt counts as unconfirmed.
     twilio_timeout_seconds: float = 10.0
+    #: Text-to-speech voices per language (Twilio <Say voice=...>): Amazon Polly neural voices by default.
+    voice_en: str = "Polly.Joanna-Neural"
+    voice_es: str = "Polly.Lupe-Neural"
+    #: Spoken answers heard with a lower confidence (0-1) are read back for the caller to confirm.
+    speech_confidence_min: float = 0.5
+    #: Outbound calls per second per account, shared by every worker (Twilio's default is 1).
+    calls_per_second: float = 1.0
     content_dir: Path = CONTENT_DIR
     demo_mode: bool = False
     session_cookie_secure: bool = True
@@ -95,13 +102,17 @@ ENV_NAMES: dict[str, str] = {
     "OUTREACH_SMS_RATE": "sms_segments_per_second",
     "OUTREACH_SEND_CONCURRENCY": "send_concurrency",
     "TWILIO_TIMEOUT": "twilio_timeout_seconds",
+    "OUTREACH_VOICE_EN": "voice_en",
+    "OUTREACH_VOICE_ES": "voice_es",
+    "OUTREACH_SPEECH_CONFIDENCE": "speech_confidence_min",
+    "OUTREACH_CALL_RATE": "calls_per_second",
     "OUTREACH_CONTENT_DIR": "content_dir",
     "OUTREACH_DEMO": "demo_mode",
     "SESSION_COOKIE_SECURE": "session_cookie_secure",
     "TESTING": "testing",
 }
 _BOOLS = {"demo_mode", "session_cookie_secure", "testing"}
-_FLOATS = {"sms_segments_per_second", "twilio_timeout_seconds"}
+_FLOATS = {"sms_segments_per_second", "twilio_timeout_seconds", "speech_confidence_min", "calls_per_second"}
 
 
 def _typed(name: str, value: Any) -> Any:
@@ -149,6 +160,10 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         sms_segments_per_second=float(env["OUTREACH_SMS_RATE"]) if env.get("OUTREACH_SMS_RATE") else None,
         send_concurrency=int(env.get("OUTREACH_SEND_CONCURRENCY") or 50),
         twilio_timeout_seconds=float(env.get("TWILIO_TIMEOUT") or 10.0),
+        voice_en=env.get("OUTREACH_VOICE_EN") or base.voice_en,
+        voice_es=env.get("OUTREACH_VOICE_ES") or base.voice_es,
+        speech_confidence_min=float(env.get("OUTREACH_SPEECH_CONFIDENCE") or base.speech_confidence_min),
+        calls_per_second=float(env.get("OUTREACH_CALL_RATE") or base.calls_per_second),
         content_dir=Path(env.get("OUTREACH_CONTENT_DIR") or CONTENT_DIR),
         demo_mode=_bool(env.get("OUTREACH_DEMO"), False),
         session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), True),

@@ -77,6 +77,8 @@ class Program(Base):
     #: Paged by SMS at once for every EMERGENCY, again if nobody acknowledges; then the supervisor.
     on_call_phone: Mapped[str | None] = mapped_column(String(20))
     supervisor_phone: Mapped[str | None] = mapped_column(String(20))
+    #: A staffed nurse line (E.164): on a call, after an EMERGENCY, "press 0 to talk to a nurse now" dials it.
+    nurse_line: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -101,6 +103,11 @@ class Patient(Base):
     opted_out_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: Set when a send fails with 21211/21614: staff must fix the number before outreach resumes.
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The patient pressed 9 on a call ("to stop these calls, press 9"): no more calls; texts go on.
+    voice_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    voice_opted_out_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The number cannot take texts (Twilio 21614, not a mobile number): outreach goes by voice.
+    sms_capable: Mapped[bool] = mapped_column(Boolean, default=True)
     consent_basis: Mapped[str | None] = mapped_column(String(40))
     consent_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     consent_recorded_by: Mapped[str | None] = mapped_column(String(200))
@@ -191,6 +198,8 @@ class Conversation(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: The enrollment's variables as they were when the conversation started.
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The channel the conversation runs on: ``sms`` (texts) or ``voice`` (a call; nothing is texted).
+    channel: Mapped[str] = mapped_column(String(10), default="sms")
     #: When the engine next wants a timeout input (reminder, then expiry).
     wake_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -353,3 +362,62 @@ class AuditEvent(Base):
     subject_id: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CallStatus(enum.StrEnum):
+    """A call's life (``calls.status``): our intent ``queued`` (waiting for its try, ``next_try_at``),
+    ``dialing`` (claimed: a worker is calling the REST API, lease ``updated_at``), ``ringing`` (Twilio took
+    it, ``call_sid`` set), ``in-progress`` (answered by a person), then one final state."""
+
+    QUEUED = "queued"
+    DIALING = "dialing"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    VOICEMAIL = "voicemail"
+    MISSED = "missed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Call(Base):
+    """One phone call with a patient (outbound check-in, or an inbound call), exactly once per ``call_key``.
+
+    Outbound: the row is written first (intent), then a job places it (``attempts`` counts REST create
+    calls, fenced like texts); busy / no answer / failed → another try (``tries``) at ``next_try_at``.
+    ``step`` counts the Gather turns applied; ``turns`` keeps the answer given to each step (the pure
+    ``app.flows.voice.Turn`` as a dict), so a replayed Gather request gets the same TwiML and is applied once.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_status_next_try", "status", "next_try_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    #: checkin (a flow by phone) | inbound
+    purpose: Mapped[str] = mapped_column(String(16), default="checkin")
+    direction: Mapped[str] = mapped_column(String(10), default="outbound")
+    status: Mapped[str] = mapped_column(String(16), default=CallStatus.QUEUED)
+    call_key: Mapped[str] = mapped_column(String(200), unique=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    to_number: Mapped[str | None] = mapped_column(String(20))
+    from_number: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    last_call_status: Mapped[str | None] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    next_try_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    #: What to say when the call is answered (the flow's opening, computed when the conversation started).
+    opening: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: The voice turn answered to each Gather step, by step number (str): replays get the same TwiML.
+    turns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Voice-only state between turns: ``reprompted`` (silence once at this step), ``confirm`` (speech
+    #: heard with low confidence, waiting for 1 / 2), ``menu``, ``after`` (what the last turn was).
+    pending: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

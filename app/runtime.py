@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 
 if TYPE_CHECKING:
-    from app.channels.base import Channel
+    from app.channels.base import Channel, VoiceChannel
     from app.channels.rate_limit import RateLimiter
     from app.content import ContentLibrary
     from app.jobs import JobQueue
@@ -34,6 +34,10 @@ class Runtime:
     channel: Channel
     content: ContentLibrary
     rate_limiter: RateLimiter
+    #: Phone calls (Twilio Voice, or the console's stand-in); None only in runtimes built by hand.
+    voice: VoiceChannel | None = None
+    #: Calls per second per account, shared by every worker (app/channels/rate_limit.py).
+    call_limiter: RateLimiter | None = None
     #: The time, injectable so tests (and `outreach tick --now`) can move it; always aware UTC.
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 

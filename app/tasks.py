@@ -36,3 +36,17 @@ def run_tick(now_iso: str | None = None) -> dict[str, int]:
 
     now = dt.datetime.fromisoformat(now_iso) if now_iso else dt.datetime.now(dt.UTC)
     return tick(current_runtime(), now)
+
+
+def place_call(call_id: int) -> str:
+    """Place one outbound call try (app/messaging/calls.py ``place_call``; enqueued by name)."""
+    from app.messaging.calls import place_call as place
+
+    return place(current_runtime(), call_id)
+
+
+def fall_back_to_voice(message_id: int) -> bool:
+    """A check-in text refused with 21614: go on by phone (app/messaging/calls.py)."""
+    from app.messaging.calls import fall_back_to_voice as fall_back
+
+    return fall_back(current_runtime(), message_id)

@@ -91,6 +91,7 @@ def app_config(database_url: str, redis_url: str, fake_twilio: FakeTwilio) -> di
         "api_token": API_TOKEN,
         # Throughput limits have their own tests; elsewhere a long code's 1 segment/s only slows the suite.
         "sms_segments_per_second": 0,
+        "calls_per_second": 0,
         "session_cookie_secure": False,
         "testing": True,
     }

@@ -256,6 +256,8 @@ class PatientOut(BaseModel):
     birth_date: dt.date | None
     status: str
     opted_out: bool
+    #: Pressed 9 on a call: no more calls (texts go on).
+    voice_opted_out: bool
     thresholds: dict[str, float]
 
 

@@ -52,3 +52,35 @@ class Channel(Protocol):
         """Texts the provider accepted that may be this one (same number and body, sent since the attempt
         began), newest first. The caller drops those already matched to another of our rows."""
         ...
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    """One try of an outbound call: Twilio fetches ``answer_url`` (TwiML) once answered and posts every
+    status change to ``status_callback``; machine detection says who answered (``AnsweredBy``)."""
+
+    call_id: int
+    to: str
+    answer_url: str
+    status_callback: str
+    #: When this try's create call began; a lookup after an ambiguous failure only matches calls since then.
+    attempt_started_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    provider_sid: str
+    status: str
+
+
+class VoiceChannel(Protocol):
+    name: str
+
+    def place(self, call: OutboundCall) -> PlacedCall:
+        """Raises :class:`SendError` (``ambiguous`` when the provider may have taken the call)."""
+        ...
+
+    def find_placed(self, call: OutboundCall) -> list[PlacedCall]:
+        """Calls to the same number created since the attempt began, newest first (the caller drops SIDs
+        already matched to another of our rows)."""
+        ...

@@ -104,5 +104,22 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     return LocalRateLimiter(rate)
 
 
+def build_call_limiter(settings: Settings) -> RateLimiter:
+    """Outbound calls per second per account (TWILIO.md "Throughput": 1 by default), shared through Redis.
+
+    Calls wait for their slot (at most a minute ahead) rather than being put back: Twilio queues excess
+    calls anyway, and a call's job holds nothing but its own row."""
+    rate = settings.calls_per_second
+    if rate <= 0 or settings.channel != "twilio":
+        return Unlimited()
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, rate, max_wait=60.0)
+    return LocalRateLimiter(rate, max_wait=60.0)
+
+
+def call_key(settings: Settings) -> str:
+    return f"calls:{settings.twilio_account_sid or 'console'}"
+
+
 def sender_key(settings: Settings) -> str:
     return settings.twilio_messaging_service_sid or settings.twilio_from_number or "console"

@@ -81,6 +81,7 @@ def patient_context(
     *,
     exclude_conversation: int | None = None,
     variables: Mapping[str, str] | None = None,
+    channel: str | None = None,
 ) -> engine.PatientContext:
     program = session.get(Program, patient.program_id)
     assert program is not None
@@ -96,7 +97,11 @@ def patient_context(
         for question_id, kind, number, text, answered_at in rows
     ]
     thresholds = {**(program.thresholds or {}), **(patient.thresholds or {})}
+    extra: dict[str, Any] = {}
+    if channel is not None and "channel" in engine.PatientContext.__dataclass_fields__:
+        extra["channel"] = channel  # the instruction renderer words answers per channel (issue 9, item 1)
     return engine.PatientContext(
+        **extra,
         first_name=patient.given_name,
         language=patient.language,
         program_name=program.name,
@@ -133,17 +138,42 @@ def start_conversation(
     lead_in: Sequence[str] = (),
     variables: Mapping[str, str] | None = None,
     confirm: tuple[Finding, ...] = (),
+    channel: str = "sms",
 ) -> Conversation:
     """Start ``flow_id`` for the patient now; ``confirm``: begin with "right now?" about these red flags
-    (app/flows/routing.py RIGHT_NOW_FLOW). Raises ConversationBusy when one is active."""
+    (app/flows/routing.py RIGHT_NOW_FLOW). Raises ConversationBusy when one is active.
+
+    ``channel="voice"``: the conversation runs on a call and nothing is texted; use
+    :func:`start_and_say` to get what the engine said, for the call to speak."""
+    return start_and_say(
+        session, rt, patient, flow_id, now, send_key=send_key, lead_in=lead_in, variables=variables,
+        confirm=confirm, channel=channel,
+    )[0]  # fmt: skip
+
+
+def start_and_say(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    flow_id: str,
+    now: dt.datetime,
+    *,
+    send_key: str | None = None,
+    lead_in: Sequence[str] = (),
+    variables: Mapping[str, str] | None = None,
+    confirm: tuple[Finding, ...] = (),
+    channel: str = "sms",
+) -> tuple[Conversation, list[engine.Say]]:
+    """:func:`start_conversation`, also returning the lines the engine said (``engine.Say``)."""
     if active_conversation(session, patient.id) is not None:
         raise ConversationBusy(patient.id)
     flow = rt.content.flow(flow_id)
     _remember_version(session, rt, flow)
-    ctx = patient_context(session, rt, patient, now, variables=variables)
+    ctx = patient_context(session, rt, patient, now, variables=variables, channel=channel)
     step = engine.start(flow, ctx, now, rt.content.intents, confirm=confirm)
     conversation = Conversation(
         patient_id=patient.id,
+        channel=channel,
         flow_id=flow.id,
         flow_version=flow.version,
         status=step.state.status,
@@ -154,9 +184,9 @@ def start_conversation(
     )
     session.add(conversation)
     session.flush()
-    apply_step(session, rt, patient, conversation, step, now, inbound=None, send_key=send_key, lead_in=lead_in)
+    said = apply_step(session, rt, patient, conversation, step, now, inbound=None, send_key=send_key, lead_in=lead_in)
     log.info("conversation started id=%s flow=%s@%s", conversation.id, flow.id, flow.version)
-    return conversation
+    return conversation, said
 
 
 def resume_conversation(
@@ -169,14 +199,33 @@ def resume_conversation(
     *,
     inbound: Message | None,
 ) -> engine.Step:
+    return resume_and_say(session, rt, patient, conversation, given, now, inbound=inbound)[0]
+
+
+def resume_and_say(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    conversation: Conversation,
+    given: engine.Input,
+    now: dt.datetime,
+    *,
+    inbound: Message | None,
+) -> tuple[engine.Step, list[engine.Say]]:
+    """:func:`resume_conversation`, also returning the lines said (a chained flow's opening included)."""
     flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
     ctx = patient_context(
-        session, rt, patient, now, exclude_conversation=conversation.id, variables=conversation.variables
+        session,
+        rt,
+        patient,
+        now,
+        exclude_conversation=conversation.id,
+        variables=conversation.variables,
+        channel=conversation.channel,
     )
     state = engine.State.from_dict(conversation.state)
     step = engine.resume(flow, state, ctx, given, now, rt.content.intents)
-    apply_step(session, rt, patient, conversation, step, now, inbound=inbound)
-    return step
+    return step, apply_step(session, rt, patient, conversation, step, now, inbound=inbound)
 
 
 def apply_step(
@@ -190,11 +239,17 @@ def apply_step(
     inbound: Message | None,
     send_key: str | None = None,
     lead_in: Sequence[str] = (),
-) -> None:
+) -> list[engine.Say]:
+    """Record one engine step: answers, escalations, the conversation's state; queue its one text (SMS).
+
+    Returns what was said (``engine.Say``, lead-in first). On a voice conversation nothing is texted: the
+    call speaks the returned lines (a chained flow's conversation, started on the same channel, included).
+    """
     conversation.state = step.state.to_dict()
     conversation.status = step.state.status
     conversation.wake_at = step.state.wake_time
     said: list[str] = list(lead_in)
+    spoken: list[engine.Say] = [engine.Say(line, "info") for line in lead_in]
     purposes: list[str] = []
     chained: str | None = None
     for event in step.events:
@@ -223,7 +278,7 @@ def apply_step(
                     value_text=text,
                     unit=event.unit,
                     raw=event.raw[:1600],
-                    channel=inbound.channel if inbound else rt.channel.name,
+                    channel=inbound.channel if inbound else _channel_name(rt, conversation),
                     answered_at=now,
                 )
             )
@@ -233,6 +288,7 @@ def apply_step(
             escalate_event(session, rt, patient, event, conversation_id=conversation.id, now=now)
         elif isinstance(event, engine.Say):
             said.append(event.text)
+            spoken.append(event)
             purposes.append(event.purpose)
         elif isinstance(event, engine.NotUnderstood | engine.NeedsReview):
             # Not understood, or understood with more to read ("no but my ankles are huge", "no sé").
@@ -253,8 +309,15 @@ def apply_step(
     if chained and patient.reachable and chained in rt.content.flows:
         # The next flow's opening goes in the same text as this one's closing, so they arrive in order.
         session.flush()
+        if conversation.channel == "voice":
+            _, follow = start_and_say(
+                session, rt, patient, chained, now, variables=conversation.variables, channel="voice"
+            )
+            return [*spoken, *follow]
         start_conversation(session, rt, patient, chained, now, lead_in=said, variables=conversation.variables)
-        return
+        return spoken
+    if conversation.channel == "voice":
+        return spoken
     if said and patient.reachable:
         # One text per step: separate texts can arrive out of order, and the 911 advice must come first.
         kind = "prompt" if inbound is None else "reply"
@@ -272,6 +335,11 @@ def apply_step(
             send_key=send_key,
             now=now,
         )
+    return spoken
+
+
+def _channel_name(rt: Runtime, conversation: Conversation) -> str:
+    return "voice" if conversation.channel == "voice" else rt.channel.name
 
 
 def _flag(message: Message, flag: str) -> None:

@@ -64,7 +64,14 @@ class Timeout:
     pass
 
 
-Input = Reply | Timeout
+@dataclass(frozen=True)
+class Silence:
+    """Nothing heard at a question on a call, after its one re-prompt (app/flows/voice.py): the question is
+    left unanswered (saved as ``unanswered``, never as "not sure") and the flow goes on by its
+    ``on_unanswered`` path or its next question. Silence to "right now?" keeps the URGENT item open."""
+
+
+Input = Reply | Timeout | Silence
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -318,6 +325,8 @@ def resume(
         # Silence to "right now?" inside a flow: the URGENT stays open; the flow's own timing goes on.
         state = replace(state, confirming=(), confirm_asked=0)
         return Step(_timeout(flow, state, ctx, events, now), tuple(events))
+    if isinstance(given, Silence):
+        return Step(_silence(flow, state, ctx, events, now), tuple(events))
     intents = intents or GlobalIntents()
     text = given.text
     switch = intents.language_switch(text)
@@ -392,6 +401,29 @@ def _left_unanswered(
     state = _record_unanswered(state, node)
     if node.id not in state.unknown:
         state = replace(state, unknown=(*state.unknown, node.id))
+    state = _apply_rules(flow, state, ctx, events, now)
+    if state.status != "active":
+        return state
+    target = node.on_unanswered or _choose_next(node, state, ctx, flow, now)
+    return _enter(flow, state, ctx, target, events, now)
+
+
+def _silence(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
+    """A call's silence at the pending question (see :class:`Silence`)."""
+    if state.confirming:
+        state = replace(state, confirming=(), confirm_asked=0)
+        if state.node is None:
+            events.append(Completed("no_response"))
+            return replace(state, status="expired", result="no_response", wake_at=None)
+    assert state.node is not None
+    node = flow.node(state.node)
+    if node.type == "wait":
+        node = flow.node(_choose_next(node, state, ctx, flow, now))
+        state = replace(state, node=node.id, attempts=0, reminded=False)
+    if node.type != "question":
+        raise FlowRuntimeError(f"conversation waits on non-question node '{node.id}'")
+    events.append(SaveAnswer(node.id, "unanswered", None, None, ""))
+    state = _record_unanswered(state, node)
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
         return state
@@ -527,6 +559,23 @@ def _choice_words(node: Node, language: str) -> list[tuple[str, list[str]]]:
         )
         for c in node.choices
     ]
+
+
+def pending_prompt(flow: Flow, state: State, ctx: PatientContext) -> Say | None:
+    """The pending question as it was asked ("right now?" while a red flag waits), to ask it again on
+    another channel (an inbound call that picks up a texted check-in); None when nothing is pending."""
+    if state.status != "active":
+        return None
+    if state.confirming:
+        return Say(confirm_question(_reasons(state.confirming), state.language), "confirm")
+    if state.node is None:
+        return None
+    node = flow.node(state.node)
+    if node.type == "wait":
+        node = flow.node(node.next[0].goto) if node.next else node
+    if node.type != "question":
+        return None
+    return Say(_render(node.text, state.language, ctx), "prompt")
 
 
 def understands(flow: Flow, state: State, text: str) -> bool:

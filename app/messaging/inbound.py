@@ -368,6 +368,8 @@ def _process(session: Session, rt: Runtime, message: Message, patient: Patient |
         assert conversation is not None
         message.conversation_id = conversation.id
         message.flow_id = conversation.flow_id
+        if conversation.channel == "voice":
+            conversation.channel = "sms"  # the patient texted: the check-in goes on by text, no call is placed
         resume_conversation(session, rt, patient, conversation, engine.Reply(body), now, inbound=message)
         return "answered"
     # Not an answer to anything (or an opted-out patient): the inbox, and triage's findings reach a human.

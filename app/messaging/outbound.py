@@ -44,6 +44,8 @@ MAX_ATTEMPTS = 5
 SENDING_STUCK_AFTER = dt.timedelta(minutes=2)
 OPT_OUT_CODES = {21610}
 BAD_NUMBER_CODES = {21211, 21614}
+#: The number cannot take texts (not a mobile number): calls still reach it.
+SMS_INCAPABLE_CODES = {21614}
 #: Kinds that go out even to an opted-out number: the one confirmation of the opt-out itself.
 CONSENT_KINDS = {"consent"}
 #: Prefix of an error code when the provider may have taken the text anyway (look before resending).
@@ -53,6 +55,8 @@ SEND_BATCH = 50
 #: The send jobs, by name (app/tasks.py): a service enqueues by name and never imports the job module.
 SEND_BATCH_JOB = "app.tasks.send_messages"
 SEND_JOB = "app.tasks.send_message"
+#: A check-in text refused with 21614 goes on by phone (app/messaging/calls.py ``fall_back_to_voice``).
+FALLBACK_JOB = "app.tasks.fall_back_to_voice"
 
 
 def backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0, rng: random.Random | None = None) -> dt.timedelta:
@@ -179,6 +183,10 @@ def deliver(rt: Runtime, message_id: int) -> str:
             message.status = "cancelled"
             message.error_code = "opted_out" if patient.opted_out else "unreachable"
             return "cancelled"
+        if patient is not None and not patient.sms_capable and message.to_number == patient.phone:
+            message.status = "cancelled"
+            message.error_code = "no_sms"
+            return "cancelled"
         slot = rt.rate_limiter.reserve(sender_key(rt.settings), message.segments or 1)
         if not slot.reserved:
             # The sender's schedule is full for now: come back when there is room (nothing is dropped).
@@ -231,7 +239,10 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
     """
     now = rt.now()
     reachable = select(Patient.id).where(
-        Patient.opted_out.is_(False), Patient.phone_invalid.is_(False), Patient.status == "active"
+        Patient.opted_out.is_(False),
+        Patient.phone_invalid.is_(False),
+        Patient.status == "active",
+        Patient.sms_capable.is_(True),
     )
     wanted = list(message_ids)
     due = (
@@ -498,6 +509,14 @@ def _record_failure(rt: Runtime, message_id: int, exc: SendError, *, attempt: in
                 opt_out(session, rt, patient, now=rt.now(), confirm=False)
             log.warning("send refused: recipient opted out message id=%s", message_id)
             return "opted-out"
+        if exc.code in SMS_INCAPABLE_CODES and patient is not None:
+            # A landline: the number is fine for calls. The check-in goes on by phone (issue 9, item 9).
+            message.status = "failed"
+            patient.sms_capable = False
+            failed_id = message.id
+            after_commit(session, lambda: rt.jobs.enqueue(FALLBACK_JOB, failed_id, job_id=f"fallback-{failed_id}"))
+            log.warning("send refused: number takes no texts message id=%s", message_id)
+            return "bad-number"
         if exc.code in BAD_NUMBER_CODES:
             message.status = "failed"
             if patient is not None:

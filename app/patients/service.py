@@ -16,6 +16,8 @@ from app.models import AuditEvent, Patient, Program
 from app.patients.phones import InvalidPhone, to_e164
 
 CHANNELS = ("sms", "voice")
+
+
 #: Text fields bounded to their columns before any write, so SQLite (which does not enforce VARCHAR
 #: lengths) refuses what PostgreSQL would (issue 8 item 2).
 def _length(key: str) -> int:
@@ -145,6 +147,7 @@ def upsert_patient(
         setattr(patient, key, value)
     if phone_changed:
         patient.phone_invalid = False
+        patient.sms_capable = True
     session.flush()
     session.add(
         AuditEvent(
@@ -173,6 +176,7 @@ def patient_json(patient: Patient) -> dict[str, Any]:
         "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
         "status": patient.status,
         "opted_out": patient.opted_out,
+        "voice_opted_out": patient.voice_opted_out,
         "thresholds": dict(patient.thresholds or {}),
     }
 

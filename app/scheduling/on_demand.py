@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.conversations.service import ConversationBusy, active_conversation, start_conversation
 from app.flows.model import Flow
+from app.messaging.calls import start_voice_checkin, wants_voice
 from app.models import Conversation, Patient, Program
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
@@ -111,9 +112,11 @@ def start_flow_now(
             f"({patient.timezone}); the next allowed time is {allowed_at.isoformat()}.",
             allowed_at,
         )
+    # The preferred channel decides (issue 9, item 9): a call, or a text.
+    begin = start_voice_checkin if wants_voice(patient) else start_conversation
     try:
         with session.begin_nested():
-            return start_conversation(session, rt, patient, flow.id, now, variables=variables)
+            return begin(session, rt, patient, flow.id, now, variables=variables)
     except (ConversationBusy, IntegrityError):
         # Another worker started one between the check and the insert (the unique index caught it).
         raise StartRefused("conversation_active", "The patient is in a conversation; try again when it ends.") from None

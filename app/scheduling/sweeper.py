@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.conversations.service import ConversationBusy, active_conversation, resume_conversation, start_conversation
 from app.escalation.paging import repage_due
 from app.flows import engine
+from app.messaging.calls import due_calls, enqueue_placing, start_voice_checkin, wants_voice
 from app.messaging.inbound import due_inbound, enqueue_processing
 from app.messaging.outbound import due_for_retry, enqueue_sends
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
@@ -41,7 +42,9 @@ def _claim(session: Session, query: Select[T]) -> Select[T]:
 
 
 def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
-    counts = {"woken": 0, "started": 0, "deferred": 0, "skipped": 0, "paged": 0, "requeued": 0, "inbound": 0}
+    counts = {
+        "woken": 0, "started": 0, "deferred": 0, "skipped": 0, "paged": 0, "requeued": 0, "inbound": 0, "calls": 0,
+    }  # fmt: skip
     # Stored texts first (store first, then process): a job lost with Redis, or a retry that is due.
     with rt.sessions() as session:
         inbound = due_inbound(session, now)
@@ -57,6 +60,10 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
         ids = due_for_retry(session, now)
     enqueue_sends(rt, ids, f"send-batch-{now:%s}")
     counts["requeued"] = len(ids)
+    with rt.sessions() as session:
+        calls = due_calls(session, now)
+    enqueue_placing(rt, calls, f"tick-{now:%s}")
+    counts["calls"] = len(calls)
     log.info("tick done %s", counts)
     return counts
 
@@ -142,9 +149,11 @@ def _process_touch(
         counts["deferred"] += 1
         refresh_next_due(session, enrollment)
         return None
+    # The preferred channel decides (issue 9, item 9): a call, or a text.
+    begin = start_voice_checkin if wants_voice(patient) else start_conversation
     try:
         with session.begin_nested():
-            conversation = start_conversation(
+            conversation = begin(
                 session,
                 rt,
                 patient,

@@ -141,7 +141,7 @@ def test_21610_opts_the_patient_out_and_is_never_retried(
     assert len(fake_twilio.requests) == 1  # one create call, and not even a lookup after it
 
 
-@pytest.mark.parametrize("code", ["21211", "21614"])
+@pytest.mark.parametrize("code", ["21211"])
 def test_bad_number_marks_the_phone_invalid_is_never_retried_and_later_ticks_send_nothing(
     rt: Runtime, fake_twilio: FakeTwilio, make_patient: Callable[..., Any], code: str
 ) -> None:
@@ -168,3 +168,23 @@ def test_bad_number_marks_the_phone_invalid_is_never_retried_and_later_ticks_sen
             select(ScheduledTouch.status).where(ScheduledTouch.due_at <= MORNING + dt.timedelta(days=2, minutes=1))
         ).all()
     assert statuses and set(statuses) == {TouchStatus.CANCELLED}
+
+
+def test_a_number_that_takes_no_texts_gets_its_check_ins_by_phone(
+    rt: Runtime, fake_twilio: FakeTwilio, make_patient: Callable[..., Any]
+) -> None:
+    """21614 (not a mobile number) refuses texts only: the number stays valid and outreach goes by voice."""
+    clock = install_clock(rt, MORNING - dt.timedelta(hours=20))
+    patient = make_patient()
+    with rt.sessions() as session, session.begin():
+        enroll(session, rt, session.merge(patient), "hf-remote-monitoring", MORNING.date(), rt.now())
+    fake_twilio.fail_for_number(patient.phone, "21614")
+    mid = queue_one(rt, patient, BODY)
+    run_worker(rt)
+    assert (message_row(rt, mid).status, message_row(rt, mid).error_code) == ("failed", "21614")
+    row = patient_row(rt, patient.id)
+    assert (row.phone_invalid, row.sms_capable, row.opted_out) == (False, False, False)
+    tick(rt, clock.set(MORNING + dt.timedelta(minutes=1)))
+    run_worker(rt)
+    assert texts_to(fake_twilio, patient.phone) == []
+    assert [c["To"] for c in fake_twilio.calls] == [patient.phone]

@@ -26,7 +26,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal, cast, get_args
@@ -439,6 +440,22 @@ class FakeTwilio:
             params["MessagingServiceSid"] = str(entry["MessagingServiceSid"])
         return params
 
+    def phone_call(self, sid: str | None = None, transport: Transport | None = None) -> PhoneCall:
+        """Drive a call the app placed (the last one by default) through its signed webhooks."""
+        with self._lock:
+            if not self._calls:
+                raise KeyError("no call was placed")
+            chosen = sid or self._calls[-1]["sid"]
+        return PhoneCall(self, chosen, transport or http_transport())
+
+    def _set_call_status(self, sid: str, status: str, answered_by: str | None = None) -> None:
+        with self._lock:
+            resource = self._resources[sid]
+            resource["status"] = status
+            resource["date_updated"] = _rfc2822(datetime.now(UTC))
+            if answered_by:
+                resource["answered_by"] = answered_by
+
     # -- HTTP --------------------------------------------------------------------------------------
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -497,6 +514,8 @@ class FakeTwilio:
             return self._list(endpoint, request)
         form: MultiDict[str, str] = request.form
         failure = self._take_failure(form.get("To", ""))
+        if endpoint == "calls" and failure == "21614":
+            failure = None  # "not a mobile number" refuses texts only: a landline takes calls
         if failure in {"429", "500", "21610", "21211", "21614"}:
             return _failure_response(failure, form.get("To", ""))
         if failure == "hang":
@@ -721,6 +740,129 @@ class FakeTwilio:
         return _json({"ok": True})
 
 
+#: How a driven call reaches the app: (url Twilio was given, form params, signature) -> (HTTP status, body).
+Transport = Callable[[str, Mapping[str, str], str], tuple[int, str]]
+
+
+def http_transport(base_url_override: str | None = None, timeout: float = 10.0) -> Transport:
+    """Post over HTTP, as Twilio does (to ``base_url_override`` when the app listens elsewhere)."""
+
+    def post(url: str, params: Mapping[str, str], signature: str) -> tuple[int, str]:
+        response = requests.post(
+            _replace_origin(url, base_url_override),
+            data=dict(params),
+            headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+        return response.status_code, response.text
+
+    return post
+
+
+class PhoneCall:
+    """One call the app placed, driven the way Twilio and a person on the phone would drive it.
+
+    ``answer`` fetches the answer URL (with ``AnsweredBy``); ``press`` / ``say`` / ``silence`` post to the
+    current ``<Gather>``'s action (``Digits``, or ``SpeechResult`` + ``Confidence``, or nothing, as with
+    ``actionOnEmptyResult``); ``redirect`` follows the ``<Redirect>`` after it; ``hang_up`` and ``end`` post
+    signed status callbacks. Every request is signed over the URL the app gave, with the fake's token.
+    ``twiml`` is the last document the app answered; ``heard()`` its ``<Say>`` texts in order.
+    """
+
+    def __init__(self, fake: FakeTwilio, sid: str, transport: Transport):
+        self.fake, self.sid, self.transport = fake, sid, transport
+        entry = next(e for e in fake.calls if e["sid"] == sid)
+        self.entry = entry
+        self.twiml = ""
+        self.last_status = 0
+        self.answered_by: str | None = None
+
+    # -- what the caller hears ---------------------------------------------------------------------
+    @property
+    def document(self) -> ElementTree.Element:
+        return ElementTree.fromstring(self.twiml)
+
+    def heard(self) -> list[str]:
+        return [el.text or "" for el in self.document.iter("Say")]
+
+    def gather(self) -> ElementTree.Element | None:
+        return self.document.find("Gather")
+
+    def dial(self) -> str | None:
+        found = self.document.find("Dial")
+        return (found.text or "").strip() if found is not None else None
+
+    @property
+    def ended(self) -> bool:
+        return self.document.find("Hangup") is not None
+
+    # -- the webhooks ------------------------------------------------------------------------------
+    def _params(self, status: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        params = {
+            "CallSid": self.sid,
+            "AccountSid": self.fake.account_sid,
+            "From": str(self.entry.get("From", "")),
+            "To": str(self.entry.get("To", "")),
+            "CallStatus": status,
+            "Direction": "outbound-api",
+            "ApiVersion": API_VERSION,
+        }
+        if self.answered_by:
+            params["AnsweredBy"] = self.answered_by
+        params.update(extra or {})
+        return params
+
+    def _post(self, url: str, params: Mapping[str, str]) -> str:
+        status, body = self.transport(url, params, sign(url, params, self.fake.auth_token))
+        self.last_status = status
+        if status != 200:
+            raise AssertionError(f"{url} answered {status}: {body[:200]}")
+        self.twiml = body
+        return body
+
+    def answer(self, answered_by: str = "human") -> str:
+        self.answered_by = answered_by
+        self.fake._set_call_status(self.sid, "in-progress", answered_by)
+        return self._post(str(self.entry["Url"]), self._params("in-progress"))
+
+    def _action(self) -> str:
+        gathered = self.gather()
+        if gathered is None:
+            raise AssertionError(f"no <Gather> in {self.twiml}")
+        return str(gathered.get("action"))
+
+    def press(self, digits: str) -> str:
+        return self._post(self._action(), self._params("in-progress", {"Digits": digits}))
+
+    def say(self, speech: str, confidence: float = 0.92) -> str:
+        extra = {"SpeechResult": speech, "Confidence": f"{confidence:.6f}"}
+        return self._post(self._action(), self._params("in-progress", extra))
+
+    def silence(self) -> str:
+        return self._post(self._action(), self._params("in-progress"))
+
+    def redirect(self) -> str:
+        found = self.document.find("Redirect")
+        if found is None or not found.text:
+            raise AssertionError(f"no <Redirect> in {self.twiml}")
+        return self._post(found.text.strip(), self._params("in-progress"))
+
+    def replay(self, url: str, params: Mapping[str, str]) -> tuple[int, str]:
+        """Post the same request again (Twilio retrying): the answer, without changing ``twiml``."""
+        return self.transport(url, params, sign(url, params, self.fake.auth_token))
+
+    def status(self, status: str) -> int:
+        self.fake._set_call_status(self.sid, status, self.answered_by)
+        url = str(self.entry["StatusCallback"])
+        params = self._params(status)
+        code, _body = self.transport(url, params, sign(url, params, self.fake.auth_token))
+        return code
+
+    def hang_up(self) -> int:
+        return self.status("completed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.fake_twilio", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -764,7 +906,10 @@ __all__ = [
     "MAGIC_NUMBERS",
     "FailureKind",
     "FakeTwilio",
+    "PhoneCall",
+    "Transport",
     "count_segments",
+    "http_transport",
     "main",
     "post_signed",
     "sign",

@@ -1,0 +1,189 @@
+"""The pure voice module (app/flows/voice.py) and its TwiML (app/channels/voice_twiml.py): every question type
+in English and Spanish, parsed as XML and checked verb by verb; keypad and speech read as the engine's input."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from app.channels.voice_twiml import render
+from app.config import CONTENT_DIR
+from app.content import ContentLibrary, load_content
+from app.flows import engine
+from app.flows import voice as v
+from app.flows.model import Node
+
+ACTION = "https://outreach.example.org/twilio/voice/gather?call=7&step=3"
+VOICES = {"en": "Polly.Joanna-Neural", "es": "Polly.Lupe-Neural"}
+
+
+@pytest.fixture(scope="module")
+def library() -> ContentLibrary:
+    return load_content(CONTENT_DIR)
+
+
+def node(library: ContentLibrary, flow_id: str, node_id: str) -> Node:
+    return library.flow(flow_id).node(node_id)
+
+
+# (flow, question, numDigits, finishOnKey, a hint that must be offered in en / es)
+QUESTIONS = [
+    ("hf-daily-check", "weight", None, "#", ("lb", "lb")),
+    ("hf-daily-check", "breath", "1", None, ("yes", "sí")),
+    ("med-reminder", "dose", "1", None, None),
+    ("diabetes-glucose-check", "ketones", "1", None, None),
+    ("phq9", "phq9_1", "1", None, None),
+    ("appointment-reminder", "help_what", None, "#", None),
+]
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+@pytest.mark.parametrize(("flow_id", "node_id", "num_digits", "finish_on_key", "hint"), QUESTIONS)
+def test_each_question_type_renders_a_gather_then_a_redirect(
+    library: ContentLibrary,
+    language: str,
+    flow_id: str,
+    node_id: str,
+    num_digits: str | None,
+    finish_on_key: str | None,
+    hint: tuple[str, str] | None,
+) -> None:
+    question = node(library, flow_id, node_id)
+    said = [engine.Say("Thanks.", "info"), engine.Say("The question?", "prompt")]
+    turn = v.question_turn(said, question, language, VOICES[language], asking=True)
+    document = ElementTree.fromstring(render(turn, ACTION))
+    assert document.tag == "Response"
+    verbs = [child.tag for child in document]
+    assert verbs == ["Say", "Gather", "Redirect"]
+    locale = {"en": "en-US", "es": "es-US"}[language]
+    say, gather, redirect = list(document)
+    assert (say.text, say.get("voice"), say.get("language")) == ("Thanks.", VOICES[language], locale)
+    assert gather.get("input") == "dtmf speech"
+    assert gather.get("language") == locale
+    assert gather.get("action") == ACTION
+    assert gather.get("method") == "POST"
+    assert gather.get("actionOnEmptyResult") == "true"
+    assert gather.get("speechTimeout") == "auto"
+    assert gather.get("numDigits") == num_digits
+    assert gather.get("finishOnKey") == finish_on_key
+    (prompt,) = list(gather)
+    assert (prompt.tag, prompt.text, prompt.get("voice"), prompt.get("language")) == (
+        "Say",
+        "The question?",
+        VOICES[language],
+        locale,
+    )
+    if hint is not None:
+        assert hint[0 if language == "en" else 1] in (gather.get("hints") or "").split(", ")
+    assert (redirect.text, redirect.get("method")) == (ACTION, "POST")
+
+
+def test_choice_hints_are_the_choices_labels(library: ContentLibrary) -> None:
+    dose = node(library, "med-reminder", "dose")
+    hints = v.hints_for(dose, "en")
+    assert all(choice.label["en"] in hints for choice in dose.choices)
+
+
+def test_a_turn_that_ends_says_goodbye_and_hangs_up() -> None:
+    turn = v.question_turn([engine.Say("Thank you.", "closing")], None, "en", "Polly.Joanna-Neural", asking=False)
+    document = ElementTree.fromstring(render(turn, ACTION))
+    assert [c.tag for c in document] == ["Say", "Say", "Hangup"]
+    assert [c.text for c in document][:2] == ["Thank you.", "Goodbye."]
+
+
+def test_the_emergency_turn_offers_the_nurse_line_only_when_there_is_one() -> None:
+    with_nurse = ElementTree.fromstring(render(v.emergency_turn(["Call 911 now."], "es", "P", "+15550001111"), ACTION))
+    assert [c.tag for c in with_nurse] == ["Say", "Gather", "Redirect"]
+    gather = with_nurse.find("Gather")
+    assert gather is not None and gather.get("numDigits") == "1"
+    assert [s.text for s in gather] == ["Para hablar ahora con una enfermera, marque 0."]
+    without = ElementTree.fromstring(render(v.emergency_turn(["Call 911 now."], "en", "P", None), ACTION))
+    assert [c.tag for c in without] == ["Say", "Hangup"]
+    dial = ElementTree.fromstring(render(v.dial_turn(["Connecting."], "+15550001111", "en", "P"), ACTION))
+    assert [c.tag for c in dial] == ["Say", "Dial"]
+    assert dial.find("Dial") is not None and dial.find("Dial").text == "+15550001111"  # type: ignore[union-attr]
+
+
+def test_turns_survive_storage() -> None:
+    turn = v.question_turn([engine.Say("Q?", "prompt")], None, "en", "Polly.Joanna-Neural", asking=True)
+    assert v.Turn.from_dict(turn.to_dict()) == turn
+    assert render(v.Turn.from_dict(turn.to_dict()), ACTION) == render(turn, ACTION)
+
+
+# ------------------------------------------------------------------------------------------ reading
+def test_keys_are_answers_and_nine_opts_out_where_nine_is_no_answer(library: ContentLibrary) -> None:
+    weight = node(library, "hf-daily-check", "weight")
+    breath = node(library, "hf-daily-check", "breath")
+    assert v.read_input(breath, "en", digits="1", speech=None, confidence=None) == v.Heard("answer", "1", "digits")
+    assert v.read_input(weight, "en", digits="183", speech=None, confidence=None).text == "183"
+    assert v.read_input(weight, "en", digits="9", speech=None, confidence=None).kind == "opt_out"
+    assert v.read_input(breath, "es", digits="9", speech=None, confidence=None).kind == "opt_out"
+    assert v.read_input(None, "en", digits="9", speech=None, confidence=None).kind == "opt_out"
+    assert v.read_input(weight, "en", digits=None, speech="", confidence=None).kind == "silence"
+    # Digits win over speech.
+    assert v.read_input(breath, "en", digits="2", speech="yes", confidence="0.9").text == "2"
+
+
+def test_nine_is_an_answer_where_the_question_takes_it() -> None:
+    pills = Node(id="pills", type="question", question_type="number", minimum=0, maximum=20)
+    assert v.read_input(pills, "en", digits="9", speech=None, confidence=None).kind == "answer"
+
+
+def test_low_confidence_speech_is_read_back_first(library: ContentLibrary) -> None:
+    weight = node(library, "hf-daily-check", "weight")
+    breath = node(library, "hf-daily-check", "breath")
+    heard = v.read_input(weight, "en", digits=None, speech="one eighty three", confidence="0.31")
+    assert (heard.kind, heard.display) == ("confirm", "183")
+    assert v.confirm_text(heard.display, "en") == "I heard 183. Press 1 if that is right, or 2 to try again."
+    assert v.read_input(breath, "es", digits=None, speech="sí", confidence=0.2).display == "sí"
+    confident = v.read_input(weight, "en", digits=None, speech="one eighty three", confidence="0.5")
+    assert confident.kind == "answer"
+    # A confidence that is no number in 0-1 counts as confident; words that are no answer go to the engine.
+    assert v.read_input(weight, "en", digits=None, speech="183", confidence="NaNx").kind == "answer"
+    assert v.read_input(weight, "en", digits=None, speech="banana", confidence="0.1").kind == "answer"
+    assert v.read_input(weight, "en", digits=None, speech="183", confidence="0.4", threshold=0.3).kind == "answer"
+
+
+def test_a_red_flag_is_never_held_for_a_read_back(library: ContentLibrary) -> None:
+    breath = node(library, "hf-daily-check", "breath")
+    heard = v.read_input(
+        breath, "en", digits=None, speech="yes and I have chest pain", confidence="0.2", intents=library.intents
+    )
+    assert heard.kind == "answer"
+
+
+def test_read_confirm() -> None:
+    assert v.read_confirm("1", None) is True
+    assert v.read_confirm("2", None) is False
+    assert v.read_confirm("5", None) is None
+    assert v.read_confirm(None, "yes") is True
+    assert v.read_confirm(None, "no") is False
+    assert v.read_confirm(None, None) is None
+
+
+def test_gather_spec_by_question(library: ContentLibrary) -> None:
+    assert v.gather_spec(node(library, "hf-daily-check", "weight"), "es").finish_on_key == "#"
+    assert v.gather_spec(node(library, "phq9", "phq9_1"), "en").num_digits == 1
+    big = Node(id="q", type="question", question_type="scale", minimum=0, maximum=10)
+    assert v.gather_spec(big, "en").num_digits is None
+    assert v.voice_for("es-MX") == "Polly.Lupe-Neural"
+    assert v.voice_for("en", {"en": "Polly.Matthew-Neural"}) == "Polly.Matthew-Neural"
+
+
+def test_voicemail_says_no_more_than_who_and_the_number() -> None:
+    text = v.voicemail_text("en", "North Clinic", "Maria", "555-0100")
+    assert text == "This is North Clinic calling for Maria. Please call us at 555-0100. Thank you."
+
+
+def test_silence_leaves_the_question_unanswered_and_goes_on(library: ContentLibrary) -> None:
+    import datetime as dt
+
+    flow = library.flow("hf-daily-check")
+    ctx = engine.PatientContext(first_name="Maria", language="en", program_name="North", program_phone="555")
+    now = dt.datetime(2026, 11, 30, 15, tzinfo=dt.UTC)
+    started = engine.start(flow, ctx, now, library.intents)
+    step = engine.resume(flow, started.state, ctx, engine.Silence(), now, library.intents)
+    assert step.state.node == "breath"
+    assert engine.SaveAnswer("weight", "unanswered", None, None, "") in step.events
+    assert "weight" not in step.state.unknown
