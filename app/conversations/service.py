@@ -97,11 +97,8 @@ def patient_context(
         for question_id, kind, number, text, answered_at in rows
     ]
     thresholds = {**(program.thresholds or {}), **(patient.thresholds or {})}
-    extra: dict[str, Any] = {}
-    if channel is not None and "channel" in engine.PatientContext.__dataclass_fields__:
-        extra["channel"] = channel  # the instruction renderer words answers per channel (issue 9, item 1)
     return engine.PatientContext(
-        **extra,
+        channel=channel or "sms",
         first_name=patient.given_name,
         language=patient.language,
         program_name=program.name,

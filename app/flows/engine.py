@@ -567,7 +567,7 @@ def pending_prompt(flow: Flow, state: State, ctx: PatientContext) -> Say | None:
     if state.status != "active":
         return None
     if state.confirming:
-        return Say(confirm_question(_reasons(state.confirming), state.language), "confirm")
+        return Say(confirm_question(_reasons(state.confirming), state.language, ctx.channel), "confirm")
     if state.node is None:
         return None
     node = flow.node(state.node)
@@ -575,7 +575,7 @@ def pending_prompt(flow: Flow, state: State, ctx: PatientContext) -> Say | None:
         node = flow.node(node.next[0].goto) if node.next else node
     if node.type != "question":
         return None
-    return Say(_render(node.text, state.language, ctx), "prompt")
+    return Say(render_prompt(node, state.language, ctx), "prompt")
 
 
 def understands(flow: Flow, state: State, text: str) -> bool:
