@@ -174,19 +174,8 @@ def answer_outbound(
 
 
 def _with_opt_out_offer(turn: v.Turn, language: str) -> v.Turn:
-    """Every automated call offers "to stop these calls, press 9" once, before its first question (a
-    conversation started on the phone already carries it in its first message, app/flows/instructions.py)."""
-    offer = v.opt_out_offer(language)
-    if any(offer in line for line in (*turn.say, *turn.prompt)):
-        return turn
-    return v.Turn(
-        say=(*turn.say, v.opt_out_offer(language)),
-        voice=turn.voice,
-        language=turn.language,
-        gather=turn.gather,
-        prompt=turn.prompt,
-        dial=turn.dial,
-    )
+    """Every automated call offers "to stop these calls, press 9" once, before its first question."""
+    return v.with_opt_out_offer(turn, language)
 
 
 def _pending_node(session: Session, rt: Runtime, conversation: Conversation) -> Node | None:
