@@ -352,7 +352,8 @@ def test_flows(only: str | None, verbose: bool) -> None:
         for result in results:
             if not result.passed:
                 failed += 1
-                click.echo(f"FAIL {transcript.path} [{result.language}] {result.case}")
+                where = result.language + ("/voice" if result.channel == "voice" else "")
+                click.echo(f"FAIL {transcript.path} [{where}] {result.case}")
                 for failure in result.failures:
                     click.echo(f"     {failure}")
             elif verbose:

@@ -111,3 +111,39 @@ def test_simulate_call_prints_what_the_caller_hears(library: ContentLibrary) -> 
     assert "caller> [keys 183#]" in out and "[answer weight = 183.0 lb]" in out
     assert "ESCALATION EMERGENCY" in out and "911" in out
     assert "(call ended; conversation completed" in out
+
+
+def _run(library: ContentLibrary, case: dict[str, object]) -> list[tuple[str, str, tuple[str, ...]]]:
+    from app.flows.transcripts import TranscriptFile, run_file
+
+    results = run_file(TranscriptFile("t.yaml", "hf-daily-check", [case]), library.flows, library.intents)
+    return [(r.channel, r.language, r.failures) for r in results]
+
+
+def test_a_transcript_case_runs_on_both_channels_with_the_voice_overrides(library: ContentLibrary) -> None:
+    case = {
+        "name": "both",
+        "languages": ["en"],
+        "channels": ["sms", "voice"],
+        "steps": [
+            {"say": ["Reply STOP"], "voice": {"say": ["press 9"], "not_say": ["Reply STOP"]}},
+            {"reply": "183", "answers": {"weight": 183}, "voice": {"reply": "183#"}},
+            {"reply": "no", "answers": {"breath": False}, "voice": {"reply": "say[0.9]: no"}},
+        ],
+    }
+    assert _run(library, case) == [("sms", "en", ()), ("voice", "en", ())]
+
+
+def test_a_voice_case_checks_what_the_caller_hears_and_cannot_wait(library: ContentLibrary) -> None:
+    case = {
+        "name": "voice",
+        "languages": ["en"],
+        "channels": ["voice"],
+        "steps": [{"say": ["Reply STOP"]}, {"wait": "4h"}],
+    }
+    [(channel, _, failures)] = _run(library, case)
+    assert channel == "voice"
+    assert "expected the texts to contain 'Reply STOP'" in failures[0] and "press 9" in failures[0]
+    assert "a call cannot 'wait'" in failures[1]
+    [(_, _, bad)] = _run(library, {**case, "channels": ["fax"]})
+    assert bad == ("channel 'fax' is not sms or voice",)
