@@ -1,6 +1,10 @@
 """The patient simulator (demo and console channel): play the patient, see what the bot sends.
 
-Replies go through exactly the same inbound path as a real SMS (keywords, conversation, inbox).
+Text mode: replies go through exactly the same inbound path as a real SMS (keywords, conversation, inbox).
+Phone mode (``?mode=phone``): a check-in started as a call and answered at once; what the caller hears is
+shown as text, and the keypad, a phrase to "say" (with an optional confidence) or silence go through the
+Gather webhook's own service (app/messaging/call_turns.py), so read-backs, 9, 911 and the nurse behave as
+on a real call. Keys of a number (``# to end``) are collected here until ``#``, as the phone does.
 """
 
 from __future__ import annotations
@@ -8,13 +12,16 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.conversations.service import ConversationBusy, start_conversation
+from app.flows import voice as v
+from app.messaging.call_turns import SIMULATED, GatherResult, simulated_gather, start_simulated_call
 from app.messaging.inbound import receive_text
-from app.models import Message, Patient
+from app.models import Answer, Call, Escalation, Message, Patient
 from app.runtime import Runtime
 from app.web.auth import login_required
 
@@ -26,28 +33,75 @@ def _rt() -> Runtime:
     return rt
 
 
+#: Where the keys of a number are kept until "#" (the Flask session: ``{call id: "18"}``).
+_KEYS = "sim_keys"
+_KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
+
+
 @bp.get("")
 @login_required
 def page() -> str:
     rt = _rt()
-    with rt.sessions() as session:
-        patients = session.scalars(select(Patient).order_by(Patient.id)).all()
+    phone = request.args.get("mode") == "phone"
+    with rt.sessions() as db:
+        patients = db.scalars(select(Patient).order_by(Patient.id)).all()
         selected_id = request.args.get("patient", type=int) or (patients[0].id if patients else None)
-        selected = session.get(Patient, selected_id) if selected_id else None
+        selected = db.get(Patient, selected_id) if selected_id else None
         messages = (
-            session.scalars(
+            db.scalars(
                 select(Message).where(Message.patient_id == selected_id).order_by(Message.created_at, Message.id)
             ).all()
             if selected
             else []
         )
+        call = _last_call(db, selected_id) if phone and selected else None
+        turn = _current_turn(call)
+        answers: tuple[Answer, ...] = ()
+        escalations: tuple[Escalation, ...] = ()
+        if call is not None:
+            messages = [m for m in messages if m.channel == "voice" and m.created_at >= call.created_at]
+            answers = tuple(
+                db.scalars(
+                    select(Answer)
+                    .where(Answer.patient_id == call.patient_id, Answer.answered_at >= call.created_at)
+                    .order_by(Answer.id)
+                ).all()
+            )
+            escalations = tuple(
+                db.scalars(
+                    select(Escalation)
+                    .where(Escalation.patient_id == call.patient_id, Escalation.created_at >= call.created_at)
+                    .order_by(Escalation.id)
+                ).all()
+            )
         return render_template(
             "simulator.html",
             patients=patients,
             selected=selected,
             messages=messages,
             flows=rt.content.startable_flows(),
+            phone=phone,
+            call=call,
+            turn=turn,
+            keys=session.get(_KEYS, {}).get(str(call.id), "") if call is not None else "",
+            keypad=_KEYPAD,
+            answers=answers,
+            escalations=escalations,
         )
+
+
+def _last_call(db: Session, patient_id: int | None) -> Call | None:
+    return db.scalars(
+        select(Call).where(Call.patient_id == patient_id, Call.purpose == SIMULATED).order_by(Call.id.desc()).limit(1)
+    ).first()
+
+
+def _current_turn(call: Call | None) -> v.Turn | None:
+    """The last turn the caller heard (what the page shows and how the keypad listens)."""
+    if call is None or not call.turns:
+        return None
+    stored = call.turns.get(str(call.step - 1))
+    return v.Turn.from_dict(stored) if stored else None
 
 
 @bp.post("/<int:patient_id>/reply")
@@ -70,6 +124,78 @@ def reply(patient_id: int) -> ResponseReturnValue:
             now=rt.now(),
         )
     return redirect(url_for("simulator.page", patient=patient_id))
+
+
+@bp.post("/<int:patient_id>/call")
+@login_required
+def call_start(patient_id: int) -> ResponseReturnValue:
+    """Phone mode: start the chosen check-in as a call, answered at once."""
+    rt = _rt()
+    flow_id = request.form.get("flow", "")
+    if flow_id not in rt.content.startable_flows():
+        abort(400)
+    with rt.sessions() as db, db.begin():
+        patient = db.get(Patient, patient_id)
+        if patient is None:
+            abort(404)
+        with contextlib.suppress(ConversationBusy):
+            start_simulated_call(db, rt, patient, flow_id, rt.now())
+    return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
+
+
+@bp.post("/<int:patient_id>/call/<int:call_id>/key")
+@login_required
+def call_key(patient_id: int, call_id: int) -> ResponseReturnValue:
+    """One key of the keypad. A question answered by one key gets it at once; a number's keys are kept
+    until "#" (Twilio's ``finishOnKey``), then sent together."""
+    rt = _rt()
+    key = request.form.get("key", "")
+    if key not in _KEYPAD:
+        abort(400)
+    with rt.sessions() as db:
+        call = db.get(Call, call_id)
+        if call is None or call.patient_id != patient_id or call.purpose != SIMULATED:
+            abort(404)
+        turn = _current_turn(call)
+    if turn is None or turn.gather is None:
+        return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
+    kept: dict[str, str] = dict(session.get(_KEYS, {}))
+    typed = kept.pop(str(call_id), "")
+    if turn.gather.num_digits == 1:
+        digits: str | None = key
+    elif key == turn.gather.finish_on_key:
+        digits = typed or None
+    else:
+        kept[str(call_id)] = (typed + key)[:32]
+        digits = None
+    session[_KEYS] = kept
+    if digits is not None or key == turn.gather.finish_on_key:
+        simulated_gather(rt, patient_id, call_id, GatherResult(digits, None, None), rt.now())
+    return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
+
+
+@bp.post("/<int:patient_id>/call/<int:call_id>/say")
+@login_required
+def call_say(patient_id: int, call_id: int) -> ResponseReturnValue:
+    """A phrase "said" (``speech``, an optional ``confidence`` 0-1), or silence when it is empty."""
+    rt = _rt()
+    speech = None if request.form.get("silent") else (request.form.get("speech", "").strip()[:500] or None)
+    raw = request.form.get("confidence", "").strip()
+    confidence: str | None = None
+    if raw:
+        try:
+            level = float(raw)
+        except ValueError:
+            abort(400)
+        if not 0.0 <= level <= 1.0:
+            abort(400)
+        confidence = f"{level:g}"
+    kept = dict(session.get(_KEYS, {}))
+    kept.pop(str(call_id), None)
+    session[_KEYS] = kept
+    if not simulated_gather(rt, patient_id, call_id, GatherResult(None, speech, confidence), rt.now()):
+        abort(404)
+    return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
 
 
 @bp.post("/<int:patient_id>/start")
