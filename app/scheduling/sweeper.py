@@ -11,7 +11,7 @@ import logging
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.conversations.service import (
@@ -30,9 +30,9 @@ from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouc
 from app.patients.consent import is_capped
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
-from app.scheduling.campaigns import Touch
+from app.scheduling.campaigns import Campaign, Touch
 from app.scheduling.caps import cap_reached
-from app.scheduling.enrollments import note, refresh_next_due, reschedule_if_changed, schedule_basis
+from app.scheduling.enrollments import note, record_event, refresh_next_due, reschedule_if_changed, schedule_basis
 from app.scheduling.occurrences import still_worth_sending
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,33 @@ def _process_touch(
         return None
     touch.conversation_id = conversation.id
     finish(TouchStatus.DONE, "started")
+    if campaign is not None and _record_screen_event(session, rt, campaign, enrollment, patient, now):
+        return "rescheduled"
     return None
+
+
+def _record_screen_event(
+    session: Session, rt: Runtime, campaign: Campaign, enrollment: Enrollment, patient: Patient, now: dt.datetime
+) -> bool:
+    """A campaign with touches anchored on ``positive_screen`` (behavioral-health's repeat PHQ-9): when one
+    of the enrollment's screens ended positive (PHQ-2 >= 3: result ``screen_positive``) after the date
+    recorded, record the event, which schedules those touches from its date. Checked when the enrollment's
+    next touch goes out (the PHQ-9 itself follows a positive PHQ-2 at once, in the same conversation)."""
+    if not any(t.anchor_event == "positive_screen" for t in campaign.touches):
+        return False
+    ended = session.scalar(
+        select(func.max(Conversation.ended_at))
+        .join(ScheduledTouch, ScheduledTouch.conversation_id == Conversation.id)
+        .where(ScheduledTouch.enrollment_id == enrollment.id, Conversation.result == "screen_positive")
+    )
+    if ended is None:
+        return False
+    day = ended.astimezone(ZoneInfo(patient.timezone)).date()
+    recorded = (enrollment.events or {}).get("positive_screen")
+    if recorded and dt.date.fromisoformat(str(recorded)[:10]) >= day:
+        return False
+    record_event(session, rt, patient, "positive_screen", now, day)
+    return True
 
 
 def _variables(enrollment: Enrollment, spec: Touch | None, touch: ScheduledTouch, tz: str) -> dict[str, str]:

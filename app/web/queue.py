@@ -21,8 +21,8 @@ from app.i18n import gettext_for
 from app.messaging.inbound import flagged_unknown_senders, mark_reviewed
 from app.models import Answer, AuditEvent, Escalation, Message, Patient, TimelineEvent, utcnow
 from app.patients.consent import consent_json
-from app.scheduling.reasons import reason_text
 from app.runtime import Runtime
+from app.scheduling.reasons import reason_text
 from app.web import ui_language
 from app.web.auth import login_required
 
