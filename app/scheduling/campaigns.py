@@ -118,6 +118,11 @@ class Campaign:
     def touch(self, touch_id: str) -> Touch | None:
         return next((t for t in self.touches if t.id == touch_id), None)
 
+    def channel_order(self, touch_id: str) -> tuple[str, ...]:
+        """The channels to try for a touch, first to last (``("voice", "sms")``: call, then text)."""
+        touch = self.touch(touch_id)
+        return (touch.channels if touch is not None and touch.channels else None) or self.channels
+
     def applies_to(self, conditions: list[str] | None) -> bool:
         """A campaign with a condition filter touches only patients with one of those conditions."""
         return not self.conditions or bool(set(self.conditions) & set(conditions or []))

@@ -228,6 +228,17 @@ def derive_touches(
     has passed is not planned (``first`` and ``start: now``: the latest fresh one goes out at once).
     """
     campaign = _campaign(rt, enrollment.campaign)
+    zone = ZoneInfo(patient.timezone)
+    overdue = frozenset(
+        (touch_id, scheduled_for.astimezone(zone).date())
+        for touch_id, scheduled_for in session.execute(
+            select(ScheduledTouch.touch_id, ScheduledTouch.scheduled_for).where(
+                ScheduledTouch.enrollment_id == enrollment.id,
+                ScheduledTouch.status == TouchStatus.PENDING,
+                ScheduledTouch.scheduled_for <= now,
+            )
+        ).all()
+    )
     session.execute(
         delete(ScheduledTouch).where(
             ScheduledTouch.enrollment_id == enrollment.id, ScheduledTouch.status == TouchStatus.PENDING
@@ -250,7 +261,8 @@ def derive_touches(
         )
         handled = set() if first else _already_handled(session, enrollment, patient.timezone)
         rows = []
-        for occ, due in upcoming(planned, now, send_now=first and campaign.start == "now", already=handled):
+        send_now = first and campaign.start == "now"
+        for occ, due in upcoming(planned, now, send_now=send_now, already=handled, overdue=overdue):
             key = occurrence_key(enrollment.id, occ.touch.id, enrollment.schedule_version, occ.due)
             if key in existing:
                 continue

@@ -121,6 +121,7 @@ def upcoming(
     *,
     send_now: bool,
     already: set[tuple[str, dt.date, int]],
+    overdue: frozenset[tuple[str, dt.date]] = frozenset(),
 ) -> list[tuple[Occurrence, dt.datetime]]:
     """The occurrences to store as pending, each with its due time.
 
@@ -128,7 +129,10 @@ def upcoming(
       planned again (a time-zone change must not send today's check-in twice);
     - one whose time has passed is not planned: a first touch whose time passed today starts at its
       next time ("Good morning" must not arrive at 19:30), unless the campaign says ``start: now``,
-      in which case the latest passed one that is still fresh goes out at once.
+      in which case the latest passed one that is still fresh goes out at once;
+    - but one that was already pending and due (``overdue``: touch and local day) when the schedule was
+      derived again, and is still fresh, stays due: a re-derivation a few seconds after 09:00 must not
+      drop the 09:00 check-in the sweeper had not reached yet.
     """
     chosen: list[tuple[Occurrence, dt.datetime]] = []
     missed: Occurrence | None = None
@@ -137,6 +141,9 @@ def upcoming(
             continue
         if occ.due < now:
             if still_worth_sending(occ.due, now, occ.touch.stale_after_minutes):
+                if (occ.touch.id, occ.local_day) in overdue:
+                    chosen.append((occ, occ.due))
+                    continue
                 missed = occ
             continue
         chosen.append((occ, occ.due))

@@ -327,3 +327,17 @@ def test_the_cli_says_why_it_does_not_enroll_and_enrolls_once_consent_is_recorde
             "RN Lee",
             ["sms"],
         )
+
+
+def test_a_new_campaign_version_seconds_after_nine_rederives_without_dropping_the_nine_oclock(
+    rt: Runtime, make_patient: Callable[..., Any]
+) -> None:
+    patient = make_patient(timezone="America/New_York")
+    with rt.sessions() as session, session.begin():
+        enrollment = enroll(
+            session, rt, session.merge(patient), "hf-remote-monitoring", None, local(NY, 2026, 11, 23, 7, 0)
+        )
+        enrollment.schedule_basis = "an-older-campaign-file:0"
+    counts = tick(rt, local(NY, 2026, 11, 23, 9, 0) + dt.timedelta(seconds=20))
+    assert (counts["rescheduled"], counts["started"]) == (1, 1)
+    assert all(":v2:" in t.occurrence_key for t in pending(rt))

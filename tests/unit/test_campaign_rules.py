@@ -315,3 +315,24 @@ def test_diabetes_and_copd_monitoring_fit_the_exemption_caps_alone() -> None:
     for name, condition in (("diabetes-monitoring", "diabetes"), ("copd-monitoring", "copd")):
         planned = plan(library.campaigns[name], dt.date(2026, 11, 23), NY, conditions=[condition])
         assert planned and schedule_exceeds_caps([o.due for o in planned], NY) is None, name
+
+
+def test_a_due_occurrence_pending_when_the_schedule_is_derived_again_stays_due(tmp_path: Path) -> None:
+    spec = campaign(tmp_path, DAILY)
+    now = dt.datetime(2026, 11, 23, 9, 0, 20, tzinfo=ZoneInfo(NY))  # 20 s after the 09:00 check-in was due
+    planned = plan(spec, dt.date(2026, 11, 23), NY)
+    dropped = upcoming(planned, now, send_now=False, already=set())
+    kept = upcoming(planned, now, send_now=False, already=set(), overdue=frozenset({("t", dt.date(2026, 11, 23))}))
+    assert len(kept) == len(dropped) + 1
+    assert kept[0][1] == dt.datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo(NY))
+
+
+def test_channel_order_of_a_touch_falls_back_to_the_campaigns(tmp_path: Path) -> None:
+    spec = campaign(
+        tmp_path,
+        "channels: [voice, sms]\ntouches:\n"
+        "  - {id: call, flow: post-discharge, day: 1}\n"
+        "  - {id: text, flow: phq2, day: 2, channels: [sms]}\n",
+    )
+    assert spec.channel_order("call") == ("voice", "sms")
+    assert spec.channel_order("text") == ("sms",)
