@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 BATCH = 200
 #: A touch that falls due during another conversation waits this long and tries again.
 BUSY_RETRY = dt.timedelta(minutes=15)
-#: A patient who replied within this long is answering now: the next touch waits instead of closing it.
+#: A patient who replied (or was asked) within this long is answering now: the next touch waits for the
+#: conversation instead of closing it; older and unanswered, the conversation ends as "no response".
 ANSWERING = dt.timedelta(minutes=60)
 T = TypeVar("T")
 
@@ -210,10 +211,10 @@ def _process_touch(
             return None
     busy = active_conversation(session, patient.id)
     if busy is not None:
-        replied = last_reply_at(session, busy)
-        if replied is not None and now - replied < ANSWERING:
-            # The patient is answering right now: one conversation at a time; try again shortly (the
-            # stale rule still bounds how late it may go).
+        last_activity = last_reply_at(session, busy) or busy.started_at
+        if now - last_activity < ANSWERING:
+            # The patient is answering right now (or was just asked): one conversation at a time; try again
+            # shortly (the stale rule still bounds how late it may go).
             defer(now + BUSY_RETRY, "conversation_active")
             return None
         # An unanswered conversation expires before the next scheduled one is due, never delays it.

@@ -5,6 +5,7 @@ shipped campaigns."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -140,7 +141,8 @@ def test_a_touch_anchored_on_an_event_waits_for_it(tmp_path: Path) -> None:
         tmp_path,
         "touches:\n"
         "  - {id: screen, flow: phq2, day: 0, at: '10:00'}\n"
-        "  - {id: repeat, flow: phq9, anchor: positive_screen, every_days: 21, from_day: 21, to_day: 42, at: '10:00'}\n",
+        "  - {id: repeat, flow: phq9, anchor: positive_screen, every_days: 21, from_day: 21, to_day: 42,"
+        " at: '10:00'}\n",
     )
     before = plan(spec, dt.date(2026, 11, 23), NY)
     after = plan(spec, dt.date(2026, 11, 23), NY, events={"positive_screen": "2026-11-30"})
@@ -216,7 +218,7 @@ CAPS: list[tuple[str, list[dt.datetime], tuple[str, str] | None]] = [
     # 04:30 UTC on the 24th is still the 23rd in Chicago: two that local day.
     (
         "the local day counts, not UTC",
-        _days(0) + [dt.datetime(2026, 11, 24, 4, 30, tzinfo=dt.UTC)],
+        [*_days(0), dt.datetime(2026, 11, 24, 4, 30, tzinfo=dt.UTC)],
         ("daily_cap", "2026-11-23"),
     ),
 ]
@@ -305,9 +307,9 @@ def test_behavioral_health_phq2_every_14_days_and_phq9_after_a_positive_screen()
     planned = plan(spec, dt.date(2026, 11, 2), NY, events={"positive_screen": "2026-11-16"})
     phq2 = [o.local_day for o in planned if o.touch.flow == "phq2"]
     phq9 = [o.local_day for o in planned if o.touch.flow == "phq9"]
-    assert [(b - a).days for a, b in zip(phq2, phq2[1:], strict=False)] == [14] * (len(phq2) - 1)
+    assert [(b - a).days for a, b in itertools.pairwise(phq2)] == [14] * (len(phq2) - 1)
     assert phq9[0] == dt.date(2026, 12, 7)  # 3 weeks after the positive screen
-    assert all(14 <= (b - a).days <= 28 for a, b in zip(phq9, phq9[1:], strict=False))
+    assert all(14 <= (b - a).days <= 28 for a, b in itertools.pairwise(phq9))
 
 
 def test_diabetes_and_copd_monitoring_fit_the_exemption_caps_alone() -> None:
