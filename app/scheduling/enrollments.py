@@ -351,10 +351,12 @@ def save_patient(
 
     Raises ValidationFailed / InvalidConsent (nothing written by the caller's rollback).
     """
-    record = clean_consent(consent, local_today(now, str(data.get("timezone") or "UTC"))) if consent else None
     patient, created = upsert_patient(session, program, data, actor=actor, now=now, known_thresholds=known_thresholds)
-    if record is not None:
-        record_consent(session, patient, record, actor=actor, now=now)
+    if consent is not None:
+        # Checked against the patient's own today; a bad record raises and the caller rolls back.
+        record_consent(
+            session, patient, clean_consent(consent, local_today(now, patient.timezone)), actor=actor, now=now
+        )
     if not created:
         reschedule_if_changed(session, rt, patient, now)
     return patient, created
