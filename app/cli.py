@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Program
+from app.models import Patient, Program
 from app.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -101,31 +101,109 @@ def tick(now_text: str | None) -> None:
 @main.command()
 @click.argument("mrn")
 @click.argument("campaign")
-@click.option("--anchor", required=True, help="anchor date, e.g. the discharge date (YYYY-MM-DD)")
+@click.option(
+    "--anchor", default=None, help="anchor date, e.g. the discharge date (YYYY-MM-DD; default: patient's today)"
+)
+@click.option("--dose-times", default=None, help="the patient's own times, e.g. 08:00,20:00 (medication-adherence)")
 @click.option("--program", default=None, help="program slug (default: the first program)")
-def enroll(mrn: str, campaign: str, anchor: str, program: str | None) -> None:
+def enroll(mrn: str, campaign: str, anchor: str | None, dose_times: str | None, program: str | None) -> None:
     """Enroll the patient with MRN in CAMPAIGN (enrolling again moves the anchor)."""
-    from app.models import Patient
-    from app.scheduling.enrollments import UnknownCampaign
+    from app.conversations.variables import InvalidVariables, clean_variables
+    from app.scheduling.enrollments import ConsentRequired, UnknownCampaign
     from app.scheduling.enrollments import enroll as do_enroll
 
     rt = _rt()
-    try:
-        anchor_date = dt.date.fromisoformat(anchor)
-    except ValueError:
-        raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
-    with rt.sessions() as session, session.begin():
-        prog = _program(session, program)
-        patient = session.scalars(select(Patient).where(Patient.program_id == prog.id, Patient.mrn == mrn)).first()
-        if patient is None:
-            raise click.ClickException(f"no patient with MRN {mrn}")
+    anchor_date = None
+    if anchor:
         try:
-            enrollment = do_enroll(session, rt, patient, campaign, anchor_date, rt.now())
+            anchor_date = dt.date.fromisoformat(anchor)
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
+    variables = None
+    if dose_times:
+        try:
+            variables = clean_variables({"dose_times": dose_times})
+        except InvalidVariables as exc:
+            raise click.BadParameter(str(exc), param_hint="--dose-times") from None
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, program, mrn)
+        try:
+            enrollment = do_enroll(session, rt, patient, campaign, anchor_date, rt.now(), variables)
         except UnknownCampaign:
             raise click.ClickException(
                 f"unknown campaign '{campaign}' (known: {', '.join(sorted(rt.content.campaigns))})"
             ) from None
+        except ConsentRequired as exc:
+            raise click.ClickException(
+                f"not enrolled: {exc.message} (outreach record-consent {mrn} --basis express_written)"
+            ) from None
         click.echo(f"enrollment {enrollment.id}: next due {enrollment.next_due_at}")
+
+
+def _patient(session: Session, program: str | None, mrn: str) -> Patient:
+    prog = _program(session, program)
+    patient = session.scalars(select(Patient).where(Patient.program_id == prog.id, Patient.mrn == mrn)).first()
+    if patient is None:
+        raise click.ClickException(f"no patient with MRN {mrn}")
+    return patient
+
+
+@main.command("record-consent")
+@click.argument("mrn")
+@click.option("--basis", required=True, type=click.Choice(["express_written", "express_oral", "health_care_exemption"]))
+@click.option("--date", "given_on", default=None, help="when the patient gave it (YYYY-MM-DD; default today)")
+@click.option("--by", "recorded_by", default=None, help="who recorded it (default: cli)")
+@click.option("--channels", default="sms,voice", show_default=True, help="channels it covers")
+@click.option("--program", default=None, help="program slug (default: the first program)")
+def record_consent_command(
+    mrn: str, basis: str, given_on: str | None, recorded_by: str | None, channels: str, program: str | None
+) -> None:
+    """Record the patient's consent (basis, date, who recorded it, channels); enrollments follow it."""
+    from app.patients.consent import InvalidConsent, clean_consent, record_consent
+    from app.scheduling.enrollments import reschedule_if_changed
+    from app.scheduling.occurrences import local_today
+
+    rt = _rt()
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, program, mrn)
+        try:
+            record = clean_consent(
+                {
+                    "basis": basis,
+                    "date": given_on,
+                    "recorded_by": recorded_by,
+                    "channels": [c.strip() for c in channels.split(",") if c.strip()],
+                },
+                local_today(now, patient.timezone),
+            )
+        except InvalidConsent as exc:
+            raise click.ClickException(str(exc)) from None
+        changed = record_consent(session, patient, record, actor=recorded_by or "cli", now=now)
+        reschedule_if_changed(session, rt, patient, now)
+        click.echo(f"consent for {mrn}: {basis}" + ("" if changed else " (unchanged)"))
+
+
+@main.command("event")
+@click.argument("mrn")
+@click.argument("name", type=click.Choice(["readmitted", "goal_met", "positive_screen", "unenrolled"]))
+@click.option("--on", "on_date", default=None, help="the event's date (YYYY-MM-DD; default the patient's today)")
+@click.option("--program", default=None, help="program slug (default: the first program)")
+def event_command(mrn: str, name: str, on_date: str | None, program: str | None) -> None:
+    """Record an event: campaigns that stop on it stop; touches anchored on it are scheduled."""
+    from app.scheduling.enrollments import record_event
+
+    rt = _rt()
+    day = None
+    if on_date:
+        try:
+            day = dt.date.fromisoformat(on_date)
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--on") from None
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, program, mrn)
+        changed = record_event(session, rt, patient, name, rt.now(), day)
+        click.echo(f"{name}: {len(changed)} enrollment(s) changed")
 
 
 @main.command("import-patients")

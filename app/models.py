@@ -111,6 +111,11 @@ class Patient(Base):
     consent_basis: Mapped[str | None] = mapped_column(String(40))
     consent_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     consent_recorded_by: Mapped[str | None] = mapped_column(String(200))
+    #: The consent record (app/patients/consent.py): basis express_written | express_oral |
+    #: health_care_exemption (legacy rows: program_enrollment, read through the program's flag), the date
+    #: the patient gave it, who recorded it, and the channels it covers (["sms", "voice"]).
+    consent_date: Mapped[dt.date | None] = mapped_column(Date)
+    consent_channels: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -136,6 +141,13 @@ class Enrollment(Base):
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What the pending occurrences were derived from (campaign version, time zone, times, anchor): when
+    #: it no longer matches, they are derived again (app/scheduling/enrollments.py schedule_basis).
+    schedule_basis: Mapped[str | None] = mapped_column(String(300))
+    #: Dates of events that anchor touches or stop the campaign: {"positive_screen": "2026-12-01"}.
+    events: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Why the enrollment is no longer active (readmitted, opted_out, goal_met...).
+    status_reason: Mapped[str | None] = mapped_column(String(64))
 
     patient: Mapped[Patient] = relationship()
 
@@ -171,6 +183,26 @@ class ScheduledTouch(Base):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
 
     enrollment: Mapped[Enrollment] = relationship()
+
+
+class TimelineEvent(Base):
+    """A scheduling fact staff see on the patient's timeline: a touch skipped or deferred and why, an
+    enrollment refused or stopped, a consent recorded. ``code`` is a reason code; its plain-language en/es
+    text comes from app/scheduling/reasons.py."""
+
+    __tablename__ = "timeline_events"
+    __table_args__ = (Index("ix_timeline_events_patient_at", "patient_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
+    touch_row_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_touches.id"))
+    #: touch_skipped | touch_deferred | enrollment_refused | enrollment_stopped | schedule_rederived |
+    #: consent_recorded
+    kind: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class Conversation(Base):

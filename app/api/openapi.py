@@ -21,7 +21,7 @@ ERROR_STATUSES = {
     "401": "No valid bearer token (or API_TOKEN is unset).",
     "404": "No such patient or path.",
     "405": "Method not allowed.",
-    "409": "A conflict (no program set up; a flow cannot start now).",
+    "409": "A conflict (no program set up; a flow cannot start now; a campaign needs express consent first).",
     "413": "The body is larger than 1 MiB.",
     "422": "A field is not valid; `fields` names each one.",
 }
@@ -77,6 +77,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     schemas.MessagesOut,
     schemas.AnswersOut,
     schemas.EscalationsOut,
+    schemas.TimelineOut,
     schemas.ErrorOut,
 )
 REQUEST_MODELS = {schemas.PatientIn, schemas.EnrollmentIn, schemas.ConversationIn}
@@ -129,6 +130,15 @@ def openapi_document() -> dict[str, Any]:
         "/patients/{patient_id}/answers": {
             "get": _operation(
                 "The patient's answers, oldest first", {"200": schemas.AnswersOut}, ("404",), parameters=[PATIENT_ID]
+            )
+        },
+        "/patients/{patient_id}/timeline": {
+            "get": _operation(
+                "Scheduling facts, newest first: touches skipped or deferred and why, enrollments stopped, "
+                "consent recorded",
+                {"200": schemas.TimelineOut},
+                ("404",),
+                parameters=[PATIENT_ID],
             )
         },
         "/escalations": {

@@ -146,6 +146,18 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 
 
+class ConsentIn(RequestModel):
+    """The patient's consent record (app/patients/consent.py)."""
+
+    basis: Literal["express_written", "express_oral", "health_care_exemption"] = Field(
+        description="express_written / express_oral: the program sets its own caps; health_care_exemption: "
+        "at most 1 initiated text a day and 3 a week (FCC 15-72)."
+    )
+    date: AnyDate | None = Field(default=None, description="When the patient gave it. Default: today.")
+    recorded_by: Annotated[str, _bounded(200), NO_CONTROLS, CONTROL_FREE_SCHEMA] | None = None
+    channels: Annotated[list[Literal["sms", "voice"]], Field(min_length=1, max_length=2)] | None = None
+
+
 class PatientIn(RequestModel):
     """``POST /patients``: create or update by MRN within the program (idempotent)."""
 
@@ -171,6 +183,7 @@ class PatientIn(RequestModel):
     program: Annotated[Slug | None, BeforeValidator(_empty_is_none)] = Field(
         default=None, description="Program slug (default: the first program)."
     )
+    consent: ConsentIn | None = Field(default=None, description="Record (or change) the consent record.")
 
     @field_validator("thresholds")
     @classmethod
@@ -183,7 +196,7 @@ class PatientIn(RequestModel):
 
     def as_payload(self) -> dict[str, Any]:
         """The dict ``app.patients.service.upsert_patient`` takes (dates as ISO text, absent fields left out)."""
-        data = self.model_dump(exclude_none=True, exclude={"program"})
+        data = self.model_dump(exclude_none=True, exclude={"program", "consent"})
         if self.birth_date is not None:
             data["birth_date"] = self.birth_date.isoformat()
         return data
@@ -196,7 +209,7 @@ class EnrollmentIn(RequestModel):
     mrn: Annotated[Mrn | None, BeforeValidator(_empty_is_none)] = None
     program: Annotated[Slug | None, BeforeValidator(_empty_is_none)] = None
     campaign: Campaign
-    anchor_date: AnyDate | None = Field(default=None, description="Default: today (UTC).")
+    anchor_date: AnyDate | None = Field(default=None, description="Default: today in the patient's time zone.")
     variables: Variables | None = None
 
 
@@ -242,6 +255,29 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
+class ConsentOut(BaseModel):
+    basis: str = Field(description="The basis the caps follow (the program's when none was recorded).")
+    recorded: bool
+    date: dt.date | None
+    recorded_by: str | None
+    channels: list[str]
+    capped: bool = Field(description="True when the 1-a-day / 3-a-week exemption caps apply.")
+
+
+class TimelineEventOut(BaseModel):
+    id: int
+    kind: str
+    code: str
+    text: dict[str, str] = Field(description="Plain-language reason, by language (en, es).")
+    at: dt.datetime
+    enrollment_id: int | None
+    detail: dict[str, Any]
+
+
+class TimelineOut(BaseModel):
+    events: list[TimelineEventOut]
+
+
 class PatientOut(BaseModel):
     id: int
     mrn: str
@@ -259,6 +295,7 @@ class PatientOut(BaseModel):
     #: Pressed 9 on a call: no more calls (texts go on).
     voice_opted_out: bool
     thresholds: dict[str, float]
+    consent: ConsentOut
 
 
 class EnrollmentOut(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 from typing import Any, TypeVar
 
@@ -26,11 +25,13 @@ from app.api.schemas import (
 )
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.conversations.variables import InvalidVariables, clean_variables
-from app.models import Answer, Escalation, Message, Patient, Program
-from app.patients.service import ValidationFailed, default_program, patient_json, upsert_patient
+from app.models import Answer, Escalation, Message, Patient, Program, TimelineEvent
+from app.patients.consent import InvalidConsent, consent_json
+from app.patients.service import ValidationFailed, default_program, patient_json
 from app.runtime import Runtime
-from app.scheduling.enrollments import UnknownCampaign, enroll
+from app.scheduling.enrollments import ConsentRequired, UnknownCampaign, enroll, save_patient
 from app.scheduling.on_demand import MissingVariables, StartRefused, UnknownFlow, start_flow_now
+from app.scheduling.reasons import reason_text
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -158,24 +159,62 @@ def create_patient() -> tuple[Response, int]:
     with rt.sessions() as session, session.begin():
         program = _program(session, data.program)
         try:
-            patient, created = upsert_patient(
+            patient, created = save_patient(
                 session,
+                rt,
                 program,
                 data.as_payload(),
                 actor="api",
                 now=rt.now(),
+                consent=data.consent.model_dump(exclude_none=True) if data.consent else None,
                 known_thresholds=rt.content.threshold_names(),
             )
         except ValidationFailed as exc:
             raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
-        body = patient_json(patient)
+        except InvalidConsent as exc:
+            raise ApiError(422, "invalid", "The consent record is not valid.", exc.fields) from None
+        body = _patient_body(patient)
     return jsonify(body), 201 if created else 200
+
+
+def _patient_body(patient: Patient) -> dict[str, Any]:
+    """DESIGN §3's patient out, plus its consent record."""
+    return {**patient_json(patient), "consent": consent_json(patient, patient.program)}
 
 
 @bp.get("/patients/<id:patient_id>")
 def get_patient(patient_id: int) -> Response:
     with _runtime().sessions() as session:
-        return jsonify(patient_json(_patient(session, patient_id)))
+        return jsonify(_patient_body(_patient(session, patient_id)))
+
+
+@bp.get("/patients/<id:patient_id>/timeline")
+def patient_timeline(patient_id: int) -> Response:
+    """Scheduling facts for staff, newest first (500 at most): why a touch was skipped or deferred."""
+    with _runtime().sessions() as session:
+        _patient(session, patient_id)
+        rows = session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.patient_id == patient_id)
+            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
+            .limit(500)
+        ).all()
+        return jsonify(
+            {
+                "events": [
+                    {
+                        "id": row.id,
+                        "kind": row.kind,
+                        "code": row.code,
+                        "text": {lang: reason_text(row.code, lang) for lang in ("en", "es")},
+                        "at": row.at.isoformat(),
+                        "enrollment_id": row.enrollment_id,
+                        "detail": dict(row.detail or {}),
+                    }
+                    for row in rows
+                ]
+            }
+        )
 
 
 @bp.post("/enrollments")
@@ -197,13 +236,15 @@ def create_enrollment() -> tuple[Response, int]:
             ).first()
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
-        anchor = data.anchor_date or rt.now().astimezone(dt.UTC).date()
         try:
-            enrollment = enroll(session, rt, patient, data.campaign, anchor, rt.now(), variables)
+            # No anchor date: the patient's local today (enroll decides), never the UTC date.
+            enrollment = enroll(session, rt, patient, data.campaign, data.anchor_date, rt.now(), variables)
         except UnknownCampaign:
             raise ApiError(
                 422, "invalid", "Unknown campaign.", {"campaign": f"unknown campaign '{data.campaign}'"}
             ) from None
+        except ConsentRequired as exc:
+            raise ApiError(409, exc.code, exc.message, {"consent": exc.cap}) from None
         body = enrollment_json(enrollment)
     return jsonify(body), 201
 

@@ -10,9 +10,10 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.conversations.variables import render_variables
@@ -337,6 +338,29 @@ def apply_step(
 
 def _channel_name(rt: Runtime, conversation: Conversation) -> str:
     return "voice" if conversation.channel == "voice" else rt.channel.name
+
+
+def last_reply_at(session: Session, conversation: Conversation) -> dt.datetime | None:
+    """When the patient last sent a text in this conversation (None: never answered)."""
+    return session.scalar(
+        select(func.max(Message.created_at)).where(
+            Message.conversation_id == conversation.id, Message.direction == "inbound"
+        )
+    )
+
+
+def close_unanswered(session: Session, patient: Patient, conversation: Conversation, now: dt.datetime) -> None:
+    """End a conversation the patient has left unanswered, as its expiry would ("no_response"), so the
+    next scheduled check-in goes out on time instead of waiting for it (issue 10 item 2)."""
+    state = engine.State.from_dict(conversation.state)
+    state = replace(state, status="expired", result="no_response", wake_at=None)
+    conversation.state = state.to_dict()
+    conversation.status = "expired"
+    conversation.result = "no_response"
+    conversation.wake_at = None
+    conversation.ended_at = now
+    session.flush()
+    _check_unreachable(session, patient, conversation, now)
 
 
 def _flag(message: Message, flag: str) -> None:

@@ -19,8 +19,10 @@ from sqlalchemy import select
 from app.escalation.queue import OUTCOMES, ActionRefused, acknowledge, open_queue, resolve
 from app.i18n import gettext_for
 from app.messaging.inbound import flagged_unknown_senders, mark_reviewed
-from app.models import Answer, AuditEvent, Escalation, Message, Patient, utcnow
+from app.models import Answer, AuditEvent, Escalation, Message, Patient, TimelineEvent, utcnow
+from app.patients.consent import consent_json
 from app.runtime import Runtime
+from app.scheduling.reasons import reason_text
 from app.web import ui_language
 from app.web.auth import login_required
 
@@ -115,8 +117,17 @@ def patient(patient_id: int) -> str:
         escalations = session.scalars(
             select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.created_at.desc())
         ).all()
+        notes = session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.patient_id == patient_id)
+            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
+            .limit(200)
+        ).all()
+        language = ui_language()
         return render_template(
             "patient.html",
+            consent=consent_json(found, found.program),
+            schedule_notes=[(note.at, note.code, reason_text(note.code, language), note.detail) for note in notes],
             patient=found,
             messages=messages,
             answers=answers,

@@ -561,3 +561,25 @@ def test_queue_in_spanish_with_lang_es(
     expect(page.get_by_role("heading", level=1)).to_have_text("Cola de alertas")
     page.goto(f"{live}/queue?lang=en")
     expect(page.get_by_role("heading", level=1)).to_have_text("Escalation queue")
+
+
+def test_the_patient_page_says_why_a_touch_was_skipped_in_english_and_spanish(
+    page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    """Issue 10 item 3: a skipped touch is never silent; staff read why on the patient's timeline."""
+    from app.scheduling.enrollments import enroll
+    from app.scheduling.sweeper import tick
+
+    patient = make_patient(given_name="Rosa", family_name="Diaz", timezone="America/Chicago")
+    nine = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)  # 09:00 in Chicago
+    with rt.sessions() as s, s.begin():
+        enroll(s, rt, s.merge(patient), "hf-remote-monitoring", nine.date(), nine - dt.timedelta(hours=1))
+    tick(rt, nine + dt.timedelta(hours=13))  # 22:00: the 09:00 check-in is stale, skipped
+    sign_in(page, live, nurse.email, PASSWORD)
+    page.goto(f"{live}/patients/{patient.id}")
+    note = page.locator("table.schedule-notes td[data-code=stale]")
+    expect(note).to_contain_text("Skipped: it was too late to send it (never sent late).")
+    page.goto(f"{live}/patients/{patient.id}?lang=es")
+    expect(page.locator("table.schedule-notes td[data-code=stale]")).to_contain_text(
+        "Omitido: ya era muy tarde para enviarlo"
+    )
