@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request, session
 from flask_limiter import Limiter
@@ -144,8 +144,10 @@ def safe_target(target: str | None, fallback: str) -> str:
     would become ``//evil.example``), and anything that parses with a scheme or a host."""
     if not target or not target.startswith("/") or target.startswith("//"):
         return fallback
-    if any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F or ch.isspace() for ch in target):
-        return fallback
+    path = unquote(target.split("?", 1)[0])  # "/%09/evil.example" decodes to a tab too
+    for text in (target, path):
+        if text.startswith("//") or any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F or ch.isspace() for ch in text):
+            return fallback
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return fallback
