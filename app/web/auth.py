@@ -126,6 +126,16 @@ def _count_failure(email: str) -> None:
         log.warning("sign-in limits unavailable (%s)", type(exc).__name__)
 
 
+def _forget_failures(email: str) -> None:
+    """A successful sign-in clears this account's count from this IP (not the IP's or the account's totals)."""
+    try:
+        strategy = limiter().limiter
+        ip = get_remote_address() or "unknown"
+        strategy.clear(PER_ACCOUNT_AND_IP, "login-account-ip", email, ip)
+    except Exception as exc:
+        log.warning("sign-in limits unavailable (%s)", type(exc).__name__)
+
+
 def _audit(action: str, user_id: int | None) -> None:
     with _rt().sessions() as s, s.begin():
         s.add(AuditEvent(user_id=user_id, action=action, subject_type="user", subject_id=user_id, at=utcnow()))
@@ -159,6 +169,7 @@ def login() -> ResponseReturnValue:
     if isinstance(language, str):
         session["lang"] = language
     login_user(StaffUser.of(user))
+    _forget_failures(email)
     _audit("user.login", user.id)
     return redirect(target)
 
