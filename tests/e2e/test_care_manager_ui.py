@@ -577,3 +577,217 @@ def test_queue_in_spanish_with_lang_es(
     expect(page.get_by_role("heading", level=1)).to_have_text("Cola de alertas")
     page.goto(f"{live}/queue?lang=en")
     expect(page.get_by_role("heading", level=1)).to_have_text("Escalation queue")
+
+
+# --- 7. the live queue, worked end to end (en and es) --------------------------------------------------
+
+LIVE_WORDS = {
+    "en": {
+        "empty": "Nothing is waiting. New escalations appear here.",
+        "claim": "Claim",
+        "acknowledge": "Acknowledge",
+        "resolve": "Resolve",
+        "level": "EMERGENCY",
+        "reason": "Chest pain",
+        "announce": "New in the queue: EMERGENCY: Rosa Diaz",
+        "working": "Working on it: you",
+        "acknowledged": "acknowledged",
+        "resolved_today": "Resolved today",
+        "outcome": "Advised to call 911",
+        "undo": "Undo",
+        "paged": "Paged once at",
+    },
+    "es": {
+        "empty": "No hay nada pendiente. Las alertas nuevas aparecen aquí.",
+        "claim": "Tomar",
+        "acknowledge": "Confirmar recibido",
+        "resolve": "Resolver",
+        "level": "EMERGENCIA",
+        "reason": "Dolor de pecho",
+        "announce": "Nuevo en la cola: EMERGENCIA: Rosa Diaz",
+        "working": "Lo atiende: usted",
+        "acknowledged": "recibida",
+        "resolved_today": "Resueltas hoy",
+        "outcome": "Se le indicó llamar al 911",
+        "undo": "Deshacer",
+        "paged": "Se llamó al localizador a las",
+    },
+}
+
+
+def post_signed_sms(base: str, fake_twilio: Any, phone: str, body: str) -> int:
+    """A Twilio webhook over real HTTP, signed for PUBLIC_BASE_URL as Twilio signs it."""
+    import urllib.parse
+    import urllib.request
+    import uuid
+
+    from tests.conftest import FROM_NUMBER, PUBLIC_BASE_URL
+    from tests.support.fake_twilio import sign
+
+    params = {
+        "MessageSid": "SM" + uuid.uuid4().hex,
+        "AccountSid": fake_twilio.account_sid,
+        "From": phone,
+        "To": FROM_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+    }
+    request = urllib.request.Request(
+        f"{base}/twilio/sms",
+        data=urllib.parse.urlencode(params).encode(),
+        headers={"X-Twilio-Signature": sign(PUBLIC_BASE_URL + "/twilio/sms", params, fake_twilio.auth_token)},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_an_emergency_texted_in_appears_live_then_is_claimed_acknowledged_and_resolved(
+    browser: Browser,
+    page: Page,
+    live: str,
+    rt: Runtime,
+    nurse: User,
+    program: Program,
+    fake_twilio: Any,
+    make_patient: Callable[..., Patient],
+    lang: str,
+) -> None:
+    from tests.support.jobs import drain_inbound
+
+    words = LIVE_WORDS[lang]
+    with rt.sessions() as s, s.begin():
+        found = s.get(Program, program.id)
+        assert found is not None
+        found.on_call_phone = "+12025550199"
+    patient = make_patient(given_name="Rosa", family_name="Diaz", language=lang, timezone="America/Chicago")
+    admin = create_user(rt, "admin@example.org", PASSWORD, "admin")
+
+    sign_in(page, live, nurse.email, PASSWORD)
+    page.goto(f"{live}/queue?lang={lang}")
+    expect(page.get_by_text(words["empty"])).to_be_visible()
+    page.evaluate("window.__noReload = true")
+
+    # The patient texts a red flag; the webhook stores it, the worker processes it.
+    assert post_signed_sms(live, fake_twilio, patient.phone, "I have chest pain right now") == 200
+    drain_inbound(rt)
+
+    # It appears without a reload: the row, the count in the tab title, the live region's announcement.
+    row = page.locator(f'tr[data-episode="{patient.id}"]')
+    expect(row).to_have_count(1, timeout=15_000)
+    assert page.evaluate("window.__noReload") is True
+    expect(row.locator("span.level")).to_have_text(words["level"])
+    expect(row).to_contain_text(words["reason"])
+    expect(row.locator("blockquote.words")).to_contain_text("I have chest pain right now")  # her own words
+    expect(row).to_contain_text(words["paged"])
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    expect(page.locator("#queue-announcer")).to_have_text(words["announce"])
+    page.screenshot(path=str(SCREENSHOTS / f"live-queue-{lang}.png"), full_page=True)
+
+    # Claim, acknowledge (with the confirmation and its undo), resolve with a two-line note.
+    row.get_by_role("button", name=words["claim"]).click()
+    expect(row).to_contain_text(words["working"])
+    row.get_by_role("button", name=words["acknowledge"]).click()
+    expect(row.locator("[data-status]")).to_have_text(words["acknowledged"])
+    expect(page.get_by_role("button", name=words["undo"])).to_be_visible()
+    note = "Called Rosa at home.\nShe is calling 911 now; EMS on the way."
+    row.locator("select[name=outcome]").select_option("advised_911")
+    row.locator("textarea[name=note]").fill(note)
+    row.get_by_role("button", name=words["resolve"]).click()
+    expect(row).to_have_count(0)
+
+    page.locator("nav.tabs").get_by_role("link", name=words["resolved_today"]).click()
+    resolved = page.locator("tr[data-resolved]").first
+    expect(resolved).to_contain_text(words["outcome"])
+    expect(resolved.locator(".note")).to_have_text(note)
+
+    with rt.sessions() as s:
+        [escalation] = s.scalars(select(Escalation).where(Escalation.patient_id == patient.id)).all()
+        assert (escalation.status, escalation.outcome, escalation.note) == ("resolved", "advised_911", note)
+        assert escalation.assigned_to_id == nurse.id and escalation.resolved_by_id == nurse.id
+    assert [a for a, _ in audit_actions(rt, subject_type="escalation", subject_id=escalation.id)] == [
+        "escalation.assigned",
+        "escalation.acknowledged",
+        "escalation.resolved",
+    ]
+
+    # The admin reads the audit rows in the browser.
+    page.get_by_role("button", name="Sign out" if lang == "en" else "Cerrar sesión").click()
+    sign_in(page, live, admin.email, PASSWORD)
+    page.goto(f"{live}/admin/audit?subject_type=escalation&subject_id={escalation.id}")
+    audit_rows = page.locator("tr[data-audit]")
+    expect(audit_rows).to_have_count(3)
+    expect(audit_rows.nth(0)).to_contain_text("escalation.resolved")
+    expect(audit_rows.nth(0)).to_contain_text(nurse.email)
+    page.goto(f"{live}/admin/audit?action=queue.viewed&user={nurse.email}")
+    viewed = page.locator("tr[data-audit]", has_text=f"escalation_ids: [{escalation.id}]")
+    expect(viewed.first).to_contain_text(nurse.email)  # the live poll that showed the new item
+    page.screenshot(path=str(SCREENSHOTS / f"audit-{lang}.png"), full_page=True)
+
+
+# --- 8. another program's patient, the old cookie after sign-out ----------------------------------------
+
+
+def test_a_care_manager_of_another_program_gets_403(
+    browser: Browser, page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient(given_name="Rosa", family_name="Diaz")
+    escalate(rt, patient.id, level="URGENT", reason="weight_gain", rule_id="r", detail={}, now=dt.datetime.now(dt.UTC))
+    with rt.sessions() as s, s.begin():
+        s.add(Program(slug="south-clinic", name="South Clinic", phone_display="555-0200"))
+    create_user(rt, "south@example.org", PASSWORD, "care_manager", program="south-clinic")
+
+    sign_in(page, live, "south@example.org", PASSWORD)
+    expect(page).to_have_url(f"{live}/queue")
+    expect(page.locator("tr[data-escalation]")).to_have_count(0)
+    response = page.goto(f"{live}/patients/{patient.id}")
+    assert response is not None and response.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("You do not have access to this page")
+    expect(page.get_by_role("link", name="Back to the queue")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "forbidden.png"), full_page=True)
+
+
+def test_after_sign_out_the_old_cookie_is_signed_out(browser: Browser, page: Page, live: str, nurse: User) -> None:
+    sign_in(page, live, nurse.email, PASSWORD)
+    expect(page).to_have_url(f"{live}/queue")
+    old_cookies = page.context.cookies()
+    assert any(c["name"] == "session" for c in old_cookies)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+    replay = browser.new_context()
+    try:
+        replay.add_cookies(old_cookies)  # type: ignore[arg-type]
+        tab = replay.new_page()
+        tab.goto(f"{live}/queue")
+        expect(tab).to_have_url(re.compile(r"/login\?next="))
+        expect(tab.get_by_role("heading", name="Sign in")).to_be_visible()
+    finally:
+        replay.close()
+
+
+def test_the_queue_works_by_keyboard_at_390_px(
+    browser: Browser, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient(given_name="Rosa", family_name="Diaz")
+    escalate(rt, patient.id, level="URGENT", reason="weight_gain", rule_id="r", detail={}, now=dt.datetime.now(dt.UTC))
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        tab = context.new_page()
+        sign_in(tab, live, nurse.email, PASSWORD)
+        expect(tab).to_have_url(f"{live}/queue")
+        # The skip link comes first and moves focus to the main content.
+        tab.keyboard.press("Tab")
+        expect(tab.get_by_role("link", name="Skip to main content")).to_be_focused()
+        tab.keyboard.press("Enter")
+        # Every row action has its own accessible name.
+        expect(tab.get_by_role("button", name="Acknowledge: Rosa Diaz")).to_have_count(1)
+        tab.get_by_role("button", name="Acknowledge: Rosa Diaz").focus()
+        tab.keyboard.press("Enter")
+        expect(tab.locator(f'tr[data-episode="{patient.id}"] [data-status]')).to_have_text("acknowledged")
+        width = tab.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, width  # no sideways scrolling at 390 px
+        tab.screenshot(path=str(SCREENSHOTS / "queue-390px.png"), full_page=True)
+    finally:
+        context.close()
