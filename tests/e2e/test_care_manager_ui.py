@@ -610,7 +610,7 @@ LIVE_WORDS = {
         "resolved_today": "Resueltas hoy",
         "outcome": "Se le indicó llamar al 911",
         "undo": "Deshacer",
-        "paged": "Se llamó al localizador a las",
+        "paged": "Aviso enviado al turno a las",
     },
 }
 

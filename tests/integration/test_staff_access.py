@@ -135,7 +135,9 @@ def test_roles_audit_page_is_admin_only_and_assigning_needs_a_supervisor(
     assert f'action="/episodes/{north_patient.id}/assign"' not in html  # no assign control for a care manager
     values = form_values(html, north_patient.id, "claim")
     refused = nurse.post(
-        f"/episodes/{north_patient.id}/assign", data={**values, "assignee": str(staff["north2"].id)}, follow_redirects=True
+        f"/episodes/{north_patient.id}/assign",
+        data={**values, "assignee": str(staff["north2"].id)},
+        follow_redirects=True,
     )
     assert "Only a supervisor can assign work to someone else." in refused.get_data(as_text=True)
 
@@ -465,7 +467,16 @@ def test_filters_mine_level_and_search(
 def test_create_user_command_takes_program_and_team(app: Flask, rt: Runtime, program: Program) -> None:
     runner = app.test_cli_runner()
     result = runner.invoke(
-        args=["create-user", "rn@example.org", "--role", "care_manager", "--program", "north-clinic", "--team", "night"],
+        args=[
+            "create-user",
+            "rn@example.org",
+            "--role",
+            "care_manager",
+            "--program",
+            "north-clinic",
+            "--team",
+            "night",
+        ],
         input="a-long-passphrase\na-long-passphrase\n",
     )
     assert result.exit_code == 0, result.output
