@@ -35,7 +35,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_user_programs_program", "user_programs", ["program_id"])
     with op.batch_alter_table("escalations") as batch_op:
-        batch_op.add_column(sa.Column("assigned_to_id", sa.Integer(), sa.ForeignKey("users.id"), nullable=True))
+        batch_op.add_column(sa.Column("assigned_to_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key("fk_escalations_assigned_to", "users", ["assigned_to_id"], ["id"])
         batch_op.add_column(sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_audit_events_at", "audit_events", ["at"])
     op.create_index("ix_escalations_resolved_at", "escalations", ["resolved_at"])
@@ -45,6 +46,7 @@ def downgrade() -> None:
     op.drop_index("ix_escalations_resolved_at", table_name="escalations")
     op.drop_index("ix_audit_events_at", table_name="audit_events")
     with op.batch_alter_table("escalations") as batch_op:
+        batch_op.drop_constraint("fk_escalations_assigned_to", type_="foreignkey")
         batch_op.drop_column("assigned_at")
         batch_op.drop_column("assigned_to_id")
     op.drop_index("ix_user_programs_program", table_name="user_programs")
