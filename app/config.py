@@ -47,6 +47,9 @@ class Settings:
     session_cookie_secure: bool = True
     #: Minutes without a user-initiated request after which a staff session is signed out.
     session_idle_minutes: int = 30
+    #: Reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (Werkzeug's ProxyFix), so
+    #: the per-IP sign-in limit sees the client's address; 0 = none (the app is reached directly).
+    trusted_proxies: int = 0
     testing: bool = False
 
     @property
@@ -101,6 +104,7 @@ ENV_NAMES: dict[str, str] = {
     "OUTREACH_DEMO": "demo_mode",
     "SESSION_COOKIE_SECURE": "session_cookie_secure",
     "OUTREACH_SESSION_IDLE_MINUTES": "session_idle_minutes",
+    "OUTREACH_TRUSTED_PROXIES": "trusted_proxies",
     "TESTING": "testing",
 }
 _BOOLS = {"demo_mode", "session_cookie_secure", "testing"}
@@ -115,7 +119,7 @@ def _typed(name: str, value: Any) -> Any:
         return _bool(value, False)
     if name in _FLOATS:
         return float(value) if value else None
-    if name in {"send_concurrency", "session_idle_minutes"}:
+    if name in {"send_concurrency", "session_idle_minutes", "trusted_proxies"}:
         return int(value)
     if name == "content_dir":
         return Path(value)
@@ -156,4 +160,5 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         demo_mode=_bool(env.get("OUTREACH_DEMO"), False),
         session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), True),
         session_idle_minutes=int(env.get("OUTREACH_SESSION_IDLE_MINUTES") or 30),
+        trusted_proxies=int(env.get("OUTREACH_TRUSTED_PROXIES") or 0),
     )

@@ -17,7 +17,7 @@ import functools
 import logging
 import secrets
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
@@ -28,7 +28,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.models import AuditEvent, Program, User, UserProgram, utcnow
 from app.patients.access import ROLES
 from app.runtime import Runtime
-from app.web.security import StaffUser, limiter, public, safe_target
+from app.web.security import IDLE_KEY, StaffUser, limiter, public, safe_target
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -148,7 +148,7 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(target)
-        return render_template("login.html", error="idle" if g.get("idle_signed_out") else None)
+        return render_template("login.html", error="idle" if session.pop(IDLE_KEY, False) else None)
     email = request.form.get("email", "").strip().lower()[:254]
     password = request.form.get("password", "")[:1024]
     with _rt().sessions() as s:

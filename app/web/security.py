@@ -21,7 +21,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, Response, abort, current_app, g, request, session
+from flask import Flask, Response, abort, current_app, request, session, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, logout_user
@@ -40,6 +40,7 @@ CSP = (
 )
 #: The session key holding the last user-initiated request (epoch seconds); polling does not touch it.
 SEEN_KEY = "_seen"
+IDLE_KEY = "_idle_signed_out"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def install(app: Flask, runtime: Runtime) -> None:
         if isinstance(seen, int | float) and now - seen > idle:
             logout_user()
             session.clear()
-            g.idle_signed_out = True
+            session[IDLE_KEY] = True  # the sign-in page says why
             return
         if request.headers.get("HX-Request") != "true":  # the queue's polling is not activity
             session[SEEN_KEY] = int(now)
@@ -162,6 +163,12 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
+                if request.headers.get("HX-Request") == "true":
+                    # The live queue's poll after the session ended: send the whole tab to sign-in
+                    # instead of swapping the sign-in page into the table.
+                    response = Response(status=200)
+                    response.headers["HX-Redirect"] = url_for("auth.login", next=url_for("queue.index"))
+                    return response
                 return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
             if roles and current_user.role not in roles:
                 abort(403)

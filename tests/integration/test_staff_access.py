@@ -213,8 +213,11 @@ def test_an_idle_session_is_signed_out_but_polling_does_not_keep_it_alive(app: F
         session[SEEN_KEY] = time.time() - 31 * 60
     response = client.get("/queue")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
-    assert "without activity" in client.get("/login").get_data(as_text=True) or True
+    assert "You were signed out after a time without activity." in client.get("/login").get_data(as_text=True)
     assert client.get("/queue").status_code == 302
+    # The live poll of a signed-out tab sends the whole tab to sign-in (htmx's HX-Redirect).
+    poll = client.get("/queue/rows", headers={"HX-Request": "true"})
+    assert poll.headers["HX-Redirect"].startswith("/login?next=")
 
 
 def test_forms_without_a_csrf_token_are_refused(app: Flask, staff: dict[str, User]) -> None:
@@ -485,3 +488,41 @@ def test_create_user_command_takes_program_and_team(app: Flask, rt: Runtime, pro
         args=["create-user", "rn@example.org", "--program", "nope"], input="a-long-passphrase\na-long-passphrase\n"
     )
     assert unknown.exit_code != 0 and "no program" in unknown.output
+
+
+def test_behind_a_proxy_the_clients_address_is_what_is_limited(
+    app_config: dict[str, Any], staff: dict[str, User]
+) -> None:
+    from app import create_app
+    from app.runtime import clear_current
+
+    proxied = create_app({**app_config, "trusted_proxies": 1})
+    try:
+        client = proxied.test_client()
+        for n in range(20):
+            page = client.get("/login", environ_base={"REMOTE_ADDR": "10.0.0.2"})
+            client.post(
+                "/login",
+                data={
+                    "email": f"g{n}@example.org",
+                    "password": "x",
+                    "csrf_token": csrf_from(page.get_data(as_text=True)),
+                },
+                headers={"X-Forwarded-For": "203.0.113.9"},
+                environ_base={"REMOTE_ADDR": "10.0.0.2"},
+            )
+        page = client.get("/login")
+        other = client.post(
+            "/login",
+            data={
+                "email": "north@example.org",
+                "password": PASSWORD,
+                "csrf_token": csrf_from(page.get_data(as_text=True)),
+            },
+            headers={"X-Forwarded-For": "198.51.100.4"},
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},
+        )
+        assert other.status_code == 302  # another client behind the same proxy is not limited
+    finally:
+        proxied.extensions["outreach"].engine.dispose()
+        clear_current()
