@@ -32,7 +32,8 @@ from app.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-csrf = CSRFProtect()  # keeps only the exempt blueprint names on itself: safe to share between apps
+csrf = CSRFProtect()  # holds no per-app state that differs between apps: safe to share
+CSRF_EXEMPT_PREFIXES = ("/twilio/", "/api/")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -67,10 +68,17 @@ class StaffUser:
 def install(app: Flask, runtime: Runtime) -> None:
     settings = runtime.settings
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
+    # Checked by path, as before Flask-WTF: whatever blueprint serves /twilio/* (signature) or /api/*
+    # (bearer token) is exempt, every other unsafe request needs the token.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
-    for name in ("twilio", "api"):
-        if name in app.blueprints:
-            csrf.exempt(app.blueprints[name])
+
+    @app.before_request
+    def _csrf() -> None:
+        if request.method in {"GET", "HEAD", "OPTIONS", "TRACE"} or request.path.startswith(CSRF_EXEMPT_PREFIXES):
+            return
+        csrf.protect()
+
     # One limiter and one login manager per app (their callbacks hold this app's runtime).
     app.extensions["outreach.limiter"] = Limiter(
         get_remote_address,
