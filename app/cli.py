@@ -242,16 +242,23 @@ def import_patients(path: Path, program: str | None) -> None:
 @main.command("create-user")
 @click.argument("email")
 @click.option("--role", type=click.Choice(["care_manager", "supervisor", "admin"]), default="care_manager")
+@click.option("--program", "program", default=None, help="slug of a program the user works for (sees its patients)")
+@click.option("--team", default=None, help="the user's team inside that program (the queue's 'My team' filter)")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-def create_user_command(email: str, role: str, password: str) -> None:
-    """Create a staff user (or reset their password and role)."""
+def create_user_command(email: str, role: str, program: str | None, team: str | None, password: str) -> None:
+    """Create a staff user (or reset their password and role, which signs them out everywhere).
+
+    Without --program a care manager or supervisor sees no patient until added to one (admins see all)."""
     from app.web.auth import create_user
 
     try:
-        create_user(_rt(), email, password, role)
+        create_user(_rt(), email, password, role, program=program, team=team)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"user {email} saved with role {role}")
+    where = f" in program {program}" + (f", team {team}" if team else "") if program else ""
+    click.echo(f"user {email} saved with role {role}{where}")
+    if program is None and role != "admin":
+        click.echo("note: no --program given; this user sees no patients until added to a program", err=True)
 
 
 @main.command("lint-content")

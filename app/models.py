@@ -328,7 +328,10 @@ class EscalationStatus(enum.StrEnum):
 
 class Escalation(Base):
     __tablename__ = "escalations"
-    __table_args__ = (Index("ix_escalations_status_level", "status", "level"),)
+    __table_args__ = (
+        Index("ix_escalations_status_level", "status", "level"),
+        Index("ix_escalations_resolved_at", "resolved_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -347,6 +350,9 @@ class Escalation(Base):
     #: Pages sent for this escalation (on-call, re-page, supervisor) and when the last one went.
     page_count: Mapped[int] = mapped_column(Integer, default=0)
     last_paged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The staff member working it (claimed or assigned in the queue); NULL = nobody yet.
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship()
     triggers: Mapped[list[EscalationTrigger]] = relationship(
@@ -382,10 +388,36 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Part of the session cookie's identity: bumped on sign-out and on a password change, so every
+    #: session issued before no longer loads (server-side invalidation).
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: The zone this user reads times in (IANA).
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York", server_default="America/New_York")
+
+    memberships: Mapped[list[UserProgram]] = relationship(back_populates="user", order_by="UserProgram.id")
+
+
+class UserProgram(Base):
+    """A user works for a program (and, inside it, optionally a team): they see only its patients."""
+
+    __tablename__ = "user_programs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "program_id", name="uq_user_programs"),
+        Index("ix_user_programs_program", "program_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    team: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    program: Mapped[Program] = relationship()
 
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

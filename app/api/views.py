@@ -25,7 +25,7 @@ from app.api.schemas import (
 )
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.conversations.variables import InvalidVariables, clean_variables
-from app.models import Answer, Escalation, Message, Patient, Program, TimelineEvent
+from app.models import Answer, AuditEvent, Escalation, Message, Patient, Program, TimelineEvent
 from app.patients.consent import InvalidConsent, consent_json
 from app.patients.service import ValidationFailed, default_program, patient_json
 from app.runtime import Runtime
@@ -84,6 +84,27 @@ def _authenticate() -> None:
         raise ApiError(401, "unauthorized", "A valid bearer token is required.")
 
 
+@bp.after_request
+def _audit(response: Response) -> Response:
+    """An audit row for every answered API call that read or changed patient data (the API has one global
+    token, so the row names the endpoint, not a person)."""
+    if request.endpoint in PUBLIC_ENDPOINTS or response.status_code >= 400 or request.endpoint is None:
+        return response
+    args = request.view_args or {}
+    patient_id = args.get("patient_id")
+    with _runtime().sessions() as session, session.begin():
+        session.add(
+            AuditEvent(
+                user_id=None,
+                action="api.read" if request.method == "GET" else "api.write",
+                subject_type="patient" if isinstance(patient_id, int) else "api",
+                subject_id=patient_id if isinstance(patient_id, int) else None,
+                detail={"endpoint": request.endpoint, "status": response.status_code},
+            )
+        )
+    return response
+
+
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> tuple[Response, int]:
     return exc.response()
@@ -98,7 +119,8 @@ def _http_error(exc: HTTPException) -> Any:
     """Under ``/api/v1`` every HTTP error (no route 404, 405, 413, a 400 from Werkzeug, a 500) has the
     error shape of DESIGN §3; elsewhere (the care-manager UI) Werkzeug's own page is kept."""
     if not _under_api(request.path):
-        return exc
+        page = current_app.extensions.get("outreach.error_page")
+        return page(exc) if page is not None else exc
     status = exc.code or 500
     code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "http_error")
     message = {
