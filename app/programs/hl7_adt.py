@@ -203,9 +203,8 @@ def read_adt(text: str) -> AdtEvent:
         raise AdtProblem("AE", exc.reason, **context) from None
     pv1 = _segment(message, "PV1")
     try:
-        recorded = parse_hl7_time(_get(evn, 2) if evn is not None else "", "EVN-2") or parse_hl7_time(
-            _get(msh, 7), "MSH-7"
-        )
+        # EVN-2 (when the event was recorded), not MSH-7: a batch may be sent days after the discharge.
+        recorded = parse_hl7_time(_get(evn, 2) if evn is not None else "", "EVN-2")
         admitted = parse_hl7_time(_get(pv1, 44) if pv1 is not None else "", "PV1-44")
         discharged = parse_hl7_time(_get(pv1, 45) if pv1 is not None else "", "PV1-45")
     except AdtProblem as exc:
