@@ -36,7 +36,7 @@ def ui_language() -> str:
 
 def install_ui_language(app: Flask) -> None:
     from app.i18n import gettext_for
-    from app.web.labels import outcome_label, reason_label
+    from app.web.labels import enrollment_status_label, outcome_label, reason_label
 
     @app.context_processor
     def _language() -> dict[str, object]:
@@ -47,4 +47,5 @@ def install_ui_language(app: Flask) -> None:
             "has_simulator": "simulator" in app.blueprints,
             "reason_label": lambda code: reason_label(code, lang),
             "outcome_label": lambda code: outcome_label(code, lang),
+            "enrollment_status_label": lambda code: enrollment_status_label(code, lang),
         }

@@ -46,3 +46,17 @@ def reason_label(code: str, language: str) -> str:
         "pain": _("Pain"),
     }
     return labels.get(code, code.replace("_", " "))
+
+
+def enrollment_status_label(code: str, language: str) -> str:
+    """An enrollment's status or a change on its timeline (app/programs/enrollment.py)."""
+    _ = gettext_for(language)
+    labels = {
+        "active": _("active"),
+        "paused": _("paused"),
+        "ended": _("ended"),
+        "created": _("enrolled"),
+        "moved": _("new start date"),
+        "resumed": _("resumed"),
+    }
+    return labels.get(code, code.replace("_", " "))

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from app.escalation.queue import OUTCOMES, ActionRefused, acknowledge, open_queue, resolve
 from app.i18n import gettext_for
 from app.messaging.inbound import flagged_unknown_senders, mark_reviewed
-from app.models import Answer, AuditEvent, Escalation, Message, Patient, utcnow
+from app.models import Answer, AuditEvent, Enrollment, Escalation, Message, Patient, utcnow
+from app.programs.enrollment import timeline as enrollment_timeline
 from app.runtime import Runtime
 from app.web import ui_language
 from app.web.auth import login_required
@@ -115,8 +116,13 @@ def patient(patient_id: int) -> str:
         escalations = session.scalars(
             select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.created_at.desc())
         ).all()
+        enrollment_rows = session.scalars(
+            select(Enrollment).where(Enrollment.patient_id == patient_id).order_by(Enrollment.id)
+        ).all()
         return render_template(
             "patient.html",
+            enrollments=enrollment_rows,
+            enrollment_history=enrollment_timeline(session, patient_id),
             patient=found,
             messages=messages,
             answers=answers,
