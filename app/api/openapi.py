@@ -137,10 +137,8 @@ def _adt_operation() -> dict[str, Any]:
     )
     operation["requestBody"] = {
         "required": True,
-        "content": {
-            "text/plain": {"schema": {"type": "string"}},
-            "application/hl7-v2": {"schema": {"type": "string"}},
-        },
+        "description": "The message (ER7, segments ending with CR); application/hl7-v2 is accepted too.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
     }
     return operation
 

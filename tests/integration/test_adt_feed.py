@@ -135,12 +135,8 @@ def test_readmission_pauses_outreach_and_a11_resumes_it(client: FlaskClient, clo
     with clocked.sessions() as session:
         assert {e.status for e in session.scalars(select(Enrollment)).all()} == {"paused"}
         assert session.scalars(select(ScheduledTouch).where(ScheduledTouch.status == "pending")).all() == []
-        assert session.scalars(select(Discharge)).one().readmitted_at == dt.datetime(
-            2026, 12, 1, 14, 0, tzinfo=dt.UTC
-        )
-    history = client.get(
-        f"/api/v1/patients/{response.get_json()['patient_id']}/enrollments", headers=AUTH
-    ).get_json()
+        assert session.scalars(select(Discharge)).one().readmitted_at == dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC)
+    history = client.get(f"/api/v1/patients/{response.get_json()['patient_id']}/enrollments", headers=AUTH).get_json()
     assert [(t["action"], t["reason"]) for t in history["timeline"]][-2:] == [
         ("paused", "readmitted"),
         ("paused", "readmitted"),

@@ -56,7 +56,14 @@ def test_every_row_is_validated_and_reported_by_line(app: Flask, rt: Runtime, pr
     result = app.test_cli_runner().invoke(args=["import-patients", str(path), "--anchor-column", "discharged"])
     assert result.exit_code == 1
     assert "created=3 updated=0 unchanged=0 failed=7" in result.output
-    for line, field in ((5, "phone"), (6, "language"), (7, "timezone"), (8, "birth_date"), (9, "discharged"), (10, "mrn")):
+    for line, field in (
+        (5, "phone"),
+        (6, "language"),
+        (7, "timezone"),
+        (8, "birth_date"),
+        (9, "discharged"),
+        (10, "mrn"),
+    ):
         assert f"{path}:{line}: {field}" in result.output, (line, field, result.output)
     assert f"{path}:11: mrn: repeats line 2" in result.output
     assert f"{path}:2: K-1 created" in result.output
@@ -144,9 +151,7 @@ def test_a_file_that_cannot_work_is_refused_before_any_write(
         assert session.scalar(select(func.count()).select_from(Patient)) == 0
 
 
-def test_large_files_show_progress_and_go_in_batches(
-    app: Flask, rt: Runtime, program: Program, tmp_path: Path
-) -> None:
+def test_large_files_show_progress_and_go_in_batches(app: Flask, rt: Runtime, program: Program, tmp_path: Path) -> None:
     rows = [f"B-{n},Pat,Num{n},+1312555{n:04d},en,America/Chicago,,,2026-11-29" for n in range(2500)]
     path = _write(tmp_path, rows)
     report = tmp_path / "r.csv"

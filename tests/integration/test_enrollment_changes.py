@@ -135,7 +135,9 @@ def test_tcm_due_overdue_and_met_by_attempts(
     assert ok.status_code == 201 and ok.get_json()["status"] == "met" and ok.get_json()["met_by"] == "reached"
     monday = "2026-12-07T09:00:00-05:00"
     one = client.post(
-        f"/api/v1/tcm/{tried}/attempts", headers=AUTH, json={"outcome": "voicemail", "by": "rn@x.org", "at": "2026-12-04T11:30:00-05:00"}
+        f"/api/v1/tcm/{tried}/attempts",
+        headers=AUTH,
+        json={"outcome": "voicemail", "by": "rn@x.org", "at": "2026-12-04T11:30:00-05:00"},
     )
     assert one.get_json()["status"] == "due"
     rt.clock = lambda: dt.datetime(2026, 12, 7, 15, 0, tzinfo=dt.UTC)
@@ -158,9 +160,7 @@ def test_bot_conversations_never_count_and_attempts_are_validated(
     patient = make_patient()
     discharge_id = _discharge(rt, patient.id, NOW - dt.timedelta(hours=3))
     # The patient answers the bot's post-discharge check-in: the TCM clock does not move.
-    started = client.post(
-        f"/api/v1/patients/{patient.id}/conversations", headers=AUTH, json={"flow": "post-discharge"}
-    )
+    started = client.post(f"/api/v1/patients/{patient.id}/conversations", headers=AUTH, json={"flow": "post-discharge"})
     assert started.status_code in (201, 409)
     assert client.get("/api/v1/tcm?status=due", headers=AUTH).get_json()["discharges"][0]["id"] == discharge_id
     url = f"/api/v1/tcm/{discharge_id}/attempts"
@@ -175,7 +175,10 @@ def test_bot_conversations_never_count_and_attempts_are_validated(
         response = client.post(url, headers=AUTH, json=body)
         assert response.status_code == 422, (body, response.get_json())
         assert field in response.get_json()["error"]["fields"], (body, response.get_json())
-    assert client.post("/api/v1/tcm/999999/attempts", headers=AUTH, json={"outcome": "reached", "by": "rn"}).status_code == 404
+    assert (
+        client.post("/api/v1/tcm/999999/attempts", headers=AUTH, json={"outcome": "reached", "by": "rn"}).status_code
+        == 404
+    )
     assert client.get("/api/v1/tcm?status=late", headers=AUTH).status_code == 400
     assert client.get("/api/v1/tcm?program=nope", headers=AUTH).status_code == 400
     assert client.get("/api/v1/tcm").status_code == 401

@@ -47,8 +47,13 @@ def test_create_list_get_and_patch_a_program(client: FlaskClient, program: Progr
     patched = client.patch(
         "/api/v1/programs/south-plan",
         headers=AUTH,
-        json={"express_consent": True, "daily_cap": 2, "weekly_cap": 10, "sender_number": None,
-              "messaging_service_sid": "MG" + "a" * 32},
+        json={
+            "express_consent": True,
+            "daily_cap": 2,
+            "weekly_cap": 10,
+            "sender_number": None,
+            "messaging_service_sid": "MG" + "a" * 32,
+        },
     )
     assert patched.status_code == 200, patched.get_json()
     data = patched.get_json()
@@ -86,7 +91,13 @@ def test_patients_belong_to_a_program_and_enrollment_respects_its_campaigns(
     client: FlaskClient, program: Program
 ) -> None:
     assert client.post("/api/v1/programs", headers=AUTH, json=SOUTH).status_code == 201
-    patient = {"mrn": "S-1", "given_name": "Ana", "family_name": "Lopez", "phone": "312-555-0111", "program": "south-plan"}
+    patient = {
+        "mrn": "S-1",
+        "given_name": "Ana",
+        "family_name": "Lopez",
+        "phone": "312-555-0111",
+        "program": "south-plan",
+    }
     made = client.post("/api/v1/patients", headers=AUTH, json=patient)
     assert made.status_code == 201
     same_mrn_north = client.post("/api/v1/patients", headers=AUTH, json={**patient, "program": "north-clinic"})
@@ -109,7 +120,13 @@ def test_texts_carry_the_programs_name(
     client: FlaskClient, program: Program, rt: Runtime, post_twilio: Any, run_jobs: Any, fake_twilio: Any
 ) -> None:
     assert client.post("/api/v1/programs", headers=AUTH, json=SOUTH).status_code == 201
-    patient = {"mrn": "S-2", "given_name": "Ana", "family_name": "Lopez", "phone": "312-555-0112", "program": "south-plan"}
+    patient = {
+        "mrn": "S-2",
+        "given_name": "Ana",
+        "family_name": "Lopez",
+        "phone": "312-555-0112",
+        "program": "south-plan",
+    }
     assert client.post("/api/v1/patients", headers=AUTH, json=patient).status_code == 201
     response = post_twilio("/twilio/sms", {"From": "+13125550112", "Body": "HELP", "MessageSid": "SM" + "1" * 32})
     assert response.status_code == 200
@@ -122,16 +139,38 @@ def test_the_cli_creates_and_lists_programs_with_the_new_fields(app: Flask, rt: 
     runner = app.test_cli_runner()
     made = runner.invoke(
         args=[
-            "create-program", "west", "West Clinic", "--phone", "555-0300", "--on-call", "312-555-0193",
-            "--sender", "312-555-0194", "--nurse-line", "312-555-0195", "--timezone", "America/Denver",
-            "--quiet-hours", "9-20", "--campaign", "hf-remote-monitoring", "--express-consent",
-            "--daily-cap", "2", "--weekly-cap", "7",
+            "create-program",
+            "west",
+            "West Clinic",
+            "--phone",
+            "555-0300",
+            "--on-call",
+            "312-555-0193",
+            "--sender",
+            "312-555-0194",
+            "--nurse-line",
+            "312-555-0195",
+            "--timezone",
+            "America/Denver",
+            "--quiet-hours",
+            "9-20",
+            "--campaign",
+            "hf-remote-monitoring",
+            "--express-consent",
+            "--daily-cap",
+            "2",
+            "--weekly-cap",
+            "7",
         ]
     )
     assert made.exit_code == 0, made.output
     with rt.sessions() as session:
         west = session.scalars(select(Program).where(Program.slug == "west")).one()
-        assert (west.sender_number, west.nurse_line, west.timezone) == ("+13125550194", "+13125550195", "America/Denver")
+        assert (west.sender_number, west.nurse_line, west.timezone) == (
+            "+13125550194",
+            "+13125550195",
+            "America/Denver",
+        )
         assert (west.quiet_start_hour, west.quiet_end_hour, west.daily_cap, west.weekly_cap) == (9, 20, 2, 7)
         assert west.campaigns == ["hf-remote-monitoring"] and not west.uses_healthcare_exemption
     listed = runner.invoke(args=["list-programs"])

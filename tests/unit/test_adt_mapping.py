@@ -19,7 +19,7 @@ def test_the_shipped_mapping_loads_and_maps_heart_failure_diabetes_and_copd() ->
     assert hf.conditions == ("heart_failure",)
     assert mapping.for_discharge(None, ["e11.9"]).conditions == ("diabetes",)
     assert mapping.for_discharge(None, ["J44.1"]).conditions == ("copd",)
-    assert mapping.for_discharge(None, ["I10"]) .campaigns == ("post-discharge-tcm",)
+    assert mapping.for_discharge(None, ["I10"]).campaigns == ("post-discharge-tcm",)
     # The cardiac unit brings HF monitoring without a code; no duplicates when both apply.
     assert mapping.for_discharge("4w-card", ["I5022"]).campaigns == ("post-discharge-tcm", "hf-remote-monitoring")
 

@@ -62,18 +62,27 @@ def _status(attempts: list[Attempt], now: dt.datetime = BEFORE, cancelled: bool 
         ([Attempt("voicemail", "phone", _ny("2026-12-01T09:00"))], BEFORE, ("due", None)),
         ([Attempt("voicemail", "phone", _ny("2026-12-01T09:00"))], AFTER, ("overdue", None)),
         (
-            [Attempt("voicemail", "phone", _ny("2026-12-01T09:00")), Attempt("no_answer", "phone", _ny("2026-12-02T16:00"))],
+            [
+                Attempt("voicemail", "phone", _ny("2026-12-01T09:00")),
+                Attempt("no_answer", "phone", _ny("2026-12-02T16:00")),
+            ],
             AFTER,
             ("met", "two_attempts"),
         ),
         (
-            [Attempt("wrong_number", "phone", _ny("2026-12-01T09:00")), Attempt("no_answer", "video", _ny("2026-12-02T23:59"))],
+            [
+                Attempt("wrong_number", "phone", _ny("2026-12-01T09:00")),
+                Attempt("no_answer", "video", _ny("2026-12-02T23:59")),
+            ],
             AFTER,
             ("met", "two_attempts"),
         ),
         # Late attempts do not count: the second one came after the deadline.
         (
-            [Attempt("voicemail", "phone", _ny("2026-12-01T09:00")), Attempt("no_answer", "phone", _ny("2026-12-03T08:00"))],
+            [
+                Attempt("voicemail", "phone", _ny("2026-12-01T09:00")),
+                Attempt("no_answer", "phone", _ny("2026-12-03T08:00")),
+            ],
             AFTER,
             ("overdue", None),
         ),
@@ -83,7 +92,10 @@ def _status(attempts: list[Attempt], now: dt.datetime = BEFORE, cancelled: bool 
         # Bot touches never count (a completed SMS check-in is not interactive contact).
         ([Attempt("reached", "sms_bot", _ny("2026-12-01T09:00"))], AFTER, ("overdue", None)),
         (
-            [Attempt("no_answer", "ivr", _ny("2026-12-01T09:00")), Attempt("no_answer", "ivr", _ny("2026-12-01T10:00"))],
+            [
+                Attempt("no_answer", "ivr", _ny("2026-12-01T09:00")),
+                Attempt("no_answer", "ivr", _ny("2026-12-01T10:00")),
+            ],
             AFTER,
             ("overdue", None),
         ),
