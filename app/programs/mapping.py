@@ -18,6 +18,7 @@ Content a clinician reviews, validated by ``outreach lint-content`` (file, line,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -158,9 +159,16 @@ def parse_mapping(source: str, shown: str, campaigns: Collection[str]) -> AdtMap
 
 
 def load_mapping(content_dir: Path, campaigns: Collection[str]) -> AdtMapping:
-    """``content/adt-mapping.yaml`` (an empty mapping when the file is absent); raises FlowError."""
+    """``content/adt-mapping.yaml`` (an empty mapping when the file is absent); raises FlowError.
+    Parsed once per version of the file (its modification time and size) and set of campaigns."""
     path = content_dir / FILE_NAME
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return AdtMapping()
-    shown = f"{content_dir.name}/{FILE_NAME}"
-    return parse_mapping(path.read_text(encoding="utf-8"), shown, campaigns)
+    return _parsed(str(path), stat.st_mtime_ns, stat.st_size, frozenset(campaigns), content_dir.name)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: str, _mtime_ns: int, _size: int, campaigns: frozenset[str], folder: str) -> AdtMapping:
+    return parse_mapping(Path(path).read_text(encoding="utf-8"), f"{folder}/{FILE_NAME}", campaigns)
