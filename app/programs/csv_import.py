@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import JSON, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, Enrollment, Patient, Program
@@ -257,16 +258,65 @@ def _import_batch(
             else:
                 result.result = "unchanged"
         if inserts:
-            created = session.execute(insert(Patient).returning(Patient.id, Patient.mrn), inserts).all()
-            for patient_id, _mrn in created:
+            for patient_id in _insert_patients(session, program, inserts):
                 audits.append(_audit("patient.created", patient_id, actor, now))
         if updates:
             session.execute(update(Patient), updates)
         if audits:
-            session.execute(insert(AuditEvent), audits)
+            _insert_rows(session, AuditEvent.__table__, audits)
         if campaign is not None:
             _enroll_batch(session, rt, program, campaign, valid, anchor, actor, now)
     return results
+
+
+def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Many rows at once: PostgreSQL's COPY (one round trip, no SQL text to build and parse for
+    thousands of VALUES), a multi-row INSERT elsewhere (the embedded SQLite)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    columns = [c for c in table.columns if c.name in rows[0]]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row([_copy_value(column, row[column.name]) for column in columns])
+
+
+def _copy_value(column: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column.type, JSON):
+        return json.dumps(value)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    return value
+
+
+def _insert_patients(session: Session, program: Program, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new patients (every column given, defaults filled) and return their ids."""
+    table = Patient.__table__
+    full: list[dict[str, Any]] = []
+    for row in rows:
+        values = dict(row)
+        for column in table.columns:
+            if column.name == "id" or column.name in values:
+                continue
+            default = column.default
+            if default is None:
+                values[column.name] = None
+            elif default.is_callable:
+                values[column.name] = default.arg(None)
+            else:
+                values[column.name] = default.arg
+        full.append(values)
+    _insert_rows(session, table, full)
+    return list(
+        session.scalars(
+            select(Patient.id).where(Patient.program_id == program.id, Patient.mrn.in_([r["mrn"] for r in rows]))
+        ).all()
+    )
 
 
 def _audit(action: str, patient_id: int, actor: str, now: dt.datetime) -> dict[str, Any]:
