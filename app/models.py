@@ -244,6 +244,8 @@ class Message(Base):
     #: Outbound only: unique intent key written before the provider is called (exactly once).
     send_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     from_number: Mapped[str | None] = mapped_column(String(20))
+    #: Outbound: the program's own sender (E.164 number or a Messaging Service MG...); NULL = the deployment's.
+    sender: Mapped[str | None] = mapped_column(String(34))
     to_number: Mapped[str | None] = mapped_column(String(20))
     segments: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))

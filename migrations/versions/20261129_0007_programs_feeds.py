@@ -28,6 +28,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("campaigns", sa.JSON(), nullable=False, server_default="[]"))
         batch_op.add_column(sa.Column("daily_cap", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("weekly_cap", sa.Integer(), nullable=True))
+    with op.batch_alter_table("messages") as batch_op:
+        batch_op.add_column(sa.Column("sender", sa.String(34), nullable=True))
     op.create_table(
         "adt_messages",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -78,6 +80,8 @@ def downgrade() -> None:
     op.drop_table("contact_attempts")
     op.drop_table("discharges")
     op.drop_table("adt_messages")
+    with op.batch_alter_table("messages") as batch_op:
+        batch_op.drop_column("sender")
     with op.batch_alter_table("programs") as batch_op:
         for column in (
             "weekly_cap",

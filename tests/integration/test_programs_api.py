@@ -131,8 +131,19 @@ def test_texts_carry_the_programs_name(
     response = post_twilio("/twilio/sms", {"From": "+13125550112", "Body": "HELP", "MessageSid": "SM" + "1" * 32})
     assert response.status_code == 200
     run_jobs()
-    bodies = [m["Body"] for m in fake_twilio.messages]
-    assert any("South Health Plan" in body for body in bodies), bodies
+    sent = fake_twilio.messages
+    assert any("South Health Plan" in m["Body"] for m in sent), sent
+    # ... from the program's own number, not the deployment's TWILIO_FROM_NUMBER.
+    assert {m.get("From") for m in sent} == {"+13125550190"}, sent
+    # A Messaging Service instead: Twilio picks the number from the service's pool.
+    service = "MG" + "b" * 32
+    patched = client.patch(
+        "/api/v1/programs/south-plan", headers=AUTH, json={"sender_number": None, "messaging_service_sid": service}
+    )
+    assert patched.status_code == 200
+    post_twilio("/twilio/sms", {"From": "+13125550112", "Body": "HELP", "MessageSid": "SM" + "2" * 32})
+    run_jobs()
+    assert fake_twilio.messages[-1].get("MessagingServiceSid") == service, fake_twilio.messages[-1]
 
 
 def test_the_cli_creates_and_lists_programs_with_the_new_fields(app: Flask, rt: Runtime) -> None:
