@@ -53,7 +53,6 @@ test: install browser lint check-catalog
 
 bench: install
 	$(PY) bench/sms_inbound.py
-	$(PY) bench/import_csv.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
