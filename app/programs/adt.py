@@ -58,7 +58,7 @@ class _Refused(Exception):
         self.reason = reason
 
 
-def receive_adt(rt: Runtime, text: str, *, program_slug: str | None = None) -> AdtOutcome:
+def receive_adt(rt: Runtime, text: str, *, program_slug: str | None = None, retried: int = 0) -> AdtOutcome:
     """Apply one ADT message and answer its ACK (AA / AE / AR); never raises for bad input."""
     now = rt.now()
     try:
@@ -107,9 +107,21 @@ def receive_adt(rt: Runtime, text: str, *, program_slug: str | None = None) -> A
             )
     except IntegrityError:
         # The same message is being applied by another connection right now: answer as it will.
-        return receive_adt(rt, text, program_slug=program_slug)
+        return (
+            receive_adt(rt, text, program_slug=program_slug, retried=retried + 1)
+            if retried < 2
+            else _failed(text, event, now)
+        )
+    except Exception as exc:  # a fault of ours: nothing was applied; say so instead of dropping the connection
+        log.exception("adt failed event=%s error=%s", event.event, type(exc).__name__)
+        return _failed(text, event, now)
     log.info("adt applied ack=%s event=%s", code, event.event)
     return AdtOutcome(code, detail, build_ack(text, code, detail, now=now), event.event, patient_id)
+
+
+def _failed(text: str, event: AdtEvent, now: dt.datetime) -> AdtOutcome:
+    reason = "internal error: the message was not applied; send it again later"
+    return AdtOutcome("AE", reason, build_ack(text, "AE", reason, now=now), event.event)
 
 
 def _remember(rt: Runtime, sender: str, control_id: str, event: str, code: str, detail: str, now: dt.datetime) -> None:

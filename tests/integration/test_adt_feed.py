@@ -260,3 +260,16 @@ def test_mllp_bytes_outside_frames_are_ignored_and_latin1_is_read(mllp: MllpServ
     assert ack_code_of(ack) == "AA"
     with clocked.sessions() as session:
         assert session.scalars(select(Patient)).one().family_name == "Peña"
+
+
+def test_a_fault_of_ours_is_an_ae_that_changes_nothing(
+    client: FlaskClient, clocked: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("app.programs.adt.open_discharge", broken)
+    response = post_adt(client, adt())
+    assert response.status_code == 422
+    assert response.get_json()["ack_code"] == "AE" and "internal error" in response.get_json()["error"]["message"]
+    assert _counts(clocked) == {"patients": 0, "enrollments": 0, "scheduled_touches": 0, "discharges": 0}
