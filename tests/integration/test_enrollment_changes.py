@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -118,7 +119,7 @@ def _discharge(rt: Runtime, patient_id: int, when: dt.datetime, visit: str = "V1
 
 
 def test_tcm_due_overdue_and_met_by_attempts(
-    client: FlaskClient, rt: Runtime, make_patient: PatientFactory, program: Program
+    app: Flask, client: FlaskClient, rt: Runtime, make_patient: PatientFactory, program: Program
 ) -> None:
     friday = dt.datetime(2026, 12, 4, 15, 0, tzinfo=dt.UTC)  # Friday 10:00 ET
     rt.clock = lambda: friday + dt.timedelta(hours=2)
@@ -151,6 +152,8 @@ def test_tcm_due_overdue_and_met_by_attempts(
     assert [a["by"] for a in two.get_json()["attempts"]] == ["rn@x.org", "lpn@x.org"]
     met = client.get("/api/v1/tcm?status=met", headers=AUTH).get_json()["discharges"]
     assert {d["id"] for d in met} == {reached, tried}
+    listed = app.test_cli_runner().invoke(args=["tcm", "--status", "met"])
+    assert listed.exit_code == 0 and "2 discharges" in listed.output and "met by two_attempts" in listed.output
 
 
 def test_bot_conversations_never_count_and_attempts_are_validated(
