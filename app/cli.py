@@ -208,35 +208,127 @@ def event_command(mrn: str, name: str, on_date: str | None, program: str | None)
 
 @main.command("import-patients")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--program", default=None)
-def import_patients(path: Path, program: str | None) -> None:
-    """Create or update patients from a CSV with DESIGN §3's patient fields as columns."""
-    from app.patients.service import ValidationFailed, upsert_patient
+@click.option("--program", default=None, help="program slug (default: the first program)")
+@click.option("--campaign", default=None, help="also enroll every row in this campaign")
+@click.option("--anchor-column", default=None, help="the column holding each row's anchor date (YYYY-MM-DD)")
+@click.option("--anchor", default=None, help="the anchor date for rows without one (default: local today)")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write the per-row report here (CSV) instead of printing it",
+)
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on for large files)")
+def import_patients(
+    path: Path,
+    program: str | None,
+    campaign: str | None,
+    anchor_column: str | None,
+    anchor: str | None,
+    report_path: Path | None,
+    progress: bool | None,
+) -> None:
+    """Create or update patients from a CSV (DESIGN §3's patient fields as columns), one report line a row;
+    running the same file again changes nothing. Exit status 1 when a row failed."""
+    from app.programs.csv_import import ImportRefused, RowResult, count_rows
+    from app.programs.csv_import import import_patients as run_import
 
     rt = _rt()
-    created = updated = failed = 0
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        for line_no, row in enumerate(csv.DictReader(fh), start=2):
-            data = dict(row)
-            data["conditions"] = [c.strip() for c in (row.get("conditions") or "").split(";") if c.strip()]
-            try:
-                with rt.sessions() as session, session.begin():
-                    _, was_created = upsert_patient(
-                        session,
-                        _program(session, program),
-                        data,
-                        actor=f"import:{path.name}",
-                        now=rt.now(),
-                        known_thresholds=rt.content.threshold_names(),
-                    )
-                created += was_created
-                updated += not was_created
-            except ValidationFailed as exc:
-                failed += 1
-                click.echo(f"{path}:{line_no}: {exc}", err=True)
-    click.echo(f"created={created} updated={updated} failed={failed}")
-    if failed:
+    anchor_date = None
+    if anchor:
+        try:
+            anchor_date = dt.date.fromisoformat(anchor)
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
+    with rt.sessions() as session:
+        prog = _program(session, program)
+        session.expunge(prog)
+    total = count_rows(path)
+    show_bar = progress if progress is not None else total >= 5000
+    report = report_path.open("w", newline="", encoding="utf-8") if report_path else None
+    writer = csv.writer(report) if report else None
+    if writer:
+        writer.writerow(["line", "mrn", "result", "detail"])
+    bar = click.progressbar(length=total, label="importing", file=sys.stderr) if show_bar else None
+
+    def on_row(row: RowResult) -> None:
+        if writer:
+            writer.writerow([row.line, row.mrn, row.result, row.describe()])
+        elif row.result == "failed":
+            click.echo(f"{path}:{row.line}: {row.describe()}", err=True)
+        else:
+            click.echo(f"{path}:{row.line}: {row.mrn} {row.describe()}")
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if bar is not None:
+            bar.__enter__()
+        totals = run_import(
+            rt,
+            path,
+            prog,
+            campaign=campaign,
+            anchor_column=anchor_column,
+            anchor=anchor_date,
+            actor=f"import:{path.name}",
+            on_row=on_row,
+        )
+    except ImportRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        if report:
+            report.close()
+    click.echo(totals.summary())
+    if totals.failed:
         sys.exit(1)
+
+
+@main.command("mllp")
+@click.option("--host", default="0.0.0.0", help="address to listen on")
+@click.option("--port", default=2575, type=int, help="TCP port (2575 is HL7's)")
+@click.option("--program", default=None, help="program slug for every message (default: the ADT mapping's)")
+def mllp_command(host: str, port: int, program: str | None) -> None:
+    """Receive HL7 v2 ADT messages over MLLP and answer each with an ACK (AA / AE / AR)."""
+    from app.programs.adt import receive_adt
+    from app.programs.mllp import MllpServer
+
+    rt = _rt()
+
+    def handle(text: str) -> str:
+        return receive_adt(rt, text, program_slug=program).ack
+
+    server = MllpServer((host, port), handle)
+    click.echo(f"MLLP listening on {host}:{server.port}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@main.command("tcm")
+@click.option("--status", type=click.Choice(["due", "overdue", "met", "cancelled"]), default=None)
+@click.option("--program", default=None, help="program slug")
+def tcm_command(status: str | None, program: str | None) -> None:
+    """The TCM work list: discharges, their 2-business-day deadline and status (DESIGN §4.2)."""
+    from app.programs.tcm import worklist
+
+    rt = _rt()
+    with rt.sessions() as session:
+        program_id = _program(session, program).id if program else None
+        rows = worklist(session, rt.now(), status, program_id)
+    for row in rows:
+        click.echo(
+            f"{row['id']:6} {row['status']:9} MRN {row['mrn']:12} discharged {row['discharge_date']} "
+            f"due by {row['deadline_at']} attempts {len(row['attempts'])}"
+            + (f" met by {row['met_by']}" if row["met_by"] else "")
+        )
+    click.echo(f"{len(rows)} discharges")
 
 
 @main.command("create-user")
@@ -276,6 +368,12 @@ def lint_content(show_segments: bool, strict: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     report = lint(library, strict=strict)
+    from app.programs.mapping import load_mapping
+
+    try:
+        load_mapping(library.root, set(library.campaigns))
+    except FlowError as exc:
+        report.errors.append(str(exc))
     if show_segments:
         click.echo(f"{'flow':24} {'text':28} lang encoding chars segments | filled: encoding segments")
         for row in report.segments:
@@ -494,27 +592,81 @@ def simulate(flow_id: str, lang: str, name: str) -> None:
 @click.option("--on-call", "on_call", default=None, help="paged by SMS for every EMERGENCY (E.164)")
 @click.option("--supervisor", default=None, help="paged when an EMERGENCY is still not acknowledged")
 @click.option("--express-consent", is_flag=True, help="not capped at 1 text a day / 3 a week (FCC 15-72)")
+@click.option("--sender", default=None, help="the program's own sending number (default: TWILIO_FROM_NUMBER)")
+@click.option("--messaging-service", default=None, help="or a Twilio Messaging Service SID (MG...)")
+@click.option("--nurse-line", default=None, help="the nurse line patients are transferred to")
+@click.option("--timezone", default=None, help="IANA zone of the program's business days (TCM)")
+@click.option("--quiet-hours", default=None, help="outreach window, e.g. 8-20 (within 8-21)")
+@click.option("--campaign", "campaigns", multiple=True, help="a campaign the program runs (repeat; none = all)")
+@click.option("--daily-cap", type=int, default=None, help="with express consent: initiated texts a day")
+@click.option("--weekly-cap", type=int, default=None, help="with express consent: initiated texts a week")
 def create_program(
-    slug: str, name: str, phone: str, on_call: str | None, supervisor: str | None, express_consent: bool
+    slug: str,
+    name: str,
+    phone: str,
+    on_call: str | None,
+    supervisor: str | None,
+    express_consent: bool,
+    sender: str | None,
+    messaging_service: str | None,
+    nurse_line: str | None,
+    timezone: str | None,
+    quiet_hours: str | None,
+    campaigns: tuple[str, ...],
+    daily_cap: int | None,
+    weekly_cap: int | None,
 ) -> None:
     """Create or update a care program (idempotent by SLUG)."""
-    from app.patients.phones import InvalidPhone, to_e164
+    from app.programs.programs import ProgramInvalid, save_program
 
+    rt = _rt()
+    changes: dict[str, object] = {
+        "name": name,
+        "phone_display": phone,
+        "on_call_phone": on_call,
+        "supervisor_phone": supervisor,
+        "express_consent": express_consent,
+    }
+    for key, value in (
+        ("sender_number", sender),
+        ("messaging_service_sid", messaging_service),
+        ("nurse_line", nurse_line),
+        ("timezone", timezone),
+        ("daily_cap", daily_cap),
+        ("weekly_cap", weekly_cap),
+    ):
+        if value is not None:
+            changes[key] = value
+    if campaigns:
+        changes["campaigns"] = list(campaigns)
+    if quiet_hours:
+        try:
+            start, end = (int(part) for part in quiet_hours.split("-", 1))
+        except ValueError:
+            raise click.BadParameter("use START-END hours, e.g. 8-20", param_hint="--quiet-hours") from None
+        changes.update(quiet_start_hour=start, quiet_end_hour=end)
     try:
-        on_call_e164 = to_e164(on_call) if on_call else None
-        supervisor_e164 = to_e164(supervisor) if supervisor else None
-    except InvalidPhone as exc:
+        with rt.sessions() as session, session.begin():
+            program, _created = save_program(session, slug, changes, set(rt.content.campaigns))
+            on_call_e164 = program.on_call_phone
+    except ProgramInvalid as exc:
         raise click.ClickException(str(exc)) from None
-    with _rt().sessions() as session, session.begin():
-        program = session.scalars(select(Program).where(Program.slug == slug)).first()
-        if program is None:
-            program = Program(slug=slug)
-            session.add(program)
-        program.name = name
-        program.phone_display = phone
-        program.on_call_phone = on_call_e164
-        program.supervisor_phone = supervisor_e164
-        program.uses_healthcare_exemption = not express_consent
     if not on_call_e164:
         click.echo("warning: no on-call number: EMERGENCY escalations will only appear in the queue", err=True)
     click.echo(f"program {slug} saved")
+
+
+@main.command("list-programs")
+def list_programs() -> None:
+    """Every program: slug, name, sender, caps and campaigns."""
+    from app.programs.programs import program_json
+
+    with _rt().sessions() as session:
+        for program in session.scalars(select(Program).order_by(Program.id)).all():
+            data = program_json(program)
+            sender = data["messaging_service_sid"] or data["sender_number"] or "(deployment sender)"
+            click.echo(
+                f"{data['slug']:20} {data['name']:30} sender {sender} quiet {data['quiet_start_hour']}-"
+                f"{data['quiet_end_hour']} caps {data['daily_cap'] or '-'}/{data['weekly_cap'] or '-'} "
+                f"campaigns {','.join(data['campaigns']) or 'all'}"
+            )

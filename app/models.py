@@ -77,8 +77,19 @@ class Program(Base):
     #: Paged by SMS at once for every EMERGENCY, again if nobody acknowledges; then the supervisor.
     on_call_phone: Mapped[str | None] = mapped_column(String(20))
     supervisor_phone: Mapped[str | None] = mapped_column(String(20))
-    #: A staffed nurse line (E.164): on a call, after an EMERGENCY, "press 0 to talk to a nurse now" dials it.
+    #: The program's own sender: a number (E.164) or a Twilio Messaging Service (MG...); NULL = the
+    #: deployment's TWILIO_FROM_NUMBER / TWILIO_MESSAGING_SERVICE_SID.
+    sender_number: Mapped[str | None] = mapped_column(String(20))
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(34))
+    #: The number patients call to reach a nurse (E.164); voice calls transfer here.
     nurse_line: Mapped[str | None] = mapped_column(String(20))
+    #: The program's business-day clock (TCM deadlines) and the default zone of patients enrolled by ADT.
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    #: Campaigns this program runs (enrollment in any other is refused); empty = every campaign.
+    campaigns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Initiated-outreach caps for programs with express consent (NULL = none beyond the exemption's).
+    daily_cap: Mapped[int | None] = mapped_column(Integer)
+    weekly_cap: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -272,6 +283,8 @@ class Message(Base):
     #: Outbound only: unique intent key written before the provider is called (exactly once).
     send_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     from_number: Mapped[str | None] = mapped_column(String(20))
+    #: Outbound: the program's own sender (E.164 number or a Messaging Service MG...); NULL = the deployment's.
+    sender: Mapped[str | None] = mapped_column(String(34))
     to_number: Mapped[str | None] = mapped_column(String(20))
     segments: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))
@@ -485,3 +498,70 @@ class Call(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdtMessage(Base):
+    """One HL7 v2 ADT message received (HTTP or MLLP) and the ACK it got: a redelivered message (same
+    sender and control id, MSH-3/4 + MSH-10) is answered with the same ACK and changes nothing.
+    No message text is kept here (it is PHI and the interface engine keeps it)."""
+
+    __tablename__ = "adt_messages"
+    __table_args__ = (UniqueConstraint("sender", "control_id", name="uq_adt_messages_sender_control"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender: Mapped[str] = mapped_column(String(200))
+    control_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(8))
+    ack_code: Mapped[str] = mapped_column(String(2))
+    #: Why an AE/AR was sent (field and reason, never a value from the message); what was done for AA.
+    detail: Mapped[str] = mapped_column(String(400), default="")
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Discharge(Base):
+    """A hospital discharge and its TCM clock (DESIGN §4.2, CPT 99495/99496): interactive contact is due
+    by the end of the 2nd business day after the discharge date (``deadline_at``)."""
+
+    __tablename__ = "discharges"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "visit_number", name="uq_discharges_patient_visit"),
+        Index("ix_discharges_status_deadline", "status", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    #: PV1-19 (or a generated key when the feed sends none).
+    visit_number: Mapped[str] = mapped_column(String(64))
+    discharged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    discharge_date: Mapped[dt.date] = mapped_column(Date)
+    unit: Mapped[str | None] = mapped_column(String(64))
+    diagnoses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: open | cancelled (A11/A13). Due / overdue / met are derived from the attempts (app/programs/tcm.py).
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    readmitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The enrollments this discharge made (an A13 "cancel discharge" ends them again).
+    enrollment_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    patient: Mapped[Patient] = relationship()
+    attempts: Mapped[list[ContactAttempt]] = relationship(order_by="ContactAttempt.attempted_at")
+
+
+class ContactAttempt(Base):
+    """A care manager's interactive-contact attempt for a discharge (a call, a video visit, in person):
+    reached, voicemail, no_answer or wrong_number, by whom and when. Bot touches are never recorded here."""
+
+    __tablename__ = "contact_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    discharge_id: Mapped[int] = mapped_column(ForeignKey("discharges.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16), default="phone")
+    attempted_by: Mapped[str] = mapped_column(String(200))
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

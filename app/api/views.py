@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 from typing import Any, TypeVar
 
@@ -16,18 +17,34 @@ from werkzeug.routing import ValidationError as NoRoute
 from app.api.errors import ApiError
 from app.api.schemas import (
     MAX_ID,
+    AttemptIn,
     ConversationIn,
+    EnrollmentChangeIn,
     EnrollmentIn,
     EscalationQuery,
     PatientIn,
+    ProgramIn,
+    ProgramPatch,
+    TcmQuery,
     field_errors,
     is_malformed,
 )
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.conversations.variables import InvalidVariables, clean_variables
-from app.models import Answer, AuditEvent, Escalation, Message, Patient, Program, TimelineEvent
+from app.models import Answer, AuditEvent, Discharge, Enrollment, Escalation, Message, Patient, Program, TimelineEvent
 from app.patients.consent import InvalidConsent, consent_json
 from app.patients.service import ValidationFailed, default_program, patient_json
+from app.programs import enrollment as enrollments
+from app.programs import tcm
+from app.programs.adt import receive_adt
+from app.programs.programs import (
+    ProgramExists,
+    ProgramInvalid,
+    campaign_allowed,
+    find_program,
+    program_json,
+    save_program,
+)
 from app.runtime import Runtime
 from app.scheduling.enrollments import ConsentRequired, UnknownCampaign, enroll, save_patient
 from app.scheduling.on_demand import MissingVariables, StartRefused, UnknownFlow, start_flow_now
@@ -258,15 +275,27 @@ def create_enrollment() -> tuple[Response, int]:
             ).first()
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
+        if data.campaign in rt.content.campaigns and not campaign_allowed(patient.program, data.campaign):
+            raise ApiError(
+                422, "invalid", "Not a campaign of this program.", {"campaign": "the program does not run it"}
+            )
+        now = rt.now()
+        existed = session.scalars(
+            select(Enrollment.id).where(
+                Enrollment.patient_id == patient.id, Enrollment.campaign == data.campaign, Enrollment.status == "active"
+            )
+        ).first()
         try:
             # No anchor date: the patient's local today (enroll decides), never the UTC date.
-            enrollment = enroll(session, rt, patient, data.campaign, data.anchor_date, rt.now(), variables)
+            enrollment = enroll(session, rt, patient, data.campaign, data.anchor_date, now, variables)
         except UnknownCampaign:
             raise ApiError(
                 422, "invalid", "Unknown campaign.", {"campaign": f"unknown campaign '{data.campaign}'"}
             ) from None
         except ConsentRequired as exc:
             raise ApiError(409, exc.code, exc.message, {"consent": exc.cap}) from None
+        if existed is None:
+            enrollments.note_event(session, patient.id, "enrollment.created", enrollment, "api", "api", now)
         body = enrollment_json(enrollment)
     return jsonify(body), 201
 
@@ -330,6 +359,198 @@ def list_escalations() -> Response:
         query = query.where(Escalation.patient_id == int(filters.patient_id))
     with _runtime().sessions() as session:
         return jsonify({"escalations": [escalation_json(e) for e in session.scalars(query.limit(500)).all()]})
+
+
+def _change(enrollment_id: int, action: str) -> Response:
+    data = _parse(EnrollmentChangeIn)
+    rt = _runtime()
+    now = rt.now()
+    actor = data.actor or "api"
+    with rt.sessions() as session, session.begin():
+        enrollment = session.get(Enrollment, enrollment_id, with_for_update=True)
+        if enrollment is None:
+            raise ApiError(404, "not_found", "No such enrollment.")
+        try:
+            if action == "pause":
+                enrollments.pause(session, enrollment, data.reason, actor, now)
+            elif action == "resume":
+                enrollments.resume(session, rt, enrollment, data.reason, actor, now)
+            else:
+                enrollments.unenroll(session, enrollment, data.reason, actor, now)
+        except enrollments.EnrollmentRefused as exc:
+            raise ApiError(409, exc.code, exc.message) from None
+        body = enrollment_json(enrollment)
+    return jsonify(body)
+
+
+@bp.post("/enrollments/<id:enrollment_id>/pause")
+def pause_enrollment(enrollment_id: int) -> Response:
+    """Pause outreach with a reason (on the timeline): 200, 404, 409 if not active."""
+    return _change(enrollment_id, "pause")
+
+
+@bp.post("/enrollments/<id:enrollment_id>/resume")
+def resume_enrollment(enrollment_id: int) -> Response:
+    """Resume a paused enrollment (future touches only): 200, 404, 409 if not paused."""
+    return _change(enrollment_id, "resume")
+
+
+@bp.post("/enrollments/<id:enrollment_id>/unenroll")
+def unenroll_enrollment(enrollment_id: int) -> Response:
+    """End an enrollment with a reason: 200, 404, 409 if already ended."""
+    return _change(enrollment_id, "unenroll")
+
+
+@bp.get("/patients/<id:patient_id>/enrollments")
+def list_enrollments(patient_id: int) -> Response:
+    """The patient's enrollments and their history (created, paused, resumed, ended, with reasons)."""
+    with _runtime().sessions() as session:
+        _patient(session, patient_id)
+        rows = session.scalars(
+            select(Enrollment).where(Enrollment.patient_id == patient_id).order_by(Enrollment.id)
+        ).all()
+        return jsonify(
+            {
+                "enrollments": [enrollment_json(e) for e in rows],
+                "timeline": enrollments.timeline(session, patient_id),
+            }
+        )
+
+
+@bp.get("/programs")
+def list_programs() -> Response:
+    with _runtime().sessions() as session:
+        rows = session.scalars(select(Program).order_by(Program.id)).all()
+        return jsonify({"programs": [program_json(p) for p in rows]})
+
+
+@bp.post("/programs")
+def create_program() -> tuple[Response, int]:
+    """A new program: 201, 409 if the slug is taken, 422 naming each bad field."""
+    data = _parse(ProgramIn)
+    rt = _runtime()
+    changes = data.changes()
+    changes.pop("slug", None)
+    with rt.sessions() as session, session.begin():
+        try:
+            program, _created = save_program(session, data.slug, changes, set(rt.content.campaigns), create=True)
+        except ProgramExists:
+            raise ApiError(409, "exists", "A program with this slug exists; PATCH it.") from None
+        except ProgramInvalid as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        body = program_json(program)
+    return jsonify(body), 201
+
+
+@bp.patch("/programs/<slug>")
+def update_program(slug: str) -> Response:
+    """Change some of a program's fields: 200, 404, 422 naming each bad field."""
+    data = _parse(ProgramPatch)
+    rt = _runtime()
+    with rt.sessions() as session, session.begin():
+        try:
+            program, _created = save_program(session, slug, data.changes(), set(rt.content.campaigns), create=False)
+        except LookupError:
+            raise ApiError(404, "not_found", "No such program.") from None
+        except ProgramInvalid as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        body = program_json(program)
+    return jsonify(body)
+
+
+@bp.get("/programs/<slug>")
+def get_program(slug: str) -> Response:
+    with _runtime().sessions() as session:
+        program = find_program(session, slug)
+        if program is None:
+            raise ApiError(404, "not_found", "No such program.")
+        return jsonify(program_json(program))
+
+
+#: Content types an interface engine posts HL7 v2 (ER7, pipe-delimited) with.
+HL7_TYPES = {"text/plain", "application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7"}
+
+
+@bp.post("/adt")
+def post_adt() -> tuple[Response, int]:
+    """One HL7 v2 ADT message as the body. 200 with the ACK (AA); 422 (AE: the message cannot be used)
+    or 400 (AR: not an HL7 ADT message) in the error shape, with ``ack_code`` and ``ack`` beside it.
+    ``?program=slug`` picks the program (default: the mapping's facility, else the first program)."""
+    if (request.mimetype or "") not in HL7_TYPES:
+        raise ApiError(400, "bad_request", "Send the HL7 message as text/plain or application/hl7-v2.")
+    slug = request.args.get("program") or None
+    rt = _runtime()
+    if slug is not None:
+        with rt.sessions() as session:
+            if find_program(session, slug) is None:
+                raise ApiError(400, "bad_request", "Unknown program.", {"program": "unknown program"})
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    outcome = receive_adt(rt, text, program_slug=slug)
+    extra = {
+        "ack_code": outcome.ack_code,
+        "ack": outcome.ack,
+        "event": outcome.event,
+        "patient_id": outcome.patient_id,
+        "duplicate": outcome.duplicate,
+    }
+    if outcome.ack_code == "AA":
+        return jsonify({"detail": outcome.detail, **extra}), 200
+    status = 422 if outcome.ack_code == "AE" else 400
+    code = "hl7_error" if outcome.ack_code == "AE" else "hl7_rejected"
+    response, _ = ApiError(status, code, outcome.detail).response()
+    body = response.get_json()
+    body.update(extra)
+    return jsonify(body), status
+
+
+@bp.get("/tcm")
+def list_tcm() -> Response:
+    """Discharges of the last 60 days with their TCM clock, soonest deadline first (400 on bad filters)."""
+    try:
+        filters = TcmQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise ApiError(400, "bad_request", "Bad filters.", field_errors(exc)) from None
+    rt = _runtime()
+    with rt.sessions() as session:
+        program_id = None
+        if filters.program:
+            program = find_program(session, filters.program)
+            if program is None:
+                raise ApiError(400, "bad_request", "Unknown program.", {"program": "unknown program"})
+            program_id = program.id
+        rows = tcm.worklist(session, rt.now(), filters.status, program_id)
+        return jsonify({"discharges": rows})
+
+
+@bp.post("/tcm/<id:discharge_id>/attempts")
+def log_attempt(discharge_id: int) -> tuple[Response, int]:
+    """Log a care manager's contact attempt: 201 with the discharge and its clock; 404; 422."""
+    data = _parse(AttemptIn)
+    rt = _runtime()
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        discharge = session.get(Discharge, discharge_id, with_for_update=True)
+        if discharge is None:
+            raise ApiError(404, "not_found", "No such discharge.")
+        try:
+            tcm.record_attempt(
+                session,
+                discharge,
+                outcome=data.outcome,
+                method=data.method,
+                attempted_by=data.by,
+                attempted_at=(data.at or now).astimezone(dt.UTC),
+                note=data.note,
+                now=now,
+            )
+        except tcm.AttemptRefused as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        body = tcm.discharge_json(discharge, now)
+    return jsonify(body), 201
 
 
 @bp.get("/openapi.json")

@@ -81,7 +81,10 @@ def queue_text(
 ) -> Message:
     """Record an outbound text and enqueue its delivery once the transaction commits."""
     info = segment_info(body)
+    program = patient.program if patient is not None else None
     message = Message(
+        # Texts to a patient go out from the patient's program's own sender, when it has one.
+        sender=(program.messaging_service_sid or program.sender_number) if program is not None else None,
         patient_id=patient.id if patient else None,
         conversation_id=conversation_id,
         direction="outbound",
@@ -133,6 +136,7 @@ def _outbound_text(rt: Runtime, message: Message) -> OutboundText:
         send_key=message.send_key or f"msg:{message.id}",
         status_callback=status_callback_url(rt, message.id),
         attempt_started_at=message.updated_at,
+        sender=message.sender,
     )
 
 
@@ -187,7 +191,7 @@ def deliver(rt: Runtime, message_id: int) -> str:
             message.status = "cancelled"
             message.error_code = "no_sms"
             return "cancelled"
-        slot = rt.rate_limiter.reserve(sender_key(rt.settings), message.segments or 1)
+        slot = rt.rate_limiter.reserve(message.sender or sender_key(rt.settings), message.segments or 1)
         if not slot.reserved:
             # The sender's schedule is full for now: come back when there is room (nothing is dropped).
             message.next_attempt_at = rt.now() + dt.timedelta(seconds=slot.wait_seconds)
@@ -265,7 +269,13 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
             .where(Message.id.in_(due.scalar_subquery()))
             .values(status="sending", attempts=Message.attempts + 1, updated_at=now)
             .returning(
-                Message.id, Message.to_number, Message.body, Message.send_key, Message.segments, Message.attempts
+                Message.id,
+                Message.to_number,
+                Message.body,
+                Message.send_key,
+                Message.segments,
+                Message.attempts,
+                Message.sender,
             )
             .execution_options(synchronize_session=False)
         ).all()
@@ -279,6 +289,7 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
                 send_key=row.send_key or f"msg:{row.id}",
                 status_callback=status_callback_url(rt, row.id),
                 attempt_started_at=now,
+                sender=row.sender,
             ),
             segments=row.segments or 1,
             attempt=row.attempts,
@@ -311,7 +322,7 @@ def _renew(rt: Runtime, held: Sequence[_Claimed]) -> set[int]:
 
 def _send_claimed(rt: Runtime, claimed: _Claimed) -> SendResult | SendError | Slot:
     """The provider call only: no database work in the sending threads."""
-    slot = rt.rate_limiter.reserve(sender_key(rt.settings), claimed.segments)
+    slot = rt.rate_limiter.reserve(claimed.text.sender or sender_key(rt.settings), claimed.segments)
     if not slot.reserved:
         return slot
     if slot.wait_seconds > 0:

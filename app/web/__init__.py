@@ -89,6 +89,7 @@ def install_ui_language(app: Flask) -> None:
         STAFF_ZONES,
         ago_text,
         due_text,
+        enrollment_status_label,
         finding_label,
         level_label,
         local_time,
@@ -113,4 +114,5 @@ def install_ui_language(app: Flask) -> None:
             "ago_text": lambda when, now: ago_text(when, now, lang),
             "local_time": local_time,
             "staff_zones": STAFF_ZONES,
+            "enrollment_status_label": lambda code: enrollment_status_label(code, lang),
         }

@@ -214,3 +214,17 @@ def change_text(action: str, language: str) -> str:
         "escalation.undone": _("undid a change"),
     }
     return words.get(action, _("changed it"))
+
+
+def enrollment_status_label(code: str, language: str) -> str:
+    """An enrollment's status or a change on its timeline (app/programs/enrollment.py)."""
+    _ = gettext_for(language)
+    labels = {
+        "active": _("active"),
+        "paused": _("paused"),
+        "ended": _("ended"),
+        "created": _("enrolled"),
+        "moved": _("new start date"),
+        "resumed": _("resumed"),
+    }
+    return labels.get(code, code.replace("_", " "))

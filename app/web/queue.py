@@ -43,9 +43,21 @@ from app.escalation.queue import (
 )
 from app.i18n import gettext_for
 from app.messaging.inbound import flagged_unknown_senders, mark_reviewed
-from app.models import Answer, AuditEvent, Escalation, Message, Patient, Program, TimelineEvent, User, utcnow
+from app.models import (
+    Answer,
+    AuditEvent,
+    Enrollment,
+    Escalation,
+    Message,
+    Patient,
+    Program,
+    TimelineEvent,
+    User,
+    utcnow,
+)
 from app.patients.access import ASSIGN_ROLES, Scope, colleagues, may_see, program_scope, teammate_ids
 from app.patients.consent import consent_json
+from app.programs.enrollment import timeline as enrollment_timeline
 from app.runtime import Runtime
 from app.scheduling.reasons import reason_text
 from app.web import ui_language
@@ -432,6 +444,10 @@ def patient(patient_id: int) -> ResponseReturnValue:
         staff = {u.id: u.email for u in s.scalars(select(User)).all()}
         return render_template(
             "patient.html",
+            enrollments=s.scalars(
+                select(Enrollment).where(Enrollment.patient_id == patient_id).order_by(Enrollment.id)
+            ).all(),
+            enrollment_history=enrollment_timeline(s, patient_id),
             consent=consent_json(found, found.program),
             schedule_notes=[(note.at, note.code, reason_text(note.code, language), note.detail) for note in notes],
             patient=found,
