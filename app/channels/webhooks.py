@@ -25,8 +25,7 @@ from app.channels.cleaning import (
     row_id,
 )
 from app.channels.signatures import twilio_signed
-from app.db import run_in_transaction
-from app.messaging.inbound import InboundText, store_text
+from app.messaging.inbound import InboundText, receive_sms
 from app.messaging.status import apply_status
 from app.runtime import Runtime
 
@@ -71,8 +70,7 @@ def inbound_sms() -> Response:
     )
     if not text.sid or not text.from_number:
         return _twiml(str(MessagingResponse()))
-    now = rt.now()
-    result = run_in_transaction(rt.sessions, lambda session: store_text(session, rt, text, now))
+    result = receive_sms(rt, text, rt.now())
     log.info("inbound sms sid=%s outcome=%s", sid, result.outcome)
     # Replies go out as REST sends, queued by the processing job: one tracked, retried path for all texts.
     return _twiml(str(MessagingResponse()))

@@ -44,6 +44,34 @@ _HISTORY = (
 _HISTORY_EXCLUDING = _HISTORY.where(Answer.conversation_id != bindparam("exclude"))
 
 
+#: One answer as ``patient_context`` reads it: (conversation id, question id, kind, number, text, answered at).
+HistoryRow = tuple[int | None, str, str, float | None, str | None, dt.datetime]
+_HISTORY_MANY = (
+    select(
+        Answer.patient_id,
+        Answer.conversation_id,
+        Answer.question_id,
+        Answer.kind,
+        Answer.value_number,
+        Answer.value_text,
+        Answer.answered_at,
+    )
+    .where(Answer.patient_id.in_(bindparam("patient_ids", expanding=True)), Answer.answered_at >= bindparam("since"))
+    .order_by(Answer.answered_at, Answer.id)
+)
+
+
+def history_rows(session: Session, patient_ids: Sequence[int], now: dt.datetime) -> dict[int, list[HistoryRow]]:
+    """The last ``HISTORY_DAYS`` of answers of many patients in one query, oldest first, by patient id
+    (every id present): ``patient_context(history=...)`` then reads no answers itself."""
+    found: dict[int, list[HistoryRow]] = {patient_id: [] for patient_id in patient_ids}
+    if patient_ids:
+        since = now - dt.timedelta(days=HISTORY_DAYS)
+        for patient_id, *row in session.execute(_HISTORY_MANY, {"patient_ids": list(patient_ids), "since": since}):
+            found[patient_id].append(tuple(row))  # type: ignore[arg-type]
+    return found
+
+
 class ConversationBusy(Exception):
     """The patient already has an active conversation."""
 
@@ -81,17 +109,24 @@ def patient_context(
     *,
     exclude_conversation: int | None = None,
     variables: Mapping[str, str] | None = None,
+    history: Sequence[HistoryRow] | None = None,
 ) -> engine.PatientContext:
+    """``history``: the patient's answers of the last ``HISTORY_DAYS`` already read (``history_rows``, for
+    many patients in one query); ``None`` reads them here."""
     program = session.get(Program, patient.program_id)
     assert program is not None
     # Only the columns the engine needs (no Answer entities in the identity map): the value as
     # ``Answer.value`` reads it.
-    params: dict[str, Any] = {"patient_id": patient.id, "since": now - dt.timedelta(days=HISTORY_DAYS)}
-    if exclude_conversation is None:
-        rows = session.execute(_HISTORY, params).all()
+    rows: Sequence[Any]
+    if history is not None:
+        rows = [row[1:] for row in history if exclude_conversation is None or row[0] != exclude_conversation]
     else:
-        rows = session.execute(_HISTORY_EXCLUDING, {**params, "exclude": exclude_conversation}).all()
-    history = [
+        params: dict[str, Any] = {"patient_id": patient.id, "since": now - dt.timedelta(days=HISTORY_DAYS)}
+        if exclude_conversation is None:
+            rows = session.execute(_HISTORY, params).all()
+        else:
+            rows = session.execute(_HISTORY_EXCLUDING, {**params, "exclude": exclude_conversation}).all()
+    past = [
         engine.PastAnswer(question_id, _answer_value(kind, number, text), answered_at)
         for question_id, kind, number, text, answered_at in rows
     ]
@@ -101,7 +136,7 @@ def patient_context(
         language=patient.language,
         program_name=program.name,
         program_phone=program.phone_display,
-        history=history,
+        history=past,
         thresholds=thresholds,
         variables=render_variables(variables or {}, patient.language, patient.timezone),
         education=rt.content.education_for(patient.language),
@@ -168,10 +203,18 @@ def resume_conversation(
     now: dt.datetime,
     *,
     inbound: Message | None,
+    history: Sequence[HistoryRow] | None = None,
 ) -> engine.Step:
+    """One engine step for ``given`` in ``conversation``, applied. ``history``: see ``patient_context``."""
     flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
     ctx = patient_context(
-        session, rt, patient, now, exclude_conversation=conversation.id, variables=conversation.variables
+        session,
+        rt,
+        patient,
+        now,
+        exclude_conversation=conversation.id,
+        variables=conversation.variables,
+        history=history,
     )
     state = engine.State.from_dict(conversation.state)
     step = engine.resume(flow, state, ctx, given, now, rt.content.intents)

@@ -16,6 +16,8 @@ from app.models import AuditEvent, Patient, Program
 from app.patients.phones import InvalidPhone, to_e164
 
 CHANNELS = ("sms", "voice")
+
+
 #: Text fields bounded to their columns before any write, so SQLite (which does not enforce VARCHAR
 #: lengths) refuses what PostgreSQL would (issue 8 item 2).
 def _length(key: str) -> int:
