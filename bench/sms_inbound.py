@@ -915,6 +915,12 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="RQ workers the bench starts (default 2)")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="gunicorn --threads for both the bare endpoint and the app (default 4; -w 2 either way)",
+    )
+    parser.add_argument(
         "--breakdown", type=int, default=300, help="sequential in-process requests timed by part (0 = skip)"
     )
     parser.add_argument("--content-dir", help="OUTREACH_CONTENT_DIR for the app (default: the repository's)")
@@ -931,6 +937,7 @@ def main() -> int:
         loadgen_main(args.loadgen)
         return 0
     db_name = DB_NAME
+    GUNICORN_OPTS[GUNICORN_OPTS.index("--threads") + 1] = str(args.threads)
     if args.smoke:
         args.seconds, args.rate, args.concurrency, args.closed_seconds = 1.0, 20.0, 4, 1.0
         args.closed_max, args.warmup, args.breakdown, args.process = 40, 5, 5, 60
