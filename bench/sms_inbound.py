@@ -410,7 +410,7 @@ def seed(env: dict[str, str], count: int) -> list[str]:
 
 def start_workers(kids: Children, env: dict[str, str], redis_url: str, count: int) -> list[subprocess.Popen[bytes]]:
     """``count`` RQ workers as the Procfile runs them (``app.worker.OutreachWorker``, here its counting
-    subclass bench/counting.py: round trips counted, send jobs parked)."""
+    subclass bench/_counting.py: round trips counted, send jobs parked)."""
     worker_env = {**env, "PYTHONPATH": str(ROOT)}
     procs = []
     for n in range(count):
@@ -421,7 +421,7 @@ def start_workers(kids: Children, env: dict[str, str], redis_url: str, count: in
                     str(VENV_BIN / "rq"),
                     "worker",
                     "--worker-class",
-                    "bench.counting.CountingWorker",
+                    "bench._counting.CountingWorker",
                     "--url",
                     redis_url,
                     "--logging_level",
@@ -481,7 +481,7 @@ def drain(database_url: str, procs: list[subprocess.Popen[bytes]], timeout: floa
 def read_counts(redis_url: str, reset: bool = True) -> dict[str, int]:
     from redis import Redis
 
-    from bench.counting import COUNTS_KEY
+    from bench._counting import COUNTS_KEY
 
     client = Redis.from_url(redis_url)
     counts = {k.decode(): int(v) for k, v in client.hgetall(COUNTS_KEY).items()}
@@ -544,7 +544,7 @@ def verify(
             )
         )
     engine.dispose()
-    # The replies' send jobs reached the workers, which parked them (bench/counting.py): their texts.
+    # The replies' send jobs reached the workers, which parked them (bench/_counting.py): their texts.
     checks.append(("texts in the replies' send jobs", parked_texts))
     import urllib.request
 
@@ -567,7 +567,7 @@ def breakdown(env: dict[str, str], first_patient: int, count: int) -> list[str]:
     from app import create_app
     from app import jobs as app_jobs
     from app.runtime import clear_current
-    from bench.counting import count_round_trips
+    from bench._counting import count_round_trips
     from tests.support.fake_twilio import sign
 
     saved = {k: os.environ.get(k) for k in env}

@@ -19,7 +19,7 @@ import pytest
 from tests.support import services
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "__init__.py")
+SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))  # _x.py: helpers
 #: A smoke run takes ~10 s on a quiet 2-core machine; this is the point where it is stuck, not slow.
 STUCK_AFTER_S = 180
 
