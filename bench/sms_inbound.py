@@ -1,22 +1,26 @@
-"""Inbound SMS replies: throughput and latency of the whole webhook path on PostgreSQL.
+"""Inbound SMS replies on PostgreSQL: the webhook alone, and fully processed replies (issue 8, "Scale").
 
-What one request does (POST /twilio/sms, the app under gunicorn): signature check, dedupe on
-MessageSid, store the inbound row, lock the patient, run one flow step of hf-daily-check (the patient
-answers "182" to the weight question), save the answer, store the reply and queue its send job in
-Redis (RQ) after commit. Every request comes from a different patient with an active conversation and
-carries a unique MessageSid, so each one is a real flow step, never a duplicate.
+What one request does (POST /twilio/sms, the app under gunicorn): signature check, cleaning, one
+``INSERT … ON CONFLICT (provider_sid) DO NOTHING RETURNING id`` on an autocommit connection, and the kick
+of the processing job (Redis ``SET NX``; an RQ enqueue only when none waits). Every request comes from a
+different patient with an hf-daily-check conversation at the weight question ("182") and carries a
+unique MessageSid, so each one is a real flow step once processed, never a duplicate.
 
 Next to it, a bare Flask endpoint returning the same empty TwiML runs under the same gunicorn settings
-(``-w 2 --threads 4``) on the same machine: the floor set by gunicorn, Flask and the load generator.
+(``-w 2 --threads N``, ``--threads``, default 4) on the same machine: the floor set by gunicorn, Flask and
+the load generator.
 
-Phases per target: warm-up, open-loop at a fixed rate (``--rate`` req/s for ``--seconds``; latency of
-every request measured from its scheduled send time, so a stall is not hidden), then closed-loop with
-``--concurrency`` connections (maximum throughput). The load generator is a separate process (asyncio,
-raw HTTP/1.1 with keep-alive, requests pre-built and pre-signed).
+Phases: for both targets warm-up, open loop at a fixed rate (``--rate`` req/s for ``--seconds``; latency
+of every request measured from its scheduled send time, so a stall is not hidden), closed loop with
+``--concurrency`` connections; then ``--workers`` RQ workers (bench/_counting.py) process what the app
+stored (the backlog); then the fully processed phase: ``--process`` more patients reply through the
+webhook while web and workers run, timed until every one of those texts is processed (answer stored,
+next question queued). The load generator is a separate process (asyncio, raw HTTP/1.1 with keep-alive,
+requests pre-built and pre-signed). PostgreSQL round trips are counted in the workers and, for the
+webhook, in the in-process breakdown.
 
-Afterwards the database and Redis are checked: one inbound row, one answer (weight = 182), one queued
-reply and one RQ job per request sent, and no call reached the Twilio REST server (replies are sent by
-workers, not in the request).
+Afterwards the database is checked: one inbound row, one answer (weight = 182), one queued reply and a
+send job for it per request answered, and no call reached the Twilio REST server.
 
 Run from the repository root:  .venv/bin/python bench/sms_inbound.py [--seconds 10 --rate 200]
 """

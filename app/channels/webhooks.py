@@ -1,9 +1,10 @@
 """Twilio's webhooks for SMS: signature first, then the form cleaned at the edge, then one service call.
 
 Store first, then process (issue 8, item 1): ``/twilio/sms`` commits the inbound row (once per SID) and
-answers 200; the conversation step runs after that commit, in the job ``app.tasks.process_inbound``
-(in-process in the demo), so nothing a patient sends is lost to a failure of the step, and Twilio, which
-does not retry SMS webhooks, never sees a 500 for one. What a request may carry is cleaned once here
+answers 200; the conversation step runs after that commit, in the job ``app.tasks.process_pending_inbound``
+(batches of pending texts; ``app.tasks.process_inbound`` for one text; in-process in the demo), so
+nothing a patient sends is lost to a failure of the step, and Twilio, which does not retry SMS webhooks,
+never sees a 500 for one. What a request may carry is cleaned once here
 (app/channels/cleaning.py): a SID that cannot be stored as it is gets 400 and is logged by its hash.
 """
 
