@@ -912,7 +912,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop rate, req/s (default 200)")
     parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections (default 16)")
     parser.add_argument("--closed-seconds", type=float, default=8.0, help="closed-loop duration (default 8)")
-    parser.add_argument("--closed-max", type=int, default=4000, help="most requests (= patients) for the closed loop")
+    parser.add_argument("--closed-max", type=int, default=8000, help="most requests (= patients) for the closed loop")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument(
         "--process", type=int, default=3000, help="replies in the fully processed phase (web + workers), default 3000"
