@@ -57,6 +57,8 @@ SEND_BATCH_JOB = "app.tasks.send_messages"
 SEND_JOB = "app.tasks.send_message"
 #: A check-in text refused with 21614 goes on by phone (app/messaging/calls.py ``fall_back_to_voice``).
 FALLBACK_JOB = "app.tasks.fall_back_to_voice"
+#: ``session.info`` key: ``queue_text`` leaves its INSERT to the next flush (app/messaging/inbound.py's batch).
+DEFER_FLUSH = "outbound.defer_flush"
 
 
 def backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0, rng: random.Random | None = None) -> dt.timedelta:
@@ -79,7 +81,9 @@ def queue_text(
     send_key: str | None = None,
     now: dt.datetime | None = None,
 ) -> Message:
-    """Record an outbound text and enqueue its delivery once the transaction commits."""
+    """Record an outbound text and enqueue its delivery once the transaction commits. The row is flushed
+    (its ``id`` is set on return), except in a session marked ``DEFER_FLUSH`` (an inbound batch): there
+    the INSERT waits for the transaction's one flush, with every other reply of the batch."""
     info = segment_info(body)
     program = patient.program if patient is not None else None
     message = Message(
@@ -101,20 +105,28 @@ def queue_text(
         created_at=now or rt.now(),
     )
     session.add(message)
-    session.flush()
-    enqueue_delivery(session, rt, message.id)
+    if not session.info.get(DEFER_FLUSH):
+        session.flush()
+    enqueue_delivery(session, rt, message)
     return message
 
 
-def enqueue_delivery(session: Session, rt: Runtime, message_id: int) -> None:
+def enqueue_delivery(session: Session, rt: Runtime, message: Message) -> None:
     """Send once the transaction commits. All texts of one transaction go in one job (a tick that starts
-    200 check-ins makes a few jobs, not 200)."""
-    pending: list[int] | None = session.info.get("send_ids")
-    if pending is None:
-        pending = session.info["send_ids"] = []
+    200 check-ins makes a few jobs, not 200).
 
-        after_commit(session, lambda: enqueue_sends(rt, session.info.pop("send_ids", []), "send"))
-    pending.append(message_id)
+    The job is enqueued after the commit, when every row has its id (also those ``DEFER_FLUSH`` left
+    unflushed)."""
+    pending: list[Message] | None = session.info.get("send_rows")
+    if pending is None:
+        pending = session.info["send_rows"] = []
+
+        def _enqueue() -> None:
+            rows: list[Message] = session.info.pop("send_rows", [])
+            enqueue_sends(rt, [row.id for row in rows if row.id is not None], "send")
+
+        after_commit(session, _enqueue)
+    pending.append(message)
 
 
 def enqueue_sends(rt: Runtime, message_ids: Sequence[int], tag: str) -> None:

@@ -5,15 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, Request, render_template, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from app.runtime import Runtime
 
 
+class _UiSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions for the staff UI only: the webhooks (signed by Twilio) and the JSON
+    API (bearer token) never use a session, so no cookie is read, verified or written for them (a webhook
+    request skipped building the session's signing serializer, bench/README.md section 1)."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(SESSIONLESS_PREFIXES):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
+#: Paths that never carry a staff session.
+SESSIONLESS_PREFIXES = ("/twilio/",)
+
+
 def register_web(app: Flask, runtime: Runtime) -> None:
     from app.web import admin, auth, queue, security, simulator
 
+    app.session_interface = _UiSessions()
     app.register_blueprint(auth.bp)
     app.register_blueprint(queue.bp)
     app.register_blueprint(admin.bp)
