@@ -38,6 +38,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(flask_config)
     app.extensions["outreach"] = runtime
+    if settings.trusted_proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)  # type: ignore[method-assign]
 
     from app.api.views import bp as api_bp
     from app.channels.webhooks import bp as twilio_bp

@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Program
+from app.models import Patient, Program
 from app.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -101,79 +101,256 @@ def tick(now_text: str | None) -> None:
 @main.command()
 @click.argument("mrn")
 @click.argument("campaign")
-@click.option("--anchor", required=True, help="anchor date, e.g. the discharge date (YYYY-MM-DD)")
+@click.option(
+    "--anchor", default=None, help="anchor date, e.g. the discharge date (YYYY-MM-DD; default: patient's today)"
+)
+@click.option("--dose-times", default=None, help="the patient's own times, e.g. 08:00,20:00 (medication-adherence)")
 @click.option("--program", default=None, help="program slug (default: the first program)")
-def enroll(mrn: str, campaign: str, anchor: str, program: str | None) -> None:
+def enroll(mrn: str, campaign: str, anchor: str | None, dose_times: str | None, program: str | None) -> None:
     """Enroll the patient with MRN in CAMPAIGN (enrolling again moves the anchor)."""
-    from app.models import Patient
-    from app.scheduling.enrollments import UnknownCampaign
+    from app.conversations.variables import InvalidVariables, clean_variables
+    from app.scheduling.enrollments import ConsentRequired, UnknownCampaign
     from app.scheduling.enrollments import enroll as do_enroll
 
     rt = _rt()
-    try:
-        anchor_date = dt.date.fromisoformat(anchor)
-    except ValueError:
-        raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
-    with rt.sessions() as session, session.begin():
-        prog = _program(session, program)
-        patient = session.scalars(select(Patient).where(Patient.program_id == prog.id, Patient.mrn == mrn)).first()
-        if patient is None:
-            raise click.ClickException(f"no patient with MRN {mrn}")
+    anchor_date = None
+    if anchor:
         try:
-            enrollment = do_enroll(session, rt, patient, campaign, anchor_date, rt.now())
+            anchor_date = dt.date.fromisoformat(anchor)
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
+    variables = None
+    if dose_times:
+        try:
+            variables = clean_variables({"dose_times": dose_times})
+        except InvalidVariables as exc:
+            raise click.BadParameter(str(exc), param_hint="--dose-times") from None
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, program, mrn)
+        try:
+            enrollment = do_enroll(session, rt, patient, campaign, anchor_date, rt.now(), variables)
         except UnknownCampaign:
             raise click.ClickException(
                 f"unknown campaign '{campaign}' (known: {', '.join(sorted(rt.content.campaigns))})"
             ) from None
+        except ConsentRequired as exc:
+            raise click.ClickException(
+                f"not enrolled: {exc.message} (outreach record-consent {mrn} --basis express_written)"
+            ) from None
         click.echo(f"enrollment {enrollment.id}: next due {enrollment.next_due_at}")
+
+
+def _patient(session: Session, program: str | None, mrn: str) -> Patient:
+    prog = _program(session, program)
+    patient = session.scalars(select(Patient).where(Patient.program_id == prog.id, Patient.mrn == mrn)).first()
+    if patient is None:
+        raise click.ClickException(f"no patient with MRN {mrn}")
+    return patient
+
+
+@main.command("record-consent")
+@click.argument("mrn")
+@click.option("--basis", required=True, type=click.Choice(["express_written", "express_oral", "health_care_exemption"]))
+@click.option("--date", "given_on", default=None, help="when the patient gave it (YYYY-MM-DD; default today)")
+@click.option("--by", "recorded_by", default=None, help="who recorded it (default: cli)")
+@click.option("--channels", default="sms,voice", show_default=True, help="channels it covers")
+@click.option("--program", default=None, help="program slug (default: the first program)")
+def record_consent_command(
+    mrn: str, basis: str, given_on: str | None, recorded_by: str | None, channels: str, program: str | None
+) -> None:
+    """Record the patient's consent (basis, date, who recorded it, channels); enrollments follow it."""
+    from app.patients.consent import InvalidConsent, clean_consent, record_consent
+    from app.scheduling.enrollments import reschedule_if_changed
+    from app.scheduling.occurrences import local_today
+
+    rt = _rt()
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, program, mrn)
+        try:
+            record = clean_consent(
+                {
+                    "basis": basis,
+                    "date": given_on,
+                    "recorded_by": recorded_by,
+                    "channels": [c.strip() for c in channels.split(",") if c.strip()],
+                },
+                local_today(now, patient.timezone),
+            )
+        except InvalidConsent as exc:
+            raise click.ClickException(str(exc)) from None
+        changed = record_consent(session, patient, record, actor=recorded_by or "cli", now=now)
+        reschedule_if_changed(session, rt, patient, now)
+        click.echo(f"consent for {mrn}: {basis}" + ("" if changed else " (unchanged)"))
+
+
+@main.command("event")
+@click.argument("mrn")
+@click.argument("name", type=click.Choice(["readmitted", "goal_met", "positive_screen", "unenrolled"]))
+@click.option("--on", "on_date", default=None, help="the event's date (YYYY-MM-DD; default the patient's today)")
+@click.option("--program", default=None, help="program slug (default: the first program)")
+def event_command(mrn: str, name: str, on_date: str | None, program: str | None) -> None:
+    """Record an event: campaigns that stop on it stop; touches anchored on it are scheduled."""
+    from app.scheduling.enrollments import record_event
+
+    rt = _rt()
+    day = None
+    if on_date:
+        try:
+            day = dt.date.fromisoformat(on_date)
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--on") from None
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, program, mrn)
+        changed = record_event(session, rt, patient, name, rt.now(), day)
+        click.echo(f"{name}: {len(changed)} enrollment(s) changed")
 
 
 @main.command("import-patients")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--program", default=None)
-def import_patients(path: Path, program: str | None) -> None:
-    """Create or update patients from a CSV with DESIGN §3's patient fields as columns."""
-    from app.patients.service import ValidationFailed, upsert_patient
+@click.option("--program", default=None, help="program slug (default: the first program)")
+@click.option("--campaign", default=None, help="also enroll every row in this campaign")
+@click.option("--anchor-column", default=None, help="the column holding each row's anchor date (YYYY-MM-DD)")
+@click.option("--anchor", default=None, help="the anchor date for rows without one (default: local today)")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write the per-row report here (CSV) instead of printing it",
+)
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on for large files)")
+def import_patients(
+    path: Path,
+    program: str | None,
+    campaign: str | None,
+    anchor_column: str | None,
+    anchor: str | None,
+    report_path: Path | None,
+    progress: bool | None,
+) -> None:
+    """Create or update patients from a CSV (DESIGN §3's patient fields as columns), one report line a row;
+    running the same file again changes nothing. Exit status 1 when a row failed."""
+    from app.programs.csv_import import ImportRefused, RowResult, count_rows
+    from app.programs.csv_import import import_patients as run_import
 
     rt = _rt()
-    created = updated = failed = 0
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        for line_no, row in enumerate(csv.DictReader(fh), start=2):
-            data = dict(row)
-            data["conditions"] = [c.strip() for c in (row.get("conditions") or "").split(";") if c.strip()]
-            try:
-                with rt.sessions() as session, session.begin():
-                    _, was_created = upsert_patient(
-                        session,
-                        _program(session, program),
-                        data,
-                        actor=f"import:{path.name}",
-                        now=rt.now(),
-                        known_thresholds=rt.content.threshold_names(),
-                    )
-                created += was_created
-                updated += not was_created
-            except ValidationFailed as exc:
-                failed += 1
-                click.echo(f"{path}:{line_no}: {exc}", err=True)
-    click.echo(f"created={created} updated={updated} failed={failed}")
-    if failed:
+    anchor_date = None
+    if anchor:
+        try:
+            anchor_date = dt.date.fromisoformat(anchor)
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--anchor") from None
+    with rt.sessions() as session:
+        prog = _program(session, program)
+        session.expunge(prog)
+    total = count_rows(path)
+    show_bar = progress if progress is not None else total >= 5000
+    report = report_path.open("w", newline="", encoding="utf-8") if report_path else None
+    writer = csv.writer(report) if report else None
+    if writer:
+        writer.writerow(["line", "mrn", "result", "detail"])
+    bar = click.progressbar(length=total, label="importing", file=sys.stderr) if show_bar else None
+
+    def on_row(row: RowResult) -> None:
+        if writer:
+            writer.writerow([row.line, row.mrn, row.result, row.describe()])
+        elif row.result == "failed":
+            click.echo(f"{path}:{row.line}: {row.describe()}", err=True)
+        else:
+            click.echo(f"{path}:{row.line}: {row.mrn} {row.describe()}")
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if bar is not None:
+            bar.__enter__()
+        totals = run_import(
+            rt,
+            path,
+            prog,
+            campaign=campaign,
+            anchor_column=anchor_column,
+            anchor=anchor_date,
+            actor=f"import:{path.name}",
+            on_row=on_row,
+        )
+    except ImportRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        if report:
+            report.close()
+    click.echo(totals.summary())
+    if totals.failed:
         sys.exit(1)
+
+
+@main.command("mllp")
+@click.option("--host", default="0.0.0.0", help="address to listen on")
+@click.option("--port", default=2575, type=int, help="TCP port (2575 is HL7's)")
+@click.option("--program", default=None, help="program slug for every message (default: the ADT mapping's)")
+def mllp_command(host: str, port: int, program: str | None) -> None:
+    """Receive HL7 v2 ADT messages over MLLP and answer each with an ACK (AA / AE / AR)."""
+    from app.programs.adt import receive_adt
+    from app.programs.mllp import MllpServer
+
+    rt = _rt()
+
+    def handle(text: str) -> str:
+        return receive_adt(rt, text, program_slug=program).ack
+
+    server = MllpServer((host, port), handle)
+    click.echo(f"MLLP listening on {host}:{server.port}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@main.command("tcm")
+@click.option("--status", type=click.Choice(["due", "overdue", "met", "cancelled"]), default=None)
+@click.option("--program", default=None, help="program slug")
+def tcm_command(status: str | None, program: str | None) -> None:
+    """The TCM work list: discharges, their 2-business-day deadline and status (DESIGN §4.2)."""
+    from app.programs.tcm import worklist
+
+    rt = _rt()
+    with rt.sessions() as session:
+        program_id = _program(session, program).id if program else None
+        rows = worklist(session, rt.now(), status, program_id)
+    for row in rows:
+        click.echo(
+            f"{row['id']:6} {row['status']:9} MRN {row['mrn']:12} discharged {row['discharge_date']} "
+            f"due by {row['deadline_at']} attempts {len(row['attempts'])}"
+            + (f" met by {row['met_by']}" if row["met_by"] else "")
+        )
+    click.echo(f"{len(rows)} discharges")
 
 
 @main.command("create-user")
 @click.argument("email")
 @click.option("--role", type=click.Choice(["care_manager", "supervisor", "admin"]), default="care_manager")
+@click.option("--program", "program", default=None, help="slug of a program the user works for (sees its patients)")
+@click.option("--team", default=None, help="the user's team inside that program (the queue's 'My team' filter)")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-def create_user_command(email: str, role: str, password: str) -> None:
-    """Create a staff user (or reset their password and role)."""
+def create_user_command(email: str, role: str, program: str | None, team: str | None, password: str) -> None:
+    """Create a staff user (or reset their password and role, which signs them out everywhere).
+
+    Without --program a care manager or supervisor sees no patient until added to one (admins see all)."""
     from app.web.auth import create_user
 
     try:
-        create_user(_rt(), email, password, role)
+        create_user(_rt(), email, password, role, program=program, team=team)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"user {email} saved with role {role}")
+    where = f" in program {program}" + (f", team {team}" if team else "") if program else ""
+    click.echo(f"user {email} saved with role {role}{where}")
+    if program is None and role != "admin":
+        click.echo("note: no --program given; this user sees no patients until added to a program", err=True)
 
 
 @main.command("lint-content")
@@ -191,6 +368,12 @@ def lint_content(show_segments: bool, strict: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     report = lint(library, strict=strict)
+    from app.programs.mapping import load_mapping
+
+    try:
+        load_mapping(library.root, set(library.campaigns))
+    except FlowError as exc:
+        report.errors.append(str(exc))
     if show_segments:
         click.echo(f"{'flow':24} {'text':28} lang encoding chars segments | filled: encoding segments")
         for row in report.segments:
@@ -423,27 +606,81 @@ def simulate(flow_id: str, lang: str, name: str, channel: str, nurse_line: str |
 @click.option("--on-call", "on_call", default=None, help="paged by SMS for every EMERGENCY (E.164)")
 @click.option("--supervisor", default=None, help="paged when an EMERGENCY is still not acknowledged")
 @click.option("--express-consent", is_flag=True, help="not capped at 1 text a day / 3 a week (FCC 15-72)")
+@click.option("--sender", default=None, help="the program's own sending number (default: TWILIO_FROM_NUMBER)")
+@click.option("--messaging-service", default=None, help="or a Twilio Messaging Service SID (MG...)")
+@click.option("--nurse-line", default=None, help="the nurse line patients are transferred to")
+@click.option("--timezone", default=None, help="IANA zone of the program's business days (TCM)")
+@click.option("--quiet-hours", default=None, help="outreach window, e.g. 8-20 (within 8-21)")
+@click.option("--campaign", "campaigns", multiple=True, help="a campaign the program runs (repeat; none = all)")
+@click.option("--daily-cap", type=int, default=None, help="with express consent: initiated texts a day")
+@click.option("--weekly-cap", type=int, default=None, help="with express consent: initiated texts a week")
 def create_program(
-    slug: str, name: str, phone: str, on_call: str | None, supervisor: str | None, express_consent: bool
+    slug: str,
+    name: str,
+    phone: str,
+    on_call: str | None,
+    supervisor: str | None,
+    express_consent: bool,
+    sender: str | None,
+    messaging_service: str | None,
+    nurse_line: str | None,
+    timezone: str | None,
+    quiet_hours: str | None,
+    campaigns: tuple[str, ...],
+    daily_cap: int | None,
+    weekly_cap: int | None,
 ) -> None:
     """Create or update a care program (idempotent by SLUG)."""
-    from app.patients.phones import InvalidPhone, to_e164
+    from app.programs.programs import ProgramInvalid, save_program
 
+    rt = _rt()
+    changes: dict[str, object] = {
+        "name": name,
+        "phone_display": phone,
+        "on_call_phone": on_call,
+        "supervisor_phone": supervisor,
+        "express_consent": express_consent,
+    }
+    for key, value in (
+        ("sender_number", sender),
+        ("messaging_service_sid", messaging_service),
+        ("nurse_line", nurse_line),
+        ("timezone", timezone),
+        ("daily_cap", daily_cap),
+        ("weekly_cap", weekly_cap),
+    ):
+        if value is not None:
+            changes[key] = value
+    if campaigns:
+        changes["campaigns"] = list(campaigns)
+    if quiet_hours:
+        try:
+            start, end = (int(part) for part in quiet_hours.split("-", 1))
+        except ValueError:
+            raise click.BadParameter("use START-END hours, e.g. 8-20", param_hint="--quiet-hours") from None
+        changes.update(quiet_start_hour=start, quiet_end_hour=end)
     try:
-        on_call_e164 = to_e164(on_call) if on_call else None
-        supervisor_e164 = to_e164(supervisor) if supervisor else None
-    except InvalidPhone as exc:
+        with rt.sessions() as session, session.begin():
+            program, _created = save_program(session, slug, changes, set(rt.content.campaigns))
+            on_call_e164 = program.on_call_phone
+    except ProgramInvalid as exc:
         raise click.ClickException(str(exc)) from None
-    with _rt().sessions() as session, session.begin():
-        program = session.scalars(select(Program).where(Program.slug == slug)).first()
-        if program is None:
-            program = Program(slug=slug)
-            session.add(program)
-        program.name = name
-        program.phone_display = phone
-        program.on_call_phone = on_call_e164
-        program.supervisor_phone = supervisor_e164
-        program.uses_healthcare_exemption = not express_consent
     if not on_call_e164:
         click.echo("warning: no on-call number: EMERGENCY escalations will only appear in the queue", err=True)
     click.echo(f"program {slug} saved")
+
+
+@main.command("list-programs")
+def list_programs() -> None:
+    """Every program: slug, name, sender, caps and campaigns."""
+    from app.programs.programs import program_json
+
+    with _rt().sessions() as session:
+        for program in session.scalars(select(Program).order_by(Program.id)).all():
+            data = program_json(program)
+            sender = data["messaging_service_sid"] or data["sender_number"] or "(deployment sender)"
+            click.echo(
+                f"{data['slug']:20} {data['name']:30} sender {sender} quiet {data['quiet_start_hour']}-"
+                f"{data['quiet_end_hour']} caps {data['daily_cap'] or '-'}/{data['weekly_cap'] or '-'} "
+                f"campaigns {','.join(data['campaigns']) or 'all'}"
+            )

@@ -52,6 +52,11 @@ class Settings:
     content_dir: Path = CONTENT_DIR
     demo_mode: bool = False
     session_cookie_secure: bool = True
+    #: Minutes without a user-initiated request after which a staff session is signed out.
+    session_idle_minutes: int = 30
+    #: Reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (Werkzeug's ProxyFix), so
+    #: the per-IP sign-in limit sees the client's address; 0 = none (the app is reached directly).
+    trusted_proxies: int = 0
     testing: bool = False
 
     @property
@@ -109,6 +114,8 @@ ENV_NAMES: dict[str, str] = {
     "OUTREACH_CONTENT_DIR": "content_dir",
     "OUTREACH_DEMO": "demo_mode",
     "SESSION_COOKIE_SECURE": "session_cookie_secure",
+    "OUTREACH_SESSION_IDLE_MINUTES": "session_idle_minutes",
+    "OUTREACH_TRUSTED_PROXIES": "trusted_proxies",
     "TESTING": "testing",
 }
 _BOOLS = {"demo_mode", "session_cookie_secure", "testing"}
@@ -123,7 +130,7 @@ def _typed(name: str, value: Any) -> Any:
         return _bool(value, False)
     if name in _FLOATS:
         return float(value) if value else None
-    if name == "send_concurrency":
+    if name in {"send_concurrency", "session_idle_minutes", "trusted_proxies"}:
         return int(value)
     if name == "content_dir":
         return Path(value)
@@ -167,4 +174,6 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         content_dir=Path(env.get("OUTREACH_CONTENT_DIR") or CONTENT_DIR),
         demo_mode=_bool(env.get("OUTREACH_DEMO"), False),
         session_cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE"), True),
+        session_idle_minutes=int(env.get("OUTREACH_SESSION_IDLE_MINUTES") or 30),
+        trusted_proxies=int(env.get("OUTREACH_TRUSTED_PROXIES") or 0),
     )

@@ -35,6 +35,15 @@ class ContentLibrary:
     education: dict[str, dict[str, EducationText]]
     #: Red-flag triage built from content/triage/ (concepts and context rules).
     triage: Triage
+    #: Old campaign ids that still enroll (and still name stored enrollments): alias → campaign id.
+    campaign_aliases: dict[str, str] = field(default_factory=dict)
+
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        """The campaign by id or by one of its aliases (``post-discharge-tcm`` → ``post-discharge-30d``)."""
+        found = self.campaigns.get(campaign_id)
+        if found is None and campaign_id in self.campaign_aliases:
+            found = self.campaigns.get(self.campaign_aliases[campaign_id])
+        return found
 
     def startable_flows(self) -> list[str]:
         """Flow ids staff, campaigns and the simulators may start (not the system's internal ones)."""
@@ -97,6 +106,12 @@ def load_content(root: Path) -> ContentLibrary:
         # An internal flow (the "right now?" check) is started by the system only: no campaign may name it.
         campaign = load_campaign(path, {f for f, flow in flows.items() if not flow.internal}, _shown(path, root))
         campaigns[campaign.id] = campaign
+    aliases: dict[str, str] = {}
+    for campaign in campaigns.values():
+        for alias in campaign.aliases:
+            if alias in campaigns or alias in aliases:
+                raise FlowError(f"content/campaigns/{campaign.id}.yaml", 1, f"alias '{alias}' is already a campaign id")
+            aliases[alias] = campaign.id
     consent_path = root / "consent.yaml"
     consent: dict[str, object] = {}
     if consent_path.exists():
@@ -114,4 +129,5 @@ def load_content(root: Path) -> ContentLibrary:
         intents=GlobalIntents(triage=triage, opt_out=OptOutPhrases.from_content(consent)),
         education=education,
         triage=triage,
+        campaign_aliases=aliases,
     )

@@ -187,3 +187,4 @@ def install_commit_hooks(factory: sessionmaker[Session]) -> None:
     @event.listens_for(factory, "after_rollback")
     def _drop(session: Session) -> None:
         session.info.pop("after_commit", None)
+        session.info.pop("send_rows", None)  # app.messaging.outbound.enqueue_delivery's rows, never sent

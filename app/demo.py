@@ -56,5 +56,5 @@ def seed_demo(rt: Runtime) -> list[str]:
             enroll(session, rt, patient, "hf-remote-monitoring", now.date() - dt.timedelta(days=0), now)
         has_user = session.scalars(select(User).where(User.email == DEMO_EMAIL)).first() is not None
     if not has_user:
-        create_user(rt, DEMO_EMAIL, password, "care_manager")
+        create_user(rt, DEMO_EMAIL, password, "care_manager", program="demo-clinic", team="day")
     return [f"demo care manager: {DEMO_EMAIL} / {password}"]

@@ -50,6 +50,17 @@ class JobQueue(Protocol):
         """Run later (a retry after backoff). The row in SQL is the truth: the sweeper also finds it."""
         ...
 
+    def enqueue_once(self, func: Job, *, key: str, ttl_seconds: int) -> None:
+        """Enqueue ``func()`` unless a job enqueued under ``key`` has not started yet (it calls
+        :meth:`started` first thing). For work that a job finds in SQL by itself (all pending inbound
+        texts): one webhook in many pays an enqueue, the others one cheap check. ``ttl_seconds`` bounds
+        how long a lost job can hold the key. Best effort, as :meth:`enqueue`."""
+        ...
+
+    def started(self, key: str) -> None:
+        """The job enqueued under ``key`` is running: the next :meth:`enqueue_once` enqueues another."""
+        ...
+
 
 class InProcessQueue:
     """Runs each job at once in the calling process: the demo needs no Redis."""
@@ -65,6 +76,12 @@ class InProcessQueue:
 
     def enqueue_at(self, when: dt.datetime, func: Job, *args: Any, job_id: str | None = None) -> None:
         # No timer thread here: the next tick (every 30 s in the demo) picks the row up when it is due.
+        return None
+
+    def enqueue_once(self, func: Job, *, key: str, ttl_seconds: int) -> None:
+        self.enqueue(func, job_id=key)
+
+    def started(self, key: str) -> None:
         return None
 
 
@@ -100,8 +117,34 @@ class RqQueue:
         except RedisError as exc:
             _left_to_sweeper(func, job_id, exc)
 
+    def enqueue_once(self, func: Job, *, key: str, ttl_seconds: int) -> None:
+        """``SET outreach:once:<key> NX EX ttl``, and the enqueue only when that set the key. Correct
+        against a job already running: it deletes the key (:meth:`started`) before it reads SQL, so work
+        committed before a failed ``SET NX`` is seen by the job holding the key."""
+        from redis.exceptions import RedisError
+
+        try:
+            if not self.connection.set(_once_key(key), b"1", nx=True, ex=ttl_seconds):
+                return
+        except RedisError as exc:
+            _left_to_sweeper(func, key, exc)
+            return
+        self.enqueue(func, job_id=None)
+
+    def started(self, key: str) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            self.connection.delete(_once_key(key))
+        except RedisError as exc:  # the key expires by itself (``ttl_seconds``)
+            log.warning("queue unavailable (%s): once-key %s not cleared", type(exc).__name__, key)
+
     def ping(self) -> bool:
         return bool(self.connection.ping())
+
+
+def _once_key(key: str) -> str:
+    return f"outreach:once:{key}"
 
 
 def _rq_target(func: Job) -> Any:

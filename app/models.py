@@ -77,8 +77,19 @@ class Program(Base):
     #: Paged by SMS at once for every EMERGENCY, again if nobody acknowledges; then the supervisor.
     on_call_phone: Mapped[str | None] = mapped_column(String(20))
     supervisor_phone: Mapped[str | None] = mapped_column(String(20))
-    #: A staffed nurse line (E.164): on a call, after an EMERGENCY, "press 0 to talk to a nurse now" dials it.
+    #: The program's own sender: a number (E.164) or a Twilio Messaging Service (MG...); NULL = the
+    #: deployment's TWILIO_FROM_NUMBER / TWILIO_MESSAGING_SERVICE_SID.
+    sender_number: Mapped[str | None] = mapped_column(String(20))
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(34))
+    #: The number patients call to reach a nurse (E.164); voice calls transfer here.
     nurse_line: Mapped[str | None] = mapped_column(String(20))
+    #: The program's business-day clock (TCM deadlines) and the default zone of patients enrolled by ADT.
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    #: Campaigns this program runs (enrollment in any other is refused); empty = every campaign.
+    campaigns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Initiated-outreach caps for programs with express consent (NULL = none beyond the exemption's).
+    daily_cap: Mapped[int | None] = mapped_column(Integer)
+    weekly_cap: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -111,6 +122,11 @@ class Patient(Base):
     consent_basis: Mapped[str | None] = mapped_column(String(40))
     consent_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     consent_recorded_by: Mapped[str | None] = mapped_column(String(200))
+    #: The consent record (app/patients/consent.py): basis express_written | express_oral |
+    #: health_care_exemption (legacy rows: program_enrollment, read through the program's flag), the date
+    #: the patient gave it, who recorded it, and the channels it covers (["sms", "voice"]).
+    consent_date: Mapped[dt.date | None] = mapped_column(Date)
+    consent_channels: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -136,6 +152,13 @@ class Enrollment(Base):
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What the pending occurrences were derived from (campaign version, time zone, times, anchor): when
+    #: it no longer matches, they are derived again (app/scheduling/enrollments.py schedule_basis).
+    schedule_basis: Mapped[str | None] = mapped_column(String(300))
+    #: Dates of events that anchor touches or stop the campaign: {"positive_screen": "2026-12-01"}.
+    events: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Why the enrollment is no longer active (readmitted, opted_out, goal_met...).
+    status_reason: Mapped[str | None] = mapped_column(String(64))
 
     patient: Mapped[Patient] = relationship()
 
@@ -171,6 +194,26 @@ class ScheduledTouch(Base):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
 
     enrollment: Mapped[Enrollment] = relationship()
+
+
+class TimelineEvent(Base):
+    """A scheduling fact staff see on the patient's timeline: a touch skipped or deferred and why, an
+    enrollment refused or stopped, a consent recorded. ``code`` is a reason code; its plain-language en/es
+    text comes from app/scheduling/reasons.py."""
+
+    __tablename__ = "timeline_events"
+    __table_args__ = (Index("ix_timeline_events_patient_at", "patient_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
+    touch_row_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_touches.id"))
+    #: touch_skipped | touch_deferred | enrollment_refused | enrollment_stopped | schedule_rederived |
+    #: consent_recorded
+    kind: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class Conversation(Base):
@@ -240,6 +283,8 @@ class Message(Base):
     #: Outbound only: unique intent key written before the provider is called (exactly once).
     send_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     from_number: Mapped[str | None] = mapped_column(String(20))
+    #: Outbound: the program's own sender (E.164 number or a Messaging Service MG...); NULL = the deployment's.
+    sender: Mapped[str | None] = mapped_column(String(34))
     to_number: Mapped[str | None] = mapped_column(String(20))
     segments: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(8))
@@ -296,7 +341,10 @@ class EscalationStatus(enum.StrEnum):
 
 class Escalation(Base):
     __tablename__ = "escalations"
-    __table_args__ = (Index("ix_escalations_status_level", "status", "level"),)
+    __table_args__ = (
+        Index("ix_escalations_status_level", "status", "level"),
+        Index("ix_escalations_resolved_at", "resolved_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -315,6 +363,9 @@ class Escalation(Base):
     #: Pages sent for this escalation (on-call, re-page, supervisor) and when the last one went.
     page_count: Mapped[int] = mapped_column(Integer, default=0)
     last_paged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The staff member working it (claimed or assigned in the queue); NULL = nobody yet.
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship()
     triggers: Mapped[list[EscalationTrigger]] = relationship(
@@ -350,10 +401,36 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Part of the session cookie's identity: bumped on sign-out and on a password change, so every
+    #: session issued before no longer loads (server-side invalidation).
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: The zone this user reads times in (IANA).
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York", server_default="America/New_York")
+
+    memberships: Mapped[list[UserProgram]] = relationship(back_populates="user", order_by="UserProgram.id")
+
+
+class UserProgram(Base):
+    """A user works for a program (and, inside it, optionally a team): they see only its patients."""
+
+    __tablename__ = "user_programs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "program_id", name="uq_user_programs"),
+        Index("ix_user_programs_program", "program_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    team: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    program: Mapped[Program] = relationship()
 
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -421,3 +498,70 @@ class Call(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdtMessage(Base):
+    """One HL7 v2 ADT message received (HTTP or MLLP) and the ACK it got: a redelivered message (same
+    sender and control id, MSH-3/4 + MSH-10) is answered with the same ACK and changes nothing.
+    No message text is kept here (it is PHI and the interface engine keeps it)."""
+
+    __tablename__ = "adt_messages"
+    __table_args__ = (UniqueConstraint("sender", "control_id", name="uq_adt_messages_sender_control"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender: Mapped[str] = mapped_column(String(200))
+    control_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(8))
+    ack_code: Mapped[str] = mapped_column(String(2))
+    #: Why an AE/AR was sent (field and reason, never a value from the message); what was done for AA.
+    detail: Mapped[str] = mapped_column(String(400), default="")
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Discharge(Base):
+    """A hospital discharge and its TCM clock (DESIGN §4.2, CPT 99495/99496): interactive contact is due
+    by the end of the 2nd business day after the discharge date (``deadline_at``)."""
+
+    __tablename__ = "discharges"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "visit_number", name="uq_discharges_patient_visit"),
+        Index("ix_discharges_status_deadline", "status", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    #: PV1-19 (or a generated key when the feed sends none).
+    visit_number: Mapped[str] = mapped_column(String(64))
+    discharged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    discharge_date: Mapped[dt.date] = mapped_column(Date)
+    unit: Mapped[str | None] = mapped_column(String(64))
+    diagnoses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: open | cancelled (A11/A13). Due / overdue / met are derived from the attempts (app/programs/tcm.py).
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    readmitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The enrollments this discharge made (an A13 "cancel discharge" ends them again).
+    enrollment_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    patient: Mapped[Patient] = relationship()
+    attempts: Mapped[list[ContactAttempt]] = relationship(order_by="ContactAttempt.attempted_at")
+
+
+class ContactAttempt(Base):
+    """A care manager's interactive-contact attempt for a discharge (a call, a video visit, in person):
+    reached, voicemail, no_answer or wrong_number, by whom and when. Bot touches are never recorded here."""
+
+    __tablename__ = "contact_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    discharge_id: Mapped[int] = mapped_column(ForeignKey("discharges.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16), default="phone")
+    attempted_by: Mapped[str] = mapped_column(String(200))
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

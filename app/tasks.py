@@ -31,6 +31,14 @@ def process_inbound(message_id: int) -> str:
     return process(current_runtime(), message_id)
 
 
+def process_pending_inbound() -> dict[str, int]:
+    """Process every pending inbound text in batches (app/messaging/inbound.py ``process_pending``; kicked
+    by the SMS webhook through ``JobQueue.enqueue_once``)."""
+    from app.messaging.inbound import process_pending
+
+    return process_pending(current_runtime())
+
+
 def run_tick(now_iso: str | None = None) -> dict[str, int]:
     from app.scheduling.sweeper import tick
 

@@ -19,9 +19,12 @@ REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
     "400": "The body is not a JSON object, or a filter is bad.",
     "401": "No valid bearer token (or API_TOKEN is unset).",
-    "404": "No such patient or path.",
+    "404": "No such patient, enrollment, program, discharge or path.",
     "405": "Method not allowed.",
-    "409": "A conflict (no program set up; a flow cannot start now).",
+    "409": (
+        "A conflict: no program set up, a flow cannot start now, a campaign needs express consent first, a slug"
+        " taken, an enrollment in another state."
+    ),
     "413": "The body is larger than 1 MiB.",
     "422": "A field is not valid; `fields` names each one.",
 }
@@ -77,9 +80,71 @@ MODELS: tuple[type[BaseModel], ...] = (
     schemas.MessagesOut,
     schemas.AnswersOut,
     schemas.EscalationsOut,
+    schemas.TimelineOut,
     schemas.ErrorOut,
+    schemas.ProgramIn,
+    schemas.ProgramPatch,
+    schemas.EnrollmentChangeIn,
+    schemas.AttemptIn,
+    schemas.ProgramOut,
+    schemas.ProgramsOut,
+    schemas.EnrollmentsOut,
+    schemas.AdtOut,
+    schemas.TcmOut,
+    schemas.TcmListOut,
 )
-REQUEST_MODELS = {schemas.PatientIn, schemas.EnrollmentIn, schemas.ConversationIn}
+REQUEST_MODELS = {
+    schemas.PatientIn,
+    schemas.EnrollmentIn,
+    schemas.ConversationIn,
+    schemas.ProgramIn,
+    schemas.ProgramPatch,
+    schemas.EnrollmentChangeIn,
+    schemas.AttemptIn,
+}
+ENROLLMENT_ID = {
+    "name": "enrollment_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": schemas.MAX_ID},
+}
+DISCHARGE_ID = {
+    "name": "discharge_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": schemas.MAX_ID},
+}
+SLUG = {
+    "name": "slug",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
+}
+
+
+def _change(summary: str) -> dict[str, Any]:
+    return _operation(
+        summary,
+        {"200": schemas.EnrollmentOut},
+        ("400", "404", "409", "413", "422"),
+        body=schemas.EnrollmentChangeIn,
+        parameters=[ENROLLMENT_ID],
+    )
+
+
+def _adt_operation() -> dict[str, Any]:
+    operation = _operation(
+        "One HL7 v2 ADT message (ER7 text): the ACK (AA 200, AE 422, AR 400)",
+        {"200": schemas.AdtOut},
+        ("400", "413", "422"),
+        parameters=[_query("program", {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"}, "Program slug.")],
+    )
+    operation["requestBody"] = {
+        "required": True,
+        "description": "The message (ER7, segments ending with CR); application/hl7-v2 is accepted too.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+    return operation
 
 
 @functools.cache
@@ -131,6 +196,15 @@ def openapi_document() -> dict[str, Any]:
                 "The patient's answers, oldest first", {"200": schemas.AnswersOut}, ("404",), parameters=[PATIENT_ID]
             )
         },
+        "/patients/{patient_id}/timeline": {
+            "get": _operation(
+                "Scheduling facts, newest first: touches skipped or deferred and why, enrollments stopped, "
+                "consent recorded",
+                {"200": schemas.TimelineOut},
+                ("404",),
+                parameters=[PATIENT_ID],
+            )
+        },
         "/escalations": {
             "get": _operation(
                 "The newest 500 escalations",
@@ -149,6 +223,57 @@ def openapi_document() -> dict[str, Any]:
                         "Only this patient's escalations.",
                     ),
                 ],
+            )
+        },
+        "/enrollments/{enrollment_id}/pause": {"post": _change("Pause outreach with a reason")},
+        "/enrollments/{enrollment_id}/resume": {"post": _change("Resume a paused enrollment")},
+        "/enrollments/{enrollment_id}/unenroll": {"post": _change("End an enrollment with a reason")},
+        "/patients/{patient_id}/enrollments": {
+            "get": _operation(
+                "The patient's enrollments and their timeline",
+                {"200": schemas.EnrollmentsOut},
+                ("404",),
+                parameters=[PATIENT_ID],
+            )
+        },
+        "/programs": {
+            "get": _operation("Every program", {"200": schemas.ProgramsOut}, ()),
+            "post": _operation(
+                "Create a program",
+                {"201": schemas.ProgramOut},
+                ("400", "409", "413", "422"),
+                body=schemas.ProgramIn,
+            ),
+        },
+        "/programs/{slug}": {
+            "get": _operation("One program", {"200": schemas.ProgramOut}, ("404",), parameters=[SLUG]),
+            "patch": _operation(
+                "Change a program",
+                {"200": schemas.ProgramOut},
+                ("400", "404", "413", "422"),
+                body=schemas.ProgramPatch,
+                parameters=[SLUG],
+            ),
+        },
+        "/adt": {"post": _adt_operation()},
+        "/tcm": {
+            "get": _operation(
+                "Discharges and their TCM clock (2 business days), soonest deadline first",
+                {"200": schemas.TcmListOut},
+                ("400",),
+                parameters=[
+                    _query("status", {"type": "string", "enum": ["due", "overdue", "met", "cancelled"]}, "Filter."),
+                    _query("program", {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"}, "Program slug."),
+                ],
+            )
+        },
+        "/tcm/{discharge_id}/attempts": {
+            "post": _operation(
+                "Log a care manager's interactive-contact attempt",
+                {"201": schemas.TcmOut},
+                ("400", "404", "413", "422"),
+                body=schemas.AttemptIn,
+                parameters=[DISCHARGE_ID],
             )
         },
         "/openapi.json": {

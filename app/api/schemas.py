@@ -146,6 +146,18 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 
 
+class ConsentIn(RequestModel):
+    """The patient's consent record (app/patients/consent.py)."""
+
+    basis: Literal["express_written", "express_oral", "health_care_exemption"] = Field(
+        description="express_written / express_oral: the program sets its own caps; health_care_exemption: "
+        "at most 1 initiated text a day and 3 a week (FCC 15-72)."
+    )
+    date: AnyDate | None = Field(default=None, description="When the patient gave it. Default: today.")
+    recorded_by: Annotated[str, _bounded(200), NO_CONTROLS, CONTROL_FREE_SCHEMA] | None = None
+    channels: Annotated[list[Literal["sms", "voice"]], Field(min_length=1, max_length=2)] | None = None
+
+
 class PatientIn(RequestModel):
     """``POST /patients``: create or update by MRN within the program (idempotent)."""
 
@@ -171,6 +183,7 @@ class PatientIn(RequestModel):
     program: Annotated[Slug | None, BeforeValidator(_empty_is_none)] = Field(
         default=None, description="Program slug (default: the first program)."
     )
+    consent: ConsentIn | None = Field(default=None, description="Record (or change) the consent record.")
 
     @field_validator("thresholds")
     @classmethod
@@ -183,7 +196,7 @@ class PatientIn(RequestModel):
 
     def as_payload(self) -> dict[str, Any]:
         """The dict ``app.patients.service.upsert_patient`` takes (dates as ISO text, absent fields left out)."""
-        data = self.model_dump(exclude_none=True, exclude={"program"})
+        data = self.model_dump(exclude_none=True, exclude={"program", "consent"})
         if self.birth_date is not None:
             data["birth_date"] = self.birth_date.isoformat()
         return data
@@ -196,7 +209,7 @@ class EnrollmentIn(RequestModel):
     mrn: Annotated[Mrn | None, BeforeValidator(_empty_is_none)] = None
     program: Annotated[Slug | None, BeforeValidator(_empty_is_none)] = None
     campaign: Campaign
-    anchor_date: AnyDate | None = Field(default=None, description="Default: today (UTC).")
+    anchor_date: AnyDate | None = Field(default=None, description="Default: today in the patient's time zone.")
     variables: Variables | None = None
 
 
@@ -229,7 +242,173 @@ class EscalationQuery(BaseModel):
         return value
 
 
+Reason = Annotated[str, _bounded(200), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+ProgramName = Annotated[str, _bounded(column_length(Program.name)), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+PhoneDisplay = Annotated[str, _bounded(column_length(Program.phone_display)), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+MessagingServiceSid = Annotated[str, StringConstraints(pattern=r"^MG[0-9a-fA-F]{32}$")]
+Hour = Annotated[int, Field(ge=0, le=24)]
+Cap = Annotated[int, Field(ge=1, le=100)]
+CampaignList = Annotated[list[Campaign], Field(max_length=MAX_ITEMS)]
+ProgramSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+
+
+def _nullable_phone(value: Any) -> Any:
+    return None if value == "" else value
+
+
+OptionalPhone = Annotated[Phone | None, BeforeValidator(_nullable_phone)]
+
+
+class ProgramFields(RequestModel):
+    """What a program sets; absent fields keep their values (PATCH) or defaults (POST)."""
+
+    name: ProgramName | None = None
+    phone_display: PhoneDisplay | None = Field(default=None, description="The number patients call, as shown in texts.")
+    sender_number: OptionalPhone = Field(default=None, description="The program's own sending number (E.164).")
+    messaging_service_sid: Annotated[MessagingServiceSid | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None, description="Or a Twilio Messaging Service (MG...), not both."
+    )
+    nurse_line: OptionalPhone = Field(default=None, description="The nurse line patients are transferred to.")
+    on_call_phone: OptionalPhone = Field(default=None, description="Paged by SMS for every EMERGENCY.")
+    supervisor_phone: OptionalPhone = None
+    timezone: TimeZone | None = Field(default=None, description="The program's business-day clock (TCM).")
+    quiet_start_hour: Hour | None = Field(default=None, description="08-20; outreach starts at this local hour.")
+    quiet_end_hour: Hour | None = Field(default=None, description="09-21; outreach stops at this local hour.")
+    express_consent: bool | None = Field(
+        default=None, description="False: TCPA health-care exemption, capped at 1 a day and 3 a week (FCC 15-72)."
+    )
+    daily_cap: Cap | None = None
+    weekly_cap: Cap | None = None
+    campaigns: CampaignList | None = Field(default=None, description="Campaigns the program runs (empty: all).")
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the request named (an explicit null clears an optional field)."""
+        return {key: getattr(self, key) for key in self.model_fields_set}
+
+
+class ProgramIn(ProgramFields):
+    """``POST /programs``: a new program (409 if the slug is taken)."""
+
+    slug: ProgramSlug
+    name: ProgramName
+    phone_display: PhoneDisplay
+
+
+class ProgramPatch(ProgramFields):
+    """``PATCH /programs/<slug>``: change some fields."""
+
+
+class EnrollmentChangeIn(RequestModel):
+    """``POST /enrollments/<id>/pause|resume|unenroll``: why (shown on the patient's timeline), and who."""
+
+    reason: Reason
+    actor: Reason | None = Field(default=None, description="Who decided (default: api).")
+
+
+class TcmQuery(BaseModel):
+    """``GET /tcm`` filters."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Annotated[Literal["due", "overdue", "met", "cancelled"] | None, BeforeValidator(_empty_is_none)] = None
+    program: Annotated[ProgramSlug | None, BeforeValidator(_empty_is_none)] = None
+
+
+class AttemptIn(RequestModel):
+    """``POST /tcm/<id>/attempts``: a care manager's interactive-contact attempt (bots never count)."""
+
+    outcome: Literal["reached", "voicemail", "no_answer", "wrong_number"]
+    method: Literal["phone", "video", "in_person"] = "phone"
+    by: Reason = Field(description="Who made the attempt.")
+    at: dt.datetime | None = Field(default=None, description="When (ISO 8601 with offset); default now.")
+    note: Annotated[str, _bounded(2000, 0), NO_CONTROLS, CONTROL_FREE_SCHEMA] | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("give a time zone offset")
+            if not DATE_MIN <= value.date() <= DATE_MAX:
+                raise ValueError("out of range")
+        return value
+
+
 # -- responses (documentation of DESIGN §3's shapes) --------------------------------------------------
+
+
+class ProgramOut(BaseModel):
+    id: int
+    slug: str
+    name: str
+    phone_display: str
+    sender_number: str | None
+    messaging_service_sid: str | None
+    nurse_line: str | None
+    on_call_phone: str | None
+    supervisor_phone: str | None
+    timezone: str
+    quiet_start_hour: int
+    quiet_end_hour: int
+    express_consent: bool
+    daily_cap: int | None
+    weekly_cap: int | None
+    campaigns: list[str]
+
+
+class ProgramsOut(BaseModel):
+    programs: list[ProgramOut]
+
+
+class AdtOut(BaseModel):
+    """The HL7 ACK of an accepted message (AA), also as text."""
+
+    ack_code: Literal["AA"]
+    detail: str
+    ack: str
+    event: str
+    patient_id: int | None
+    duplicate: bool
+
+
+class EnrollmentEventOut(BaseModel):
+    at: dt.datetime
+    action: str
+    enrollment_id: int | None
+    campaign: str | None
+    reason: str
+    actor: str
+
+
+class AttemptOut(BaseModel):
+    id: int
+    outcome: str
+    method: str
+    by: str
+    at: dt.datetime
+    note: str | None
+
+
+class TcmOut(BaseModel):
+    id: int
+    patient_id: int
+    program_id: int
+    mrn: str
+    visit_number: str
+    discharged_at: dt.datetime
+    discharge_date: dt.date
+    deadline_at: dt.datetime
+    status: Literal["due", "overdue", "met", "cancelled"]
+    met_by: Literal["reached", "two_attempts"] | None
+    met_at: dt.datetime | None
+    unit: str | None
+    diagnoses: list[str]
+    readmitted_at: dt.datetime | None
+    attempts: list[AttemptOut]
+
+
+class TcmListOut(BaseModel):
+    discharges: list[TcmOut]
 
 
 class ErrorDetail(BaseModel):
@@ -240,6 +419,29 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class ConsentOut(BaseModel):
+    basis: str = Field(description="The basis the caps follow (the program's when none was recorded).")
+    recorded: bool
+    date: dt.date | None
+    recorded_by: str | None
+    channels: list[str]
+    capped: bool = Field(description="True when the 1-a-day / 3-a-week exemption caps apply.")
+
+
+class TimelineEventOut(BaseModel):
+    id: int
+    kind: str
+    code: str
+    text: dict[str, str] = Field(description="Plain-language reason, by language (en, es).")
+    at: dt.datetime
+    enrollment_id: int | None
+    detail: dict[str, Any]
+
+
+class TimelineOut(BaseModel):
+    events: list[TimelineEventOut]
 
 
 class PatientOut(BaseModel):
@@ -259,6 +461,7 @@ class PatientOut(BaseModel):
     #: Pressed 9 on a call: no more calls (texts go on).
     voice_opted_out: bool
     thresholds: dict[str, float]
+    consent: ConsentOut
 
 
 class EnrollmentOut(BaseModel):
@@ -269,6 +472,11 @@ class EnrollmentOut(BaseModel):
     status: str
     next_due_at: dt.datetime | None
     variables: dict[str, str]
+
+
+class EnrollmentsOut(BaseModel):
+    enrollments: list[EnrollmentOut]
+    timeline: list[EnrollmentEventOut]
 
 
 class ConversationOut(BaseModel):

@@ -17,20 +17,38 @@ from werkzeug.routing import ValidationError as NoRoute
 from app.api.errors import ApiError
 from app.api.schemas import (
     MAX_ID,
+    AttemptIn,
     ConversationIn,
+    EnrollmentChangeIn,
     EnrollmentIn,
     EscalationQuery,
     PatientIn,
+    ProgramIn,
+    ProgramPatch,
+    TcmQuery,
     field_errors,
     is_malformed,
 )
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.conversations.variables import InvalidVariables, clean_variables
-from app.models import Answer, Escalation, Message, Patient, Program
-from app.patients.service import ValidationFailed, default_program, patient_json, upsert_patient
+from app.models import Answer, AuditEvent, Discharge, Enrollment, Escalation, Message, Patient, Program, TimelineEvent
+from app.patients.consent import InvalidConsent, consent_json
+from app.patients.service import ValidationFailed, default_program, patient_json
+from app.programs import enrollment as enrollments
+from app.programs import tcm
+from app.programs.adt import receive_adt
+from app.programs.programs import (
+    ProgramExists,
+    ProgramInvalid,
+    campaign_allowed,
+    find_program,
+    program_json,
+    save_program,
+)
 from app.runtime import Runtime
-from app.scheduling.enrollments import UnknownCampaign, enroll
+from app.scheduling.enrollments import ConsentRequired, UnknownCampaign, enroll, save_patient
 from app.scheduling.on_demand import MissingVariables, StartRefused, UnknownFlow, start_flow_now
+from app.scheduling.reasons import reason_text
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -83,6 +101,27 @@ def _authenticate() -> None:
         raise ApiError(401, "unauthorized", "A valid bearer token is required.")
 
 
+@bp.after_request
+def _audit(response: Response) -> Response:
+    """An audit row for every answered API call that read or changed patient data (the API has one global
+    token, so the row names the endpoint, not a person)."""
+    if request.endpoint in PUBLIC_ENDPOINTS or response.status_code >= 400 or request.endpoint is None:
+        return response
+    args = request.view_args or {}
+    patient_id = args.get("patient_id")
+    with _runtime().sessions() as session, session.begin():
+        session.add(
+            AuditEvent(
+                user_id=None,
+                action="api.read" if request.method == "GET" else "api.write",
+                subject_type="patient" if isinstance(patient_id, int) else "api",
+                subject_id=patient_id if isinstance(patient_id, int) else None,
+                detail={"endpoint": request.endpoint, "status": response.status_code},
+            )
+        )
+    return response
+
+
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> tuple[Response, int]:
     return exc.response()
@@ -97,7 +136,8 @@ def _http_error(exc: HTTPException) -> Any:
     """Under ``/api/v1`` every HTTP error (no route 404, 405, 413, a 400 from Werkzeug, a 500) has the
     error shape of DESIGN §3; elsewhere (the care-manager UI) Werkzeug's own page is kept."""
     if not _under_api(request.path):
-        return exc
+        page = current_app.extensions.get("outreach.error_page")
+        return page(exc) if page is not None else exc
     status = exc.code or 500
     code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "http_error")
     message = {
@@ -158,24 +198,62 @@ def create_patient() -> tuple[Response, int]:
     with rt.sessions() as session, session.begin():
         program = _program(session, data.program)
         try:
-            patient, created = upsert_patient(
+            patient, created = save_patient(
                 session,
+                rt,
                 program,
                 data.as_payload(),
                 actor="api",
                 now=rt.now(),
+                consent=data.consent.model_dump(exclude_none=True) if data.consent else None,
                 known_thresholds=rt.content.threshold_names(),
             )
         except ValidationFailed as exc:
             raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
-        body = patient_json(patient)
+        except InvalidConsent as exc:
+            raise ApiError(422, "invalid", "The consent record is not valid.", exc.fields) from None
+        body = _patient_body(patient)
     return jsonify(body), 201 if created else 200
+
+
+def _patient_body(patient: Patient) -> dict[str, Any]:
+    """DESIGN §3's patient out, plus its consent record."""
+    return {**patient_json(patient), "consent": consent_json(patient, patient.program)}
 
 
 @bp.get("/patients/<id:patient_id>")
 def get_patient(patient_id: int) -> Response:
     with _runtime().sessions() as session:
-        return jsonify(patient_json(_patient(session, patient_id)))
+        return jsonify(_patient_body(_patient(session, patient_id)))
+
+
+@bp.get("/patients/<id:patient_id>/timeline")
+def patient_timeline(patient_id: int) -> Response:
+    """Scheduling facts for staff, newest first (500 at most): why a touch was skipped or deferred."""
+    with _runtime().sessions() as session:
+        _patient(session, patient_id)
+        rows = session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.patient_id == patient_id)
+            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
+            .limit(500)
+        ).all()
+        return jsonify(
+            {
+                "events": [
+                    {
+                        "id": row.id,
+                        "kind": row.kind,
+                        "code": row.code,
+                        "text": {lang: reason_text(row.code, lang) for lang in ("en", "es")},
+                        "at": row.at.isoformat(),
+                        "enrollment_id": row.enrollment_id,
+                        "detail": dict(row.detail or {}),
+                    }
+                    for row in rows
+                ]
+            }
+        )
 
 
 @bp.post("/enrollments")
@@ -197,13 +275,27 @@ def create_enrollment() -> tuple[Response, int]:
             ).first()
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
-        anchor = data.anchor_date or rt.now().astimezone(dt.UTC).date()
+        if data.campaign in rt.content.campaigns and not campaign_allowed(patient.program, data.campaign):
+            raise ApiError(
+                422, "invalid", "Not a campaign of this program.", {"campaign": "the program does not run it"}
+            )
+        now = rt.now()
+        existed = session.scalars(
+            select(Enrollment.id).where(
+                Enrollment.patient_id == patient.id, Enrollment.campaign == data.campaign, Enrollment.status == "active"
+            )
+        ).first()
         try:
-            enrollment = enroll(session, rt, patient, data.campaign, anchor, rt.now(), variables)
+            # No anchor date: the patient's local today (enroll decides), never the UTC date.
+            enrollment = enroll(session, rt, patient, data.campaign, data.anchor_date, now, variables)
         except UnknownCampaign:
             raise ApiError(
                 422, "invalid", "Unknown campaign.", {"campaign": f"unknown campaign '{data.campaign}'"}
             ) from None
+        except ConsentRequired as exc:
+            raise ApiError(409, exc.code, exc.message, {"consent": exc.cap}) from None
+        if existed is None:
+            enrollments.note_event(session, patient.id, "enrollment.created", enrollment, "api", "api", now)
         body = enrollment_json(enrollment)
     return jsonify(body), 201
 
@@ -267,6 +359,198 @@ def list_escalations() -> Response:
         query = query.where(Escalation.patient_id == int(filters.patient_id))
     with _runtime().sessions() as session:
         return jsonify({"escalations": [escalation_json(e) for e in session.scalars(query.limit(500)).all()]})
+
+
+def _change(enrollment_id: int, action: str) -> Response:
+    data = _parse(EnrollmentChangeIn)
+    rt = _runtime()
+    now = rt.now()
+    actor = data.actor or "api"
+    with rt.sessions() as session, session.begin():
+        enrollment = session.get(Enrollment, enrollment_id, with_for_update=True)
+        if enrollment is None:
+            raise ApiError(404, "not_found", "No such enrollment.")
+        try:
+            if action == "pause":
+                enrollments.pause(session, enrollment, data.reason, actor, now)
+            elif action == "resume":
+                enrollments.resume(session, rt, enrollment, data.reason, actor, now)
+            else:
+                enrollments.unenroll(session, enrollment, data.reason, actor, now)
+        except enrollments.EnrollmentRefused as exc:
+            raise ApiError(409, exc.code, exc.message) from None
+        body = enrollment_json(enrollment)
+    return jsonify(body)
+
+
+@bp.post("/enrollments/<id:enrollment_id>/pause")
+def pause_enrollment(enrollment_id: int) -> Response:
+    """Pause outreach with a reason (on the timeline): 200, 404, 409 if not active."""
+    return _change(enrollment_id, "pause")
+
+
+@bp.post("/enrollments/<id:enrollment_id>/resume")
+def resume_enrollment(enrollment_id: int) -> Response:
+    """Resume a paused enrollment (future touches only): 200, 404, 409 if not paused."""
+    return _change(enrollment_id, "resume")
+
+
+@bp.post("/enrollments/<id:enrollment_id>/unenroll")
+def unenroll_enrollment(enrollment_id: int) -> Response:
+    """End an enrollment with a reason: 200, 404, 409 if already ended."""
+    return _change(enrollment_id, "unenroll")
+
+
+@bp.get("/patients/<id:patient_id>/enrollments")
+def list_enrollments(patient_id: int) -> Response:
+    """The patient's enrollments and their history (created, paused, resumed, ended, with reasons)."""
+    with _runtime().sessions() as session:
+        _patient(session, patient_id)
+        rows = session.scalars(
+            select(Enrollment).where(Enrollment.patient_id == patient_id).order_by(Enrollment.id)
+        ).all()
+        return jsonify(
+            {
+                "enrollments": [enrollment_json(e) for e in rows],
+                "timeline": enrollments.timeline(session, patient_id),
+            }
+        )
+
+
+@bp.get("/programs")
+def list_programs() -> Response:
+    with _runtime().sessions() as session:
+        rows = session.scalars(select(Program).order_by(Program.id)).all()
+        return jsonify({"programs": [program_json(p) for p in rows]})
+
+
+@bp.post("/programs")
+def create_program() -> tuple[Response, int]:
+    """A new program: 201, 409 if the slug is taken, 422 naming each bad field."""
+    data = _parse(ProgramIn)
+    rt = _runtime()
+    changes = data.changes()
+    changes.pop("slug", None)
+    with rt.sessions() as session, session.begin():
+        try:
+            program, _created = save_program(session, data.slug, changes, set(rt.content.campaigns), create=True)
+        except ProgramExists:
+            raise ApiError(409, "exists", "A program with this slug exists; PATCH it.") from None
+        except ProgramInvalid as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        body = program_json(program)
+    return jsonify(body), 201
+
+
+@bp.patch("/programs/<slug>")
+def update_program(slug: str) -> Response:
+    """Change some of a program's fields: 200, 404, 422 naming each bad field."""
+    data = _parse(ProgramPatch)
+    rt = _runtime()
+    with rt.sessions() as session, session.begin():
+        try:
+            program, _created = save_program(session, slug, data.changes(), set(rt.content.campaigns), create=False)
+        except LookupError:
+            raise ApiError(404, "not_found", "No such program.") from None
+        except ProgramInvalid as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        body = program_json(program)
+    return jsonify(body)
+
+
+@bp.get("/programs/<slug>")
+def get_program(slug: str) -> Response:
+    with _runtime().sessions() as session:
+        program = find_program(session, slug)
+        if program is None:
+            raise ApiError(404, "not_found", "No such program.")
+        return jsonify(program_json(program))
+
+
+#: Content types an interface engine posts HL7 v2 (ER7, pipe-delimited) with.
+HL7_TYPES = {"text/plain", "application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7"}
+
+
+@bp.post("/adt")
+def post_adt() -> tuple[Response, int]:
+    """One HL7 v2 ADT message as the body. 200 with the ACK (AA); 422 (AE: the message cannot be used)
+    or 400 (AR: not an HL7 ADT message) in the error shape, with ``ack_code`` and ``ack`` beside it.
+    ``?program=slug`` picks the program (default: the mapping's facility, else the first program)."""
+    if (request.mimetype or "") not in HL7_TYPES:
+        raise ApiError(400, "bad_request", "Send the HL7 message as text/plain or application/hl7-v2.")
+    slug = request.args.get("program") or None
+    rt = _runtime()
+    if slug is not None:
+        with rt.sessions() as session:
+            if find_program(session, slug) is None:
+                raise ApiError(400, "bad_request", "Unknown program.", {"program": "unknown program"})
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    outcome = receive_adt(rt, text, program_slug=slug)
+    extra = {
+        "ack_code": outcome.ack_code,
+        "ack": outcome.ack,
+        "event": outcome.event,
+        "patient_id": outcome.patient_id,
+        "duplicate": outcome.duplicate,
+    }
+    if outcome.ack_code == "AA":
+        return jsonify({"detail": outcome.detail, **extra}), 200
+    status = 422 if outcome.ack_code == "AE" else 400
+    code = "hl7_error" if outcome.ack_code == "AE" else "hl7_rejected"
+    response, _ = ApiError(status, code, outcome.detail).response()
+    body = response.get_json()
+    body.update(extra)
+    return jsonify(body), status
+
+
+@bp.get("/tcm")
+def list_tcm() -> Response:
+    """Discharges of the last 60 days with their TCM clock, soonest deadline first (400 on bad filters)."""
+    try:
+        filters = TcmQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise ApiError(400, "bad_request", "Bad filters.", field_errors(exc)) from None
+    rt = _runtime()
+    with rt.sessions() as session:
+        program_id = None
+        if filters.program:
+            program = find_program(session, filters.program)
+            if program is None:
+                raise ApiError(400, "bad_request", "Unknown program.", {"program": "unknown program"})
+            program_id = program.id
+        rows = tcm.worklist(session, rt.now(), filters.status, program_id)
+        return jsonify({"discharges": rows})
+
+
+@bp.post("/tcm/<id:discharge_id>/attempts")
+def log_attempt(discharge_id: int) -> tuple[Response, int]:
+    """Log a care manager's contact attempt: 201 with the discharge and its clock; 404; 422."""
+    data = _parse(AttemptIn)
+    rt = _runtime()
+    now = rt.now()
+    with rt.sessions() as session, session.begin():
+        discharge = session.get(Discharge, discharge_id, with_for_update=True)
+        if discharge is None:
+            raise ApiError(404, "not_found", "No such discharge.")
+        try:
+            tcm.record_attempt(
+                session,
+                discharge,
+                outcome=data.outcome,
+                method=data.method,
+                attempted_by=data.by,
+                attempted_at=(data.at or now).astimezone(dt.UTC),
+                note=data.note,
+                now=now,
+            )
+        except tcm.AttemptRefused as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        body = tcm.discharge_json(discharge, now)
+    return jsonify(body), 201
 
 
 @bp.get("/openapi.json")

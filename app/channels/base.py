@@ -16,6 +16,8 @@ class OutboundText:
     status_callback: str | None = None
     #: When this delivery attempt began; a crash-recovery lookup only matches texts sent after it.
     attempt_started_at: dt.datetime | None = None
+    #: The program's own sender (an E.164 number, or a Messaging Service SID "MG..."); None = the deployment's.
+    sender: str | None = None
 
 
 @dataclass(frozen=True)

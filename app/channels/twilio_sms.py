@@ -43,11 +43,17 @@ class TwilioSmsChannel:
         self.client = client or build_client(settings, timeout=settings.twilio_timeout_seconds)
 
     def send(self, message: OutboundText) -> SendResult:
-        sender: dict[str, str] = (
-            {"messaging_service_sid": self.settings.twilio_messaging_service_sid}
-            if self.settings.twilio_messaging_service_sid
-            else {"from_": self.settings.twilio_from_number}
-        )
+        sender: dict[str, str]
+        if message.sender:  # the program's own number or Messaging Service
+            sender = (
+                {"messaging_service_sid": message.sender}
+                if message.sender.startswith("MG")
+                else {"from_": message.sender}
+            )
+        elif self.settings.twilio_messaging_service_sid:
+            sender = {"messaging_service_sid": self.settings.twilio_messaging_service_sid}
+        else:
+            sender = {"from_": self.settings.twilio_from_number}
         try:
             created = self.client.messages.create(
                 to=message.to, body=message.body, status_callback=message.status_callback, **sender

@@ -1,9 +1,10 @@
 """Twilio's webhooks for SMS and voice: signature first, then the form cleaned at the edge, then one service call.
 
 Store first, then process (issue 8, item 1): ``/twilio/sms`` commits the inbound row (once per SID) and
-answers 200; the conversation step runs after that commit, in the job ``app.tasks.process_inbound``
-(in-process in the demo), so nothing a patient sends is lost to a failure of the step, and Twilio, which
-does not retry SMS webhooks, never sees a 500 for one. What a request may carry is cleaned once here
+answers 200; the conversation step runs after that commit, in the job ``app.tasks.process_pending_inbound``
+(batches of pending texts; ``app.tasks.process_inbound`` for one text; in-process in the demo), so
+nothing a patient sends is lost to a failure of the step, and Twilio, which does not retry SMS webhooks,
+never sees a 500 for one. What a request may carry is cleaned once here
 (app/channels/cleaning.py): a SID that cannot be stored as it is gets 400 and is logged by its hash.
 """
 
@@ -29,7 +30,7 @@ from app.channels.voice_twiml import render
 from app.db import run_in_transaction
 from app.messaging.call_turns import GatherResult, VoiceAnswer, answer_inbound, answer_outbound, gather_safely
 from app.messaging.calls import gather_url, handle_status
-from app.messaging.inbound import InboundText, store_text
+from app.messaging.inbound import InboundText, receive_sms
 from app.messaging.status import apply_status
 from app.runtime import Runtime
 
@@ -74,8 +75,7 @@ def inbound_sms() -> Response:
     )
     if not text.sid or not text.from_number:
         return _twiml(str(MessagingResponse()))
-    now = rt.now()
-    result = run_in_transaction(rt.sessions, lambda session: store_text(session, rt, text, now))
+    result = receive_sms(rt, text, rt.now())
     log.info("inbound sms sid=%s outcome=%s", sid, result.outcome)
     # Replies go out as REST sends, queued by the processing job: one tracked, retried path for all texts.
     return _twiml(str(MessagingResponse()))

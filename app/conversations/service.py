@@ -10,9 +10,10 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.conversations.variables import render_variables
@@ -42,6 +43,34 @@ _HISTORY = (
     .order_by(Answer.answered_at)
 )
 _HISTORY_EXCLUDING = _HISTORY.where(Answer.conversation_id != bindparam("exclude"))
+
+
+#: One answer as ``patient_context`` reads it: (conversation id, question id, kind, number, text, answered at).
+HistoryRow = tuple[int | None, str, str, float | None, str | None, dt.datetime]
+_HISTORY_MANY = (
+    select(
+        Answer.patient_id,
+        Answer.conversation_id,
+        Answer.question_id,
+        Answer.kind,
+        Answer.value_number,
+        Answer.value_text,
+        Answer.answered_at,
+    )
+    .where(Answer.patient_id.in_(bindparam("patient_ids", expanding=True)), Answer.answered_at >= bindparam("since"))
+    .order_by(Answer.answered_at, Answer.id)
+)
+
+
+def history_rows(session: Session, patient_ids: Sequence[int], now: dt.datetime) -> dict[int, list[HistoryRow]]:
+    """The last ``HISTORY_DAYS`` of answers of many patients in one query, oldest first, by patient id
+    (every id present): ``patient_context(history=...)`` then reads no answers itself."""
+    found: dict[int, list[HistoryRow]] = {patient_id: [] for patient_id in patient_ids}
+    if patient_ids:
+        since = now - dt.timedelta(days=HISTORY_DAYS)
+        for patient_id, *row in session.execute(_HISTORY_MANY, {"patient_ids": list(patient_ids), "since": since}):
+            found[patient_id].append(tuple(row))  # type: ignore[arg-type]
+    return found
 
 
 class ConversationBusy(Exception):
@@ -82,17 +111,24 @@ def patient_context(
     exclude_conversation: int | None = None,
     variables: Mapping[str, str] | None = None,
     channel: str | None = None,
+    history: Sequence[HistoryRow] | None = None,
 ) -> engine.PatientContext:
+    """``history``: the patient's answers of the last ``HISTORY_DAYS`` already read (``history_rows``, for
+    many patients in one query); ``None`` reads them here."""
     program = session.get(Program, patient.program_id)
     assert program is not None
     # Only the columns the engine needs (no Answer entities in the identity map): the value as
     # ``Answer.value`` reads it.
-    params: dict[str, Any] = {"patient_id": patient.id, "since": now - dt.timedelta(days=HISTORY_DAYS)}
-    if exclude_conversation is None:
-        rows = session.execute(_HISTORY, params).all()
+    rows: Sequence[Any]
+    if history is not None:
+        rows = [row[1:] for row in history if exclude_conversation is None or row[0] != exclude_conversation]
     else:
-        rows = session.execute(_HISTORY_EXCLUDING, {**params, "exclude": exclude_conversation}).all()
-    history = [
+        params: dict[str, Any] = {"patient_id": patient.id, "since": now - dt.timedelta(days=HISTORY_DAYS)}
+        if exclude_conversation is None:
+            rows = session.execute(_HISTORY, params).all()
+        else:
+            rows = session.execute(_HISTORY_EXCLUDING, {**params, "exclude": exclude_conversation}).all()
+    past = [
         engine.PastAnswer(question_id, _answer_value(kind, number, text), answered_at)
         for question_id, kind, number, text, answered_at in rows
     ]
@@ -103,7 +139,7 @@ def patient_context(
         language=patient.language,
         program_name=program.name,
         program_phone=program.phone_display,
-        history=history,
+        history=past,
         thresholds=thresholds,
         variables=render_variables(variables or {}, patient.language, patient.timezone),
         education=rt.content.education_for(patient.language),
@@ -195,8 +231,9 @@ def resume_conversation(
     now: dt.datetime,
     *,
     inbound: Message | None,
+    history: Sequence[HistoryRow] | None = None,
 ) -> engine.Step:
-    return resume_and_say(session, rt, patient, conversation, given, now, inbound=inbound)[0]
+    return resume_and_say(session, rt, patient, conversation, given, now, inbound=inbound, history=history)[0]
 
 
 def resume_and_say(
@@ -208,8 +245,10 @@ def resume_and_say(
     now: dt.datetime,
     *,
     inbound: Message | None,
+    history: Sequence[HistoryRow] | None = None,
 ) -> tuple[engine.Step, list[engine.Say]]:
-    """:func:`resume_conversation`, also returning the lines said (a chained flow's opening included)."""
+    """:func:`resume_conversation`, also returning the lines said (a chained flow's opening included).
+    ``history``: see ``patient_context``."""
     flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
     ctx = patient_context(
         session,
@@ -219,6 +258,7 @@ def resume_and_say(
         exclude_conversation=conversation.id,
         variables=conversation.variables,
         channel=conversation.channel,
+        history=history,
     )
     state = engine.State.from_dict(conversation.state)
     step = engine.resume(flow, state, ctx, given, now, rt.content.intents)
@@ -337,6 +377,29 @@ def apply_step(
 
 def _channel_name(rt: Runtime, conversation: Conversation) -> str:
     return "voice" if conversation.channel == "voice" else rt.channel.name
+
+
+def last_reply_at(session: Session, conversation: Conversation) -> dt.datetime | None:
+    """When the patient last sent a text in this conversation (None: never answered)."""
+    return session.scalar(
+        select(func.max(Message.created_at)).where(
+            Message.conversation_id == conversation.id, Message.direction == "inbound"
+        )
+    )
+
+
+def close_unanswered(session: Session, patient: Patient, conversation: Conversation, now: dt.datetime) -> None:
+    """End a conversation the patient has left unanswered, as its expiry would ("no_response"), so the
+    next scheduled check-in goes out on time instead of waiting for it (issue 10 item 2)."""
+    state = engine.State.from_dict(conversation.state)
+    state = replace(state, status="expired", result="no_response", wake_at=None)
+    conversation.state = state.to_dict()
+    conversation.status = "expired"
+    conversation.result = "no_response"
+    conversation.wake_at = None
+    conversation.ended_at = now
+    session.flush()
+    _check_unreachable(session, patient, conversation, now)
 
 
 def _flag(message: Message, flag: str) -> None:

@@ -12,7 +12,7 @@ from babel.dates import format_date, format_time
 
 from app.i18n import locale_for
 
-ALLOWED = {"appointment_at", "medication_name", "dose_time"}
+ALLOWED = {"appointment_at", "medication_name", "dose_time", "dose_times"}
 
 
 class InvalidVariables(ValueError):
@@ -41,6 +41,16 @@ def clean_variables(raw: Any) -> dict[str, str]:
                 dt.time.fromisoformat(text)
             except ValueError:
                 raise InvalidVariables("dose_time must be a time like 08:00") from None
+        if key == "dose_times":
+            parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+            try:
+                if not parts or len(parts) > 12:
+                    raise ValueError(text)
+                for part in parts:
+                    dt.time.fromisoformat(part)
+            except ValueError:
+                raise InvalidVariables("dose_times must be 1 to 12 times like 08:00,20:00") from None
+            text = ",".join(sorted({dt.time.fromisoformat(p).strftime("%H:%M") for p in parts}))
         clean[key] = text[:100]
     return clean
 

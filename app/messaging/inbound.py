@@ -16,20 +16,29 @@ no-PHI reply, which says 911, plus 988 / Poison Control when they apply.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, bindparam, or_, select
+from sqlalchemy import Table, and_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from app.channels.cleaning import PHONE_MAX, clean_text
-from app.conversations.service import active_conversation, pinned_flow, resume_conversation, start_conversation
+from app.conversations.service import (
+    HistoryRow,
+    active_conversation,
+    history_rows,
+    pinned_flow,
+    resume_conversation,
+    start_conversation,
+)
 from app.db import after_commit, run_in_transaction
 from app.flows import engine
 from app.flows.keywords import KeywordHit, classify
@@ -37,7 +46,7 @@ from app.flows.routing import RIGHT_NOW_FLOW, ActiveFlow, Route, outside_plan, r
 from app.flows.safety import emergency_text
 from app.i18n import gettext_for
 from app.messaging.consent import Keyword, keyword_language, opt_in, opt_out, reply_text
-from app.messaging.outbound import backoff, queue_text
+from app.messaging.outbound import DEFER_FLUSH, backoff, queue_text
 from app.models import Conversation, Message, Patient, Program, utcnow
 from app.patients.phones import InvalidPhone, mask, to_e164
 from app.runtime import Runtime
@@ -57,6 +66,16 @@ FAILED = "failed"
 RECEIVED = "received"
 #: The job that processes one stored text, by name (app/tasks.py).
 PROCESS_JOB = "app.tasks.process_inbound"
+#: The job that processes every pending text in batches (:func:`process_pending`), kicked by the webhook.
+PROCESS_PENDING_JOB = "app.tasks.process_pending_inbound"
+#: ``JobQueue.enqueue_once`` key of that job, and how long a lost job holds it (the sweeper finds a text
+#: whose job was lost after ``PENDING_GRACE`` anyway).
+KICK_KEY = "inbound-pending"
+KICK_TTL_SECONDS = 30
+#: Texts one batch claims and processes in one transaction.
+PROCESS_BATCH = 50
+#: Batches one job runs before it hands over to a new job (RQ's job timeout; other queued jobs get a turn).
+BATCHES_PER_JOB = 20
 #: Tries in all before a text is given up (it stays stored, on the timeline, flagged for review).
 MAX_ATTEMPTS = 5
 #: Backoff between tries (full jitter, doubling): 15 s, 30 s, 60 s, 120 s ... at most 10 minutes.
@@ -228,11 +247,23 @@ class InboundText:
     channel: str
 
 
-def _row_values(text: InboundText, now: dt.datetime) -> dict[str, Any]:
+#: A North American number already written as E.164 writes it: ``to_e164`` would hand it back unchanged
+#: (valid) or refuse it (and the raw value is stored): either way the value itself, without parsing it.
+_NANP_E164 = re.compile(r"\+1[2-9][0-9]{2}[2-9][0-9]{6}")
+
+
+def _sender(raw: str) -> str:
+    """The sender as stored: E.164 when the number parses, else the raw value cut to the column."""
+    if _NANP_E164.fullmatch(raw):
+        return raw
     try:
-        sender = to_e164(text.from_number)
+        return to_e164(raw)
     except InvalidPhone:
-        sender = text.from_number[:20]
+        return raw[:20]
+
+
+def _row_values(text: InboundText, now: dt.datetime) -> dict[str, Any]:
+    sender = _sender(text.from_number)
     return {
         "patient_id": None,
         "direction": "inbound",
@@ -295,6 +326,59 @@ def store_text(session: Session, rt: Runtime, text: InboundText, now: dt.datetim
     return InboundResult("stored", stored_id)
 
 
+#: The webhook's one statement on PostgreSQL, as the driver gets it (``exec_driver_sql``: no statement
+#: compilation or cache-key work per request; psycopg prepares it on the server after a few runs). Run on
+#: an autocommit connection it is its own transaction: one round trip, no BEGIN and COMMIT around it, and
+#: still atomic and durable (``fsync`` on) before the 200 goes back. The owner of the number is looked up
+#: inside the INSERT (the timeline shows the text at once); columns not named are NULL.
+_WEBHOOK_INSERT_SQL = (
+    "INSERT INTO messages (patient_id, direction, channel, kind, body, status, provider_sid, from_number,"
+    " to_number, attempts, needs_review, created_at, updated_at)"
+    " VALUES ((SELECT patients.id FROM patients WHERE patients.phone = %(from_number)s"
+    " ORDER BY patients.updated_at DESC LIMIT 1), 'inbound', %(channel)s, 'reply', %(body)s, 'pending',"
+    " %(provider_sid)s, %(from_number)s, %(to_number)s, 0, false, %(created_at)s, %(created_at)s)"
+    " ON CONFLICT (provider_sid) DO NOTHING RETURNING id"
+)
+_WEBHOOK_PARAMS = ("channel", "body", "provider_sid", "from_number", "to_number", "created_at")
+
+
+def receive_sms(rt: Runtime, text: InboundText, now: dt.datetime) -> InboundResult:
+    """The SMS webhook's work (store first, then process): the row committed once per SID, status
+    ``pending``, and its processing kicked (:func:`kick_processing`) after the commit.
+
+    On PostgreSQL a text that is not a Twilio-enforced keyword is one autocommit ``INSERT … ON CONFLICT
+    DO NOTHING RETURNING id`` (one round trip, no ORM session). A STOP / START keyword, and SQLite (the
+    demo), take :func:`store_text` in a transaction. Returns ``stored``, ``duplicate`` (the message id is
+    not looked up on this path: ``None``) or ``keyword``.
+    """
+    if rt.engine.dialect.name != "postgresql" or _enforced(text.body):
+        return run_in_transaction(rt.sessions, lambda session: store_text(session, rt, text, now))
+    values = _row_values(text, now)
+    params = {key: values[key] for key in _WEBHOOK_PARAMS}
+    params["created_at"] = now.astimezone(dt.UTC)
+    for attempt in (1, 2):
+        try:
+            with rt.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                message_id: int | None = conn.exec_driver_sql(_WEBHOOK_INSERT_SQL, params).scalar()
+            break
+        except DBAPIError as exc:
+            # A pooled connection found dead: once more on a new one (see app.db.run_in_transaction). A
+            # first attempt that committed after all makes the second a duplicate, which is kicked too.
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost; retrying the insert once")
+    kick_processing(rt)
+    if message_id is None:
+        return InboundResult("duplicate", None)
+    return InboundResult("stored", message_id)
+
+
+def _enforced(body: str) -> bool:
+    hit = classify(body, opted_out=False)
+    return hit is not None and hit.enforced_by_twilio
+
+
 def receive_text(
     session: Session,
     rt: Runtime,
@@ -326,9 +410,26 @@ def receive_text(
     return InboundResult(_process(session, rt, message, patient, now), message.id)
 
 
-def _process(session: Session, rt: Runtime, message: Message, patient: Patient | None, now: dt.datetime) -> str:
+@dataclass(frozen=True)
+class _Known:
+    """What a batch read for many patients at once: the patient's active conversation (locked; ``None``:
+    none) and the last days of answers (``patient_context``'s history)."""
+
+    conversation: Conversation | None
+    history: Sequence[HistoryRow]
+
+
+def _process(
+    session: Session,
+    rt: Runtime,
+    message: Message,
+    patient: Patient | None,
+    now: dt.datetime,
+    known: _Known | None = None,
+) -> str:
     """Route one stored, still pending text and apply what it means; marks it processed. Inside the caller's
-    transaction, with the patient's row lock held. Returns the outcome (see :class:`InboundResult`)."""
+    transaction, with the patient's row lock held. ``known``: the conversation and history already read
+    (a batch); ``None`` reads them here. Returns the outcome (see :class:`InboundResult`)."""
     body = message.body
     message.status = RECEIVED
     message.next_attempt_at = None
@@ -352,7 +453,7 @@ def _process(session: Session, rt: Runtime, message: Message, patient: Patient |
     conversation: Conversation | None = None
     active: ActiveFlow | None = None
     if not patient.opted_out:
-        conversation = active_conversation(session, patient.id, lock=True)
+        conversation = known.conversation if known is not None else active_conversation(session, patient.id, lock=True)
         if conversation is not None:
             flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
             active = ActiveFlow(flow, engine.State.from_dict(conversation.state))
@@ -370,7 +471,16 @@ def _process(session: Session, rt: Runtime, message: Message, patient: Patient |
         message.flow_id = conversation.flow_id
         if conversation.channel == "voice":
             conversation.channel = "sms"  # the patient texted: the check-in goes on by text, no call is placed
-        resume_conversation(session, rt, patient, conversation, engine.Reply(body), now, inbound=message)
+        resume_conversation(
+            session,
+            rt,
+            patient,
+            conversation,
+            engine.Reply(body),
+            now,
+            inbound=message,
+            history=known.history if known is not None else None,
+        )
         return "answered"
     # Not an answer to anything (or an opted-out patient): the inbox, and triage's findings reach a human.
     message.needs_review = True
@@ -435,6 +545,164 @@ def process_inbound(rt: Runtime, message_id: int) -> str:
     # The class only, never the text: an exception's message may quote the patient's words or a row.
     log.warning("inbound processing failed message id=%s error=%s", message_id, type(failure).__name__)
     return run_in_transaction(rt.sessions, lambda session: _record_failure(session, rt, message_id, failure, now))
+
+
+def kick_processing(rt: Runtime) -> None:
+    """After a text is committed: make sure a :func:`process_pending` job is queued (one Redis ``SET NX``
+    when one is queued already, an enqueue otherwise). Best effort: the sweeper finds pending texts too."""
+    rt.jobs.enqueue_once(PROCESS_PENDING_JOB, key=KICK_KEY, ttl_seconds=KICK_TTL_SECONDS)
+
+
+def process_pending(rt: Runtime, batch_size: int = PROCESS_BATCH) -> dict[str, int]:
+    """Process pending inbound texts in batches (the job ``app.tasks.process_pending_inbound``): each batch
+    claims up to ``batch_size`` of them (oldest first, ``FOR UPDATE SKIP LOCKED``, so several workers
+    share the work) and processes them in one transaction, reading what the steps need for all of them at
+    once and writing all answers, replies and updates in one flush (the PostgreSQL round trips are per
+    batch, not per text). Runs until a batch comes back short or ``BATCHES_PER_JOB`` ran (then kicks a
+    new job). Returns counts: ``processed``, ``handed_over`` (given to the one-text job), ``batches``,
+    ``fallback`` (batches that raised and were redone one text at a time).
+
+    The guarantees are those of :func:`process_inbound`, which this falls back to:
+
+    - arrival order per sender: a batch processes a sender's texts only as the unbroken start of that
+      sender's waiting texts (``pending`` / ``retry``), in id order; every other text it claimed (one
+      waiting behind a text it does not hold, an unknown or shared number, a patient whose row another
+      transaction holds) is handed to its own ``process_inbound`` job after the commit, as is the next
+      waiting text after a sender's run, so nothing waits for the sweeper;
+    - a failure never sinks the others: when anything in a batch raises, the whole batch is rolled back
+      and each of its texts is processed by :func:`process_inbound` in its own transaction, in id order:
+      the good ones are processed, the bad one is kept, marked ``retry`` with its error class, and
+      screened by triage (the safety net);
+    - idempotent: only ``pending`` rows are claimed and each is marked processed in the transaction that
+      processes it, so running the job again (or a one-text job for the same row) does nothing twice.
+    """
+    rt.jobs.started(KICK_KEY)
+    totals = {"processed": 0, "handed_over": 0, "batches": 0, "fallback": 0}
+    after_id = 0
+    for _ in range(BATCHES_PER_JOB):
+        claimed: list[int] = []
+        now = rt.now()
+        try:
+            processed, handed = run_in_transaction(
+                rt.sessions,
+                functools.partial(_process_batch, rt=rt, limit=batch_size, after_id=after_id, now=now, claimed=claimed),
+            )
+        except Exception as exc:
+            if not claimed:
+                raise  # nothing claimed: the database itself failed; the rows wait for the sweeper
+            log.warning("inbound batch failed error=%s; its %s texts one at a time", type(exc).__name__, len(claimed))
+            totals["fallback"] += 1
+            for message_id in claimed:
+                if process_inbound(rt, message_id) == "processed":
+                    totals["processed"] += 1
+            processed, handed = 0, []
+        totals["batches"] += 1
+        totals["processed"] += processed
+        totals["handed_over"] += len(handed)
+        if not claimed:
+            return totals
+        after_id = max(claimed)
+        if len(claimed) < batch_size:
+            return totals
+    kick_processing(rt)
+    return totals
+
+
+#: Pending texts, oldest first, that no other transaction holds (a job's claim).
+_CLAIM = (
+    select(Message)
+    .where(Message.direction == "inbound", Message.status == PENDING, Message.id > bindparam("after_id"))
+    .order_by(Message.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+#: Every waiting text of these senders, in arrival order (the line each sender's texts stand in).
+_WAITING_OF = (
+    select(Message.from_number, Message.id)
+    .where(
+        Message.direction == "inbound",
+        Message.status.in_((PENDING, RETRY)),
+        Message.from_number.in_(bindparam("senders", expanding=True)),
+    )
+    .order_by(Message.id)
+)
+
+
+def _patients_locked() -> Any:
+    """The patients of these numbers with their programs, each with how many patients share the number,
+    row-locked without waiting (``SKIP LOCKED``: a patient another transaction holds is not returned)."""
+    same = cast(Table, Patient.__table__).alias("same_phone")
+    owners = select(func.count()).select_from(same).where(same.c.phone == Patient.phone).scalar_subquery()
+    return (
+        select(Patient, owners)
+        .where(Patient.phone.in_(bindparam("phones", expanding=True)))
+        .options(joinedload(Patient.program, innerjoin=True))
+        .order_by(Patient.id)
+        .with_for_update(of=Patient, skip_locked=True)
+    )
+
+
+_PATIENTS_LOCKED = _patients_locked()
+_ACTIVE_OF = (
+    select(Conversation)
+    .where(Conversation.patient_id.in_(bindparam("patient_ids", expanding=True)), Conversation.status == "active")
+    .order_by(Conversation.id)
+    .with_for_update()
+)
+
+
+def _process_batch(
+    session: Session, rt: Runtime, limit: int, after_id: int, now: dt.datetime, claimed: list[int]
+) -> tuple[int, list[int]]:
+    """One batch (see :func:`process_pending`); fills ``claimed`` with the ids it claimed as soon as it has
+    them. Returns how many it processed and the ids handed to one-text jobs after the commit."""
+    session.info[DEFER_FLUSH] = True  # replies in one INSERT at the commit, not one flush per text
+    messages = list(session.scalars(_CLAIM, {"after_id": after_id, "limit": limit}))
+    claimed.extend(message.id for message in messages)
+    if not messages:
+        return 0, []
+    mine = {message.id: message for message in messages}
+    senders = sorted({message.from_number or "" for message in messages})
+    lines: dict[str, list[int]] = {}
+    for sender, message_id in session.execute(_WAITING_OF, {"senders": senders}):
+        lines.setdefault(sender or "", []).append(message_id)
+    owners: dict[str, Patient] = {}
+    for patient, count in session.execute(_PATIENTS_LOCKED, {"phones": senders}).unique():
+        if count == 1:
+            owners[patient.phone] = patient
+    runs: dict[str, list[Message]] = {}
+    handed: list[int] = []
+    for sender in senders:
+        line = lines.get(sender, [])
+        run: list[Message] = []
+        if sender in owners:
+            for message_id in line:
+                if message_id not in mine:
+                    break
+                run.append(mine[message_id])
+        if run:
+            runs[sender] = run
+            if len(line) > len(run):
+                handed.append(line[len(run)])  # the next in line is not ours: its job moves it on
+    in_runs = {message.id for run in runs.values() for message in run}
+    handed.extend(message_id for message_id in mine if message_id not in in_runs)
+    if runs:
+        patient_ids = [owners[sender].id for sender in runs]
+        active: dict[int, Conversation] = {}
+        for conversation in session.scalars(_ACTIVE_OF, {"patient_ids": patient_ids}):
+            active.setdefault(conversation.patient_id, conversation)
+        history = history_rows(session, patient_ids, now)
+        # In arrival order across senders (each sender's run is in order); the first text of a patient
+        # uses what was read above, a later one reads again (the first may have ended the conversation).
+        first = {run[0].id for run in runs.values()}
+        for message in sorted((m for run in runs.values() for m in run), key=lambda m: m.id):
+            patient = owners[message.from_number or ""]
+            known = _Known(active.get(patient.id), history[patient.id]) if message.id in first else None
+            _process(session, rt, message, patient, now, known)
+    handed = sorted(set(handed))
+    if handed:
+        after_commit(session, lambda: enqueue_processing(rt, handed, f"batch-{claimed[0]}"))
+    return sum(len(run) for run in runs.values()), handed
 
 
 _WAITING = (PENDING, RETRY)

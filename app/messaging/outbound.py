@@ -57,6 +57,8 @@ SEND_BATCH_JOB = "app.tasks.send_messages"
 SEND_JOB = "app.tasks.send_message"
 #: A check-in text refused with 21614 goes on by phone (app/messaging/calls.py ``fall_back_to_voice``).
 FALLBACK_JOB = "app.tasks.fall_back_to_voice"
+#: ``session.info`` key: ``queue_text`` leaves its INSERT to the next flush (app/messaging/inbound.py's batch).
+DEFER_FLUSH = "outbound.defer_flush"
 
 
 def backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0, rng: random.Random | None = None) -> dt.timedelta:
@@ -79,9 +81,14 @@ def queue_text(
     send_key: str | None = None,
     now: dt.datetime | None = None,
 ) -> Message:
-    """Record an outbound text and enqueue its delivery once the transaction commits."""
+    """Record an outbound text and enqueue its delivery once the transaction commits. The row is flushed
+    (its ``id`` is set on return), except in a session marked ``DEFER_FLUSH`` (an inbound batch): there
+    the INSERT waits for the transaction's one flush, with every other reply of the batch."""
     info = segment_info(body)
+    program = patient.program if patient is not None else None
     message = Message(
+        # Texts to a patient go out from the patient's program's own sender, when it has one.
+        sender=(program.messaging_service_sid or program.sender_number) if program is not None else None,
         patient_id=patient.id if patient else None,
         conversation_id=conversation_id,
         direction="outbound",
@@ -98,20 +105,28 @@ def queue_text(
         created_at=now or rt.now(),
     )
     session.add(message)
-    session.flush()
-    enqueue_delivery(session, rt, message.id)
+    if not session.info.get(DEFER_FLUSH):
+        session.flush()
+    enqueue_delivery(session, rt, message)
     return message
 
 
-def enqueue_delivery(session: Session, rt: Runtime, message_id: int) -> None:
+def enqueue_delivery(session: Session, rt: Runtime, message: Message) -> None:
     """Send once the transaction commits. All texts of one transaction go in one job (a tick that starts
-    200 check-ins makes a few jobs, not 200)."""
-    pending: list[int] | None = session.info.get("send_ids")
-    if pending is None:
-        pending = session.info["send_ids"] = []
+    200 check-ins makes a few jobs, not 200).
 
-        after_commit(session, lambda: enqueue_sends(rt, session.info.pop("send_ids", []), "send"))
-    pending.append(message_id)
+    The job is enqueued after the commit, when every row has its id (also those ``DEFER_FLUSH`` left
+    unflushed)."""
+    pending: list[Message] | None = session.info.get("send_rows")
+    if pending is None:
+        pending = session.info["send_rows"] = []
+
+        def _enqueue() -> None:
+            rows: list[Message] = session.info.pop("send_rows", [])
+            enqueue_sends(rt, [row.id for row in rows if row.id is not None], "send")
+
+        after_commit(session, _enqueue)
+    pending.append(message)
 
 
 def enqueue_sends(rt: Runtime, message_ids: Sequence[int], tag: str) -> None:
@@ -133,6 +148,7 @@ def _outbound_text(rt: Runtime, message: Message) -> OutboundText:
         send_key=message.send_key or f"msg:{message.id}",
         status_callback=status_callback_url(rt, message.id),
         attempt_started_at=message.updated_at,
+        sender=message.sender,
     )
 
 
@@ -187,7 +203,7 @@ def deliver(rt: Runtime, message_id: int) -> str:
             message.status = "cancelled"
             message.error_code = "no_sms"
             return "cancelled"
-        slot = rt.rate_limiter.reserve(sender_key(rt.settings), message.segments or 1)
+        slot = rt.rate_limiter.reserve(message.sender or sender_key(rt.settings), message.segments or 1)
         if not slot.reserved:
             # The sender's schedule is full for now: come back when there is room (nothing is dropped).
             message.next_attempt_at = rt.now() + dt.timedelta(seconds=slot.wait_seconds)
@@ -265,7 +281,13 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
             .where(Message.id.in_(due.scalar_subquery()))
             .values(status="sending", attempts=Message.attempts + 1, updated_at=now)
             .returning(
-                Message.id, Message.to_number, Message.body, Message.send_key, Message.segments, Message.attempts
+                Message.id,
+                Message.to_number,
+                Message.body,
+                Message.send_key,
+                Message.segments,
+                Message.attempts,
+                Message.sender,
             )
             .execution_options(synchronize_session=False)
         ).all()
@@ -279,6 +301,7 @@ def _claim(rt: Runtime, message_ids: Sequence[int], fill_to: int) -> list[_Claim
                 send_key=row.send_key or f"msg:{row.id}",
                 status_callback=status_callback_url(rt, row.id),
                 attempt_started_at=now,
+                sender=row.sender,
             ),
             segments=row.segments or 1,
             attempt=row.attempts,
@@ -311,7 +334,7 @@ def _renew(rt: Runtime, held: Sequence[_Claimed]) -> set[int]:
 
 def _send_claimed(rt: Runtime, claimed: _Claimed) -> SendResult | SendError | Slot:
     """The provider call only: no database work in the sending threads."""
-    slot = rt.rate_limiter.reserve(sender_key(rt.settings), claimed.segments)
+    slot = rt.rate_limiter.reserve(claimed.text.sender or sender_key(rt.settings), claimed.segments)
     if not slot.reserved:
         return slot
     if slot.wait_seconds > 0:

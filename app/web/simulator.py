@@ -9,23 +9,30 @@ on a real call. Keys of a number (``# to end``) are collected here until ``#``, 
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.conversations.service import ConversationBusy, start_conversation
 from app.flows import voice as v
+from app.i18n import gettext_for
 from app.messaging.call_turns import SIMULATED, GatherResult, simulated_gather, start_simulated_call
 from app.messaging.inbound import receive_text
-from app.models import Answer, Call, Escalation, Message, Patient
+from app.models import Answer, AuditEvent, Call, Escalation, Message, Patient, User, utcnow
+from app.patients.access import Scope, may_see, program_scope
 from app.runtime import Runtime
-from app.web.auth import login_required
+from app.web import ui_language
+from app.web.security import roles_required
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+
+#: Where the keys of a number are kept until "#" (the Flask session: ``{call id: "18"}``).
+_KEYS = "sim_keys"
+_KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
 
 
 def _rt() -> Runtime:
@@ -33,21 +40,46 @@ def _rt() -> Runtime:
     return rt
 
 
-#: Where the keys of a number are kept until "#" (the Flask session: ``{call id: "18"}``).
-_KEYS = "sim_keys"
-_KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
+def _scope(session: Session) -> Scope:
+    user = session.get(User, int(current_user.id))
+    if user is None:
+        abort(403)
+    return program_scope(session, user)
+
+
+def _patient(session: Session, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        abort(404)
+    if not may_see(_scope(session), patient):
+        abort(403)
+    return patient
 
 
 @bp.get("")
-@login_required
+@roles_required()
 def page() -> str:
     rt = _rt()
     phone = request.args.get("mode") == "phone"
-    with rt.sessions() as db:
-        patients = db.scalars(select(Patient).order_by(Patient.id)).all()
+    with rt.sessions() as db, db.begin():
+        scope = _scope(db)
+        query = select(Patient).order_by(Patient.id)
+        if scope is not None:
+            query = query.where(Patient.program_id.in_(scope))
+        patients = db.scalars(query).all()
         selected_id = request.args.get("patient", type=int) or (patients[0].id if patients else None)
-        selected = db.get(Patient, selected_id) if selected_id else None
-        messages = (
+        selected = _patient(db, selected_id) if selected_id else None
+        if selected is not None:
+            db.add(
+                AuditEvent(
+                    user_id=int(current_user.id),
+                    action="simulator.viewed",
+                    subject_type="patient",
+                    subject_id=selected.id,
+                    at=utcnow(),
+                )
+            )
+        messages = list(
             db.scalars(
                 select(Message).where(Message.patient_id == selected_id).order_by(Message.created_at, Message.id)
             ).all()
@@ -80,6 +112,7 @@ def page() -> str:
             selected=selected,
             messages=messages,
             flows=rt.content.startable_flows(),
+            chosen_flow=request.args.get("flow", ""),
             phone=phone,
             call=call,
             turn=turn,
@@ -105,16 +138,23 @@ def _current_turn(call: Call | None) -> v.Turn | None:
 
 
 @bp.post("/<int:patient_id>/reply")
-@login_required
+@roles_required()
 def reply(patient_id: int) -> ResponseReturnValue:
     rt = _rt()
     body = request.form.get("body", "")
-    with rt.sessions() as session, session.begin():
-        patient = session.get(Patient, patient_id)
-        if patient is None:
-            abort(404)
+    with rt.sessions() as db, db.begin():
+        patient = _patient(db, patient_id)
+        db.add(
+            AuditEvent(
+                user_id=int(current_user.id),
+                action="simulator.replied",
+                subject_type="patient",
+                subject_id=patient.id,
+                at=utcnow(),
+            )
+        )
         receive_text(
-            session,
+            db,
             rt,
             sid="SIM" + uuid.uuid4().hex,
             from_number=patient.phone,
@@ -126,25 +166,79 @@ def reply(patient_id: int) -> ResponseReturnValue:
     return redirect(url_for("simulator.page", patient=patient_id))
 
 
-@bp.post("/<int:patient_id>/call")
-@login_required
-def call_start(patient_id: int) -> ResponseReturnValue:
-    """Phone mode: start the chosen check-in as a call, answered at once."""
+@bp.post("/<int:patient_id>/start")
+@roles_required()
+def start(patient_id: int) -> ResponseReturnValue:
+    """Start a flow now; when nothing starts, say why (opted out, texts off, a conversation under way)."""
     rt = _rt()
+    _ = gettext_for(ui_language())
     flow_id = request.form.get("flow", "")
     if flow_id not in rt.content.startable_flows():
         abort(400)
     with rt.sessions() as db, db.begin():
-        patient = db.get(Patient, patient_id)
-        if patient is None:
-            abort(404)
-        with contextlib.suppress(ConversationBusy):
+        patient = _patient(db, patient_id)
+        db.add(
+            AuditEvent(
+                user_id=int(current_user.id),
+                action="simulator.started",
+                subject_type="patient",
+                subject_id=patient.id,
+                detail={"flow": flow_id},
+                at=utcnow(),
+            )
+        )
+        if patient.opted_out:
+            flash(_("Nothing started: this patient opted out of texts."), "error")
+        elif not patient.reachable:
+            flash(_("Nothing started: texts are off for this patient (number to fix or inactive)."), "error")
+        else:
+            try:
+                start_conversation(db, rt, patient, flow_id, rt.now())
+            except ConversationBusy:
+                flash(_("Nothing started: a conversation is already under way. Reply to it first."), "error")
+    return redirect(url_for("simulator.page", patient=patient_id, flow=flow_id))
+
+
+@bp.post("/<int:patient_id>/call")
+@roles_required()
+def call_start(patient_id: int) -> ResponseReturnValue:
+    """Phone mode: start the chosen check-in as a call, answered at once."""
+    rt = _rt()
+    _ = gettext_for(ui_language())
+    flow_id = request.form.get("flow", "")
+    if flow_id not in rt.content.startable_flows():
+        abort(400)
+    with rt.sessions() as db, db.begin():
+        patient = _patient(db, patient_id)
+        db.add(
+            AuditEvent(
+                user_id=int(current_user.id),
+                action="simulator.called",
+                subject_type="patient",
+                subject_id=patient.id,
+                detail={"flow": flow_id},
+                at=utcnow(),
+            )
+        )
+        try:
             start_simulated_call(db, rt, patient, flow_id, rt.now())
-    return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
+        except ConversationBusy:
+            flash(_("Nothing started: a conversation is already under way. Reply to it first."), "error")
+    return redirect(url_for("simulator.page", patient=patient_id, mode="phone", flow=flow_id))
+
+
+def _simulated_call(patient_id: int, call_id: int) -> v.Turn | None:
+    """The simulator's call ``call_id`` of a patient the user may see (404 / 403), and its current turn."""
+    with _rt().sessions() as db:
+        _patient(db, patient_id)
+        call = db.get(Call, call_id)
+        if call is None or call.patient_id != patient_id or call.purpose != SIMULATED:
+            abort(404)
+        return _current_turn(call)
 
 
 @bp.post("/<int:patient_id>/call/<int:call_id>/key")
-@login_required
+@roles_required()
 def call_key(patient_id: int, call_id: int) -> ResponseReturnValue:
     """One key of the keypad. A question answered by one key gets it at once; a number's keys are kept
     until "#" (Twilio's ``finishOnKey``), then sent together."""
@@ -152,32 +246,29 @@ def call_key(patient_id: int, call_id: int) -> ResponseReturnValue:
     key = request.form.get("key", "")
     if key not in _KEYPAD:
         abort(400)
-    with rt.sessions() as db:
-        call = db.get(Call, call_id)
-        if call is None or call.patient_id != patient_id or call.purpose != SIMULATED:
-            abort(404)
-        turn = _current_turn(call)
+    turn = _simulated_call(patient_id, call_id)
     if turn is None or turn.gather is None:
         return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
     kept: dict[str, str] = dict(session.get(_KEYS, {}))
     typed = kept.pop(str(call_id), "")
+    send = True
     if turn.gather.num_digits == 1:
         digits: str | None = key
     elif key == turn.gather.finish_on_key:
         digits = typed or None
     else:
         kept[str(call_id)] = (typed + key)[:32]
-        digits = None
+        digits, send = None, False
     session[_KEYS] = kept
-    if digits is not None or key == turn.gather.finish_on_key:
+    if send:
         simulated_gather(rt, patient_id, call_id, GatherResult(digits, None, None), rt.now())
     return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
 
 
 @bp.post("/<int:patient_id>/call/<int:call_id>/say")
-@login_required
+@roles_required()
 def call_say(patient_id: int, call_id: int) -> ResponseReturnValue:
-    """A phrase "said" (``speech``, an optional ``confidence`` 0-1), or silence when it is empty."""
+    """A phrase "said" (``speech``, an optional ``confidence`` 0-1), or silence (``silent``, or nothing said)."""
     rt = _rt()
     speech = None if request.form.get("silent") else (request.form.get("speech", "").strip()[:500] or None)
     raw = request.form.get("confidence", "").strip()
@@ -190,25 +281,9 @@ def call_say(patient_id: int, call_id: int) -> ResponseReturnValue:
         if not 0.0 <= level <= 1.0:
             abort(400)
         confidence = f"{level:g}"
+    _simulated_call(patient_id, call_id)
     kept = dict(session.get(_KEYS, {}))
     kept.pop(str(call_id), None)
     session[_KEYS] = kept
-    if not simulated_gather(rt, patient_id, call_id, GatherResult(None, speech, confidence), rt.now()):
-        abort(404)
+    simulated_gather(rt, patient_id, call_id, GatherResult(None, speech, confidence), rt.now())
     return redirect(url_for("simulator.page", patient=patient_id, mode="phone"))
-
-
-@bp.post("/<int:patient_id>/start")
-@login_required
-def start(patient_id: int) -> ResponseReturnValue:
-    rt = _rt()
-    flow_id = request.form.get("flow", "")
-    if flow_id not in rt.content.startable_flows():
-        abort(400)
-    with rt.sessions() as session, session.begin():
-        patient = session.get(Patient, patient_id)
-        if patient is None:
-            abort(404)
-        with contextlib.suppress(ConversationBusy):
-            start_conversation(session, rt, patient, flow_id, rt.now())
-    return redirect(url_for("simulator.page", patient=patient_id))

@@ -19,7 +19,7 @@ import pytest
 from tests.support import services
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "__init__.py")
+SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))  # _x.py: helpers
 #: A smoke run takes ~10 s on a quiet 2-core machine; this is the point where it is stuck, not slow.
 STUCK_AFTER_S = 180
 
@@ -52,9 +52,25 @@ def test_bench_smoke_run_verifies_its_work(script: Path, redis_url: str) -> None
     # The checks it printed: at least one, none failed (a bench that checks nothing is a defect).
     checks = re.findall(r"^\s+(ok|FAIL) ", done.stdout, flags=re.M)
     assert checks and set(checks) == {"ok"}, done.stdout[-4000:]
+    if script.name == "sms_inbound.py":
+        _inbound_figures_are_plausible(result)
     if script.name == "voice.py":
         _voice_figures_are_plausible(result, done.stdout)
     print(f"{script.name} --smoke: {took:.1f} s")
+
+
+def _inbound_figures_are_plausible(result: str) -> None:
+    """The figures issue 8's "Scale" targets are read from are printed and make sense (not the targets:
+    a smoke run's sizes mean nothing for speed): rates above zero, the webhook no faster than ~3x the
+    bare endpoint, at least one and at most a few dozen PostgreSQL round trips per processed text."""
+    fields = dict(part.split("=", 1) for part in result.split()[2:])
+    for name in ("outreach_rps", "bare_rps", "processed_per_s"):
+        assert float(fields[name]) > 0, result
+    assert 0 < float(fields["ratio"]) < 3, result
+    assert 0 < float(fields["processed_ratio"]) < 3, result
+    assert 1 <= float(fields["round_trips_per_text"]) < 40, result
+    for name in ("ratio_target", "processed_target", "round_trip_target"):
+        assert fields[name] in {"met", "missed"}, result
 
 
 def _voice_figures_are_plausible(result: str, stdout: str) -> None:

@@ -43,8 +43,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "correct horse battery staple"
-QUEUE_SCREENSHOT = Path("/tmp/outreach-queue.png")
-SIMULATOR_SCREENSHOT = Path("/tmp/outreach-simulator.png")
+#: Screenshots the run saves (gitignored): the queue, the simulator, the live queue in en and es, the audit page.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+QUEUE_SCREENSHOT = SCREENSHOTS / "queue.png"
+SIMULATOR_SCREENSHOT = SCREENSHOTS / "simulator.png"
 
 
 # --- fixtures -----------------------------------------------------------------------------------------
@@ -117,8 +119,13 @@ def console_live(console_app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture()
-def nurse(rt: Runtime) -> User:
-    return create_user(rt, "nurse@example.org", PASSWORD, "care_manager")
+def nurse(rt: Runtime, program: Program) -> User:
+    return create_user(rt, "nurse@example.org", PASSWORD, "care_manager", program=program.slug)
+
+
+@pytest.fixture(autouse=True)
+def _screenshot_dir() -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -207,14 +214,10 @@ def test_sign_in_redirects_rejects_wrong_passwords_and_locks_after_five(
     page.goto(f"{live}/queue")
     expect(page).to_have_url(re.compile(r"/login"))
 
-    with rt.sessions() as s:
-        user = s.get(User, nurse.id)
-        assert user is not None
-        assert user.locked_until is not None
-        assert user.locked_until > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=14)
     actions = [action for action, _ in audit_actions(rt, subject_type="user", subject_id=nurse.id)]
     assert actions.count("user.login") == 1
     assert actions.count("user.login_failed") == 6
+    assert actions.count("user.login_limited") == 1
 
 
 # --- 2. queue order ---------------------------------------------------------------------------------
@@ -261,10 +264,11 @@ def test_queue_lists_emergency_then_urgent_then_routine(
     expect(page).to_have_url(f"{live}/queue")
     rows = page.locator("tr[data-escalation]")
     expect(rows).to_have_count(3)
+    # Reasons in plain words, what the rule found too, never rule ids or key=value pairs.
     expected = [
-        ("EMERGENCY", "Rosa Diaz", "chest pain", "phrase=chest pain"),
-        ("URGENT", "James Okafor", "weight gain", "weight_rise=4.0"),
-        ("ROUTINE", "Lena Novak", "unreachable", "missed=2"),
+        ("EMERGENCY", "Rosa Diaz", "Chest pain", re.compile(r"due in 1\d min")),
+        ("URGENT", "James Okafor", "Weight gain", "weight up 4 lb"),
+        ("ROUTINE", "Lena Novak", "Not answering check-ins", "Not answering check-ins"),
     ]
     for index, (level, name, reason, detail) in enumerate(expected):
         row = rows.nth(index)
@@ -274,13 +278,16 @@ def test_queue_lists_emergency_then_urgent_then_routine(
         expect(badge).to_have_class(re.compile(rf"\blevel-{level}\b"))
         expect(cells.nth(1).get_by_role("link")).to_have_text(name)
         expect(cells.nth(2)).to_contain_text(reason)
-        expect(cells.nth(2)).to_contain_text(detail)
-        expect(cells.nth(5)).to_have_text("open")
+        expect(row).to_contain_text(detail)
+        expect(row.locator("[data-status]")).to_have_text("open")
+        expect(row).not_to_contain_text("=")
     # The badges are colored, not just labelled.
     emergency_bg = rows.nth(0).locator("span.level").evaluate("el => getComputedStyle(el).backgroundColor")
     assert emergency_bg == "rgb(176, 0, 32)"
-    # The overdue ROUTINE deadline is flagged.
+    # The overdue ROUTINE deadline is flagged, in words and not only in colour.
     expect(rows.nth(2).locator("td").nth(4).locator(".overdue")).to_have_count(1)
+    expect(rows.nth(2).locator("td").nth(4)).to_contain_text("overdue by")
+    expect(page).to_have_title(re.compile(r"^\(3\) "))
 
     page.screenshot(path=str(QUEUE_SCREENSHOT), full_page=True)
     assert QUEUE_SCREENSHOT.stat().st_size > 10_000
@@ -306,7 +313,8 @@ def test_acknowledge_then_resolve_records_who_what_and_audit(
     sign_in(page, live, nurse.email, PASSWORD)
     row = row_for(page, escalation_id)
     row.get_by_role("button", name="Acknowledge").click()
-    expect(row.locator("td").nth(5)).to_have_text("acknowledged")
+    expect(row.locator("[data-status]")).to_have_text("acknowledged")
+    expect(page.get_by_role("status").filter(has_text="Acknowledged: Rosa Diaz.")).to_be_visible()
     expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
     acknowledged = load_escalation(rt, escalation_id)
     assert acknowledged.status == "acknowledged"
@@ -317,7 +325,7 @@ def test_acknowledge_then_resolve_records_who_what_and_audit(
     row.get_by_role("link", name="Rosa Diaz").click()
     expect(page).to_have_url(f"{live}/patients/{patient.id}")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Rosa Diaz")
-    expect(page.locator("li", has_text="weight gain")).to_contain_text("acknowledged")
+    expect(page.locator("li", has_text="Weight gain")).to_contain_text("acknowledged")
     assert ("patient.viewed", nurse.id) in audit_actions(rt, subject_type="patient", subject_id=patient.id)
 
     # Resolving without an outcome: the browser will not submit it, and the server refuses it anyway.
@@ -326,16 +334,16 @@ def test_acknowledge_then_resolve_records_who_what_and_audit(
     row.get_by_role("button", name="Resolve").click()
     assert outcome.evaluate("el => el.validity.valueMissing") is True
     outcome.evaluate("el => el.removeAttribute('required')")
-    row.locator("input[name=note]").fill("no outcome chosen")
+    row.locator("textarea[name=note]").fill("no outcome chosen")
     row.get_by_role("button", name="Resolve").click()
     expect(page.locator(".flash")).to_have_text("Choose an outcome before you resolve.")
-    expect(row.locator("td").nth(5)).to_have_text("acknowledged")
+    expect(row.locator("[data-status]")).to_have_text("acknowledged")
     refused = load_escalation(rt, escalation_id)
     assert (refused.status, refused.outcome, refused.note, refused.resolved_at) == ("acknowledged", None, None, None)
 
     # With an outcome and a note.
     row.locator("select[name=outcome]").select_option("reached_patient")
-    row.locator("input[name=note]").fill("Called Rosa; diuretic dose reviewed with Dr. Lee.")
+    row.locator("textarea[name=note]").fill("Called Rosa; diuretic dose reviewed with Dr. Lee.")
     row.get_by_role("button", name="Resolve").click()
     expect(row).to_have_count(0)
     expect(page.get_by_text("Nothing is waiting. New escalations appear here.")).to_be_visible()
@@ -354,7 +362,8 @@ def test_acknowledge_then_resolve_records_who_what_and_audit(
     ]
 
     page.goto(f"{live}/patients/{patient.id}")
-    expect(page.locator("li", has_text="weight gain")).to_contain_text("resolved (Reached the patient)")
+    expect(page.locator("li", has_text="Weight gain")).to_contain_text("resolved (Reached the patient)")
+    expect(page.locator("li", has_text="Weight gain")).to_contain_text("Called Rosa; diuretic dose reviewed")
     views = audit_actions(rt, subject_type="patient", subject_id=patient.id)
     assert views == [("patient.viewed", nurse.id), ("patient.viewed", nurse.id)]
 
@@ -379,10 +388,12 @@ def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
     expect(page).to_have_url(f"{live}/queue")
 
     # Signed in (the session cookie goes along), but no token, or a forged one.
-    missing = page.request.post(f"{live}/escalations/{escalation_id}/acknowledge", form={"note": "x"})
+    missing = page.request.post(
+        f"{live}/episodes/{patient.id}/acknowledge", form={"ids": str(escalation_id), "note": "x"}
+    )
     forged = page.request.post(
-        f"{live}/escalations/{escalation_id}/resolve",
-        form={"_csrf": "forged-token", "outcome": "reached_patient", "note": "forged"},
+        f"{live}/episodes/{patient.id}/resolve",
+        form={"csrf_token": "forged-token", "ids": str(escalation_id), "outcome": "reached_patient", "note": "f"},
     )
     signed_out = page.request.post(f"{live}/logout", form={})
     assert (missing.status, forged.status, signed_out.status) == (400, 400, 400)
@@ -398,7 +409,7 @@ def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
     assert audit_actions(rt, subject_type="escalation", subject_id=escalation_id) == []
     # The refused logout did not sign the nurse out.
     page.reload()
-    expect(row_for(page, escalation_id).locator("td").nth(5)).to_have_text("open")
+    expect(row_for(page, escalation_id).locator("[data-status]")).to_have_text("open")
     expect(page).to_have_url(f"{live}/queue")
 
     # The login form too: a token-less sign-in attempt is refused before the password is even checked.
@@ -451,7 +462,7 @@ def test_simulator_plays_the_hf_check_in_and_a_red_flag(page: Page, console_live
         s.add(ana)
         s.flush()
         ana_id = ana.id
-    create_user(rt, "nurse@example.org", PASSWORD, "care_manager")
+    create_user(rt, "nurse@example.org", PASSWORD, "care_manager", program="north-clinic")
 
     sign_in(page, console_live, "nurse@example.org", PASSWORD)
     expect(page).to_have_url(f"{console_live}/queue")
@@ -547,12 +558,17 @@ def test_queue_in_spanish_with_lang_es(
     page.goto(f"{live}/queue?lang=es")
     expect(page.locator("html")).to_have_attribute("lang", "es")
     expect(page.get_by_role("heading", level=1)).to_have_text("Cola de alertas")
-    expect(page.locator("thead th")).to_have_text(["Nivel", "Paciente", "Motivos", "Abierta", "Vence", "Estado", ""])
+    expect(page.locator("thead th")).to_have_text(
+        ["Nivel", "Paciente", "Qué pasó", "Abierta", "Vence", "Estado", "Acciones"]
+    )
+    expect(page.locator("tr[data-escalation]").first).to_contain_text("Aumento de peso")
+    expect(page.locator("tr[data-escalation]").first).to_contain_text("URGENTE")
+    expect(page.locator("tr[data-escalation]").first).to_contain_text("vence en")
     row = page.locator("tr[data-escalation]").first
     expect(row.get_by_role("button", name="Confirmar recibido")).to_be_visible()
     expect(row.get_by_role("button", name="Resolver")).to_be_visible()
     expect(row.locator("select[name=outcome] option").first).to_have_text("Resultado…")
-    expect(row.locator("input[name=note]")).to_have_attribute("placeholder", "Nota")
+    expect(row.locator("textarea[name=note]")).to_have_attribute("placeholder", "Nota")
     expect(page.get_by_role("button", name="Cerrar sesión")).to_be_visible()
     expect(page.locator("header nav").get_by_role("link", name="Cola")).to_be_visible()
 
@@ -561,6 +577,242 @@ def test_queue_in_spanish_with_lang_es(
     expect(page.get_by_role("heading", level=1)).to_have_text("Cola de alertas")
     page.goto(f"{live}/queue?lang=en")
     expect(page.get_by_role("heading", level=1)).to_have_text("Escalation queue")
+
+
+def test_the_patient_page_says_why_a_touch_was_skipped_in_english_and_spanish(
+    page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    """Issue 10 item 3: a skipped touch is never silent; staff read why on the patient's timeline."""
+    from app.scheduling.enrollments import enroll
+    from app.scheduling.sweeper import tick
+
+    patient = make_patient(given_name="Rosa", family_name="Diaz", timezone="America/Chicago")
+    nine = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)  # 09:00 in Chicago
+    with rt.sessions() as s, s.begin():
+        enroll(s, rt, s.merge(patient), "hf-remote-monitoring", nine.date(), nine - dt.timedelta(hours=1))
+    tick(rt, nine + dt.timedelta(hours=13))  # 22:00: the 09:00 check-in is stale, skipped
+    sign_in(page, live, nurse.email, PASSWORD)
+    page.goto(f"{live}/patients/{patient.id}")
+    note = page.locator("table.schedule-notes td[data-code=stale]")
+    expect(note).to_contain_text("Skipped: it was too late to send it (never sent late).")
+    page.goto(f"{live}/patients/{patient.id}?lang=es")
+    expect(page.locator("table.schedule-notes td[data-code=stale]")).to_contain_text(
+        "Omitido: ya era muy tarde para enviarlo"
+    )
+
+
+# --- 7. the live queue, worked end to end (en and es) --------------------------------------------------
+
+LIVE_WORDS = {
+    "en": {
+        "empty": "Nothing is waiting. New escalations appear here.",
+        "claim": "Claim",
+        "acknowledge": "Acknowledge",
+        "resolve": "Resolve",
+        "level": "EMERGENCY",
+        "reason": "Chest pain",
+        "announce": "New in the queue: EMERGENCY: Rosa Diaz",
+        "working": "Working on it: you",
+        "acknowledged": "acknowledged",
+        "resolved_today": "Resolved today",
+        "outcome": "Advised to call 911",
+        "undo": "Undo",
+        "paged": "Paged once at",
+    },
+    "es": {
+        "empty": "No hay nada pendiente. Las alertas nuevas aparecen aquí.",
+        "claim": "Tomar",
+        "acknowledge": "Confirmar recibido",
+        "resolve": "Resolver",
+        "level": "EMERGENCIA",
+        "reason": "Dolor de pecho",
+        "announce": "Nuevo en la cola: EMERGENCIA: Rosa Diaz",
+        "working": "Lo atiende: usted",
+        "acknowledged": "recibida",
+        "resolved_today": "Resueltas hoy",
+        "outcome": "Se le indicó llamar al 911",
+        "undo": "Deshacer",
+        "paged": "Aviso enviado al turno a las",
+    },
+}
+
+
+def post_signed_sms(base: str, fake_twilio: Any, phone: str, body: str) -> int:
+    """A Twilio webhook over real HTTP, signed for PUBLIC_BASE_URL as Twilio signs it."""
+    import urllib.parse
+    import urllib.request
+    import uuid
+
+    from tests.conftest import FROM_NUMBER, PUBLIC_BASE_URL
+    from tests.support.fake_twilio import sign
+
+    params = {
+        "MessageSid": "SM" + uuid.uuid4().hex,
+        "AccountSid": fake_twilio.account_sid,
+        "From": phone,
+        "To": FROM_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+    }
+    request = urllib.request.Request(
+        f"{base}/twilio/sms",
+        data=urllib.parse.urlencode(params).encode(),
+        headers={"X-Twilio-Signature": sign(PUBLIC_BASE_URL + "/twilio/sms", params, fake_twilio.auth_token)},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_an_emergency_texted_in_appears_live_then_is_claimed_acknowledged_and_resolved(
+    browser: Browser,
+    page: Page,
+    live: str,
+    rt: Runtime,
+    nurse: User,
+    program: Program,
+    fake_twilio: Any,
+    make_patient: Callable[..., Patient],
+    lang: str,
+) -> None:
+    from tests.support.jobs import drain_inbound
+
+    words = LIVE_WORDS[lang]
+    with rt.sessions() as s, s.begin():
+        found = s.get(Program, program.id)
+        assert found is not None
+        found.on_call_phone = "+12025550199"
+    patient = make_patient(given_name="Rosa", family_name="Diaz", language=lang, timezone="America/Chicago")
+    admin = create_user(rt, "admin@example.org", PASSWORD, "admin")
+
+    sign_in(page, live, nurse.email, PASSWORD)
+    page.goto(f"{live}/queue?lang={lang}")
+    expect(page.get_by_text(words["empty"])).to_be_visible()
+    page.evaluate("window.__noReload = true")
+
+    # The patient texts a red flag; the webhook stores it, the worker processes it.
+    assert post_signed_sms(live, fake_twilio, patient.phone, "I have chest pain right now") == 200
+    drain_inbound(rt)
+
+    # It appears without a reload: the row, the count in the tab title, the live region's announcement.
+    row = page.locator(f'tr[data-episode="{patient.id}"]')
+    expect(row).to_have_count(1, timeout=15_000)
+    assert page.evaluate("window.__noReload") is True
+    expect(row.locator("span.level")).to_have_text(words["level"])
+    expect(row).to_contain_text(words["reason"])
+    expect(row.locator("blockquote.words")).to_contain_text("I have chest pain right now")  # her own words
+    expect(row).to_contain_text(words["paged"])
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    expect(page.locator("#queue-announcer")).to_have_text(words["announce"])
+    page.screenshot(path=str(SCREENSHOTS / f"live-queue-{lang}.png"), full_page=True)
+
+    # Claim, acknowledge (with the confirmation and its undo), resolve with a two-line note.
+    row.get_by_role("button", name=words["claim"]).click()
+    expect(row).to_contain_text(words["working"])
+    row.get_by_role("button", name=words["acknowledge"]).click()
+    expect(row.locator("[data-status]")).to_have_text(words["acknowledged"])
+    expect(page.get_by_role("button", name=words["undo"])).to_be_visible()
+    note = "Called Rosa at home.\nShe is calling 911 now; EMS on the way."
+    row.locator("select[name=outcome]").select_option("advised_911")
+    row.locator("textarea[name=note]").fill(note)
+    row.get_by_role("button", name=words["resolve"]).click()
+    expect(row).to_have_count(0)
+
+    page.locator("nav.tabs").get_by_role("link", name=words["resolved_today"]).click()
+    resolved = page.locator("tr[data-resolved]").first
+    expect(resolved).to_contain_text(words["outcome"])
+    expect(resolved.locator(".note")).to_have_text(note)
+
+    with rt.sessions() as s:
+        [escalation] = s.scalars(select(Escalation).where(Escalation.patient_id == patient.id)).all()
+        assert (escalation.status, escalation.outcome, escalation.note) == ("resolved", "advised_911", note)
+        assert escalation.assigned_to_id == nurse.id and escalation.resolved_by_id == nurse.id
+    assert [a for a, _ in audit_actions(rt, subject_type="escalation", subject_id=escalation.id)] == [
+        "escalation.assigned",
+        "escalation.acknowledged",
+        "escalation.resolved",
+    ]
+
+    # The admin reads the audit rows in the browser.
+    page.get_by_role("button", name="Sign out" if lang == "en" else "Cerrar sesión").click()
+    sign_in(page, live, admin.email, PASSWORD)
+    page.goto(f"{live}/admin/audit?subject_type=escalation&subject_id={escalation.id}")
+    audit_rows = page.locator("tr[data-audit]")
+    expect(audit_rows).to_have_count(3)
+    expect(audit_rows.nth(0)).to_contain_text("escalation.resolved")
+    expect(audit_rows.nth(0)).to_contain_text(nurse.email)
+    page.goto(f"{live}/admin/audit?action=queue.viewed&user={nurse.email}")
+    viewed = page.locator("tr[data-audit]", has_text=f"escalation_ids: [{escalation.id}]")
+    expect(viewed.first).to_contain_text(nurse.email)  # the live poll that showed the new item
+    page.screenshot(path=str(SCREENSHOTS / f"audit-{lang}.png"), full_page=True)
+
+
+# --- 8. another program's patient, the old cookie after sign-out ----------------------------------------
+
+
+def test_a_care_manager_of_another_program_gets_403(
+    browser: Browser, page: Page, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient(given_name="Rosa", family_name="Diaz")
+    escalate(rt, patient.id, level="URGENT", reason="weight_gain", rule_id="r", detail={}, now=dt.datetime.now(dt.UTC))
+    with rt.sessions() as s, s.begin():
+        s.add(Program(slug="south-clinic", name="South Clinic", phone_display="555-0200"))
+    create_user(rt, "south@example.org", PASSWORD, "care_manager", program="south-clinic")
+
+    sign_in(page, live, "south@example.org", PASSWORD)
+    expect(page).to_have_url(f"{live}/queue")
+    expect(page.locator("tr[data-escalation]")).to_have_count(0)
+    response = page.goto(f"{live}/patients/{patient.id}")
+    assert response is not None and response.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("You do not have access to this page")
+    expect(page.get_by_role("link", name="Back to the queue")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "forbidden.png"), full_page=True)
+
+
+def test_after_sign_out_the_old_cookie_is_signed_out(browser: Browser, page: Page, live: str, nurse: User) -> None:
+    sign_in(page, live, nurse.email, PASSWORD)
+    expect(page).to_have_url(f"{live}/queue")
+    old_cookies = page.context.cookies()
+    assert any(c["name"] == "session" for c in old_cookies)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+    replay = browser.new_context()
+    try:
+        replay.add_cookies(old_cookies)  # type: ignore[arg-type]
+        tab = replay.new_page()
+        tab.goto(f"{live}/queue")
+        expect(tab).to_have_url(re.compile(r"/login\?next="))
+        expect(tab.get_by_role("heading", name="Sign in")).to_be_visible()
+    finally:
+        replay.close()
+
+
+def test_the_queue_works_by_keyboard_at_390_px(
+    browser: Browser, live: str, rt: Runtime, nurse: User, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient(given_name="Rosa", family_name="Diaz")
+    escalate(rt, patient.id, level="URGENT", reason="weight_gain", rule_id="r", detail={}, now=dt.datetime.now(dt.UTC))
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        tab = context.new_page()
+        sign_in(tab, live, nurse.email, PASSWORD)
+        expect(tab).to_have_url(f"{live}/queue")
+        # The skip link comes first and moves focus to the main content.
+        tab.keyboard.press("Tab")
+        expect(tab.get_by_role("link", name="Skip to main content")).to_be_focused()
+        tab.keyboard.press("Enter")
+        # Every row action has its own accessible name.
+        expect(tab.get_by_role("button", name="Acknowledge: Rosa Diaz")).to_have_count(1)
+        tab.get_by_role("button", name="Acknowledge: Rosa Diaz").focus()
+        tab.keyboard.press("Enter")
+        expect(tab.locator(f'tr[data-episode="{patient.id}"] [data-status]')).to_have_text("acknowledged")
+        width = tab.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, width  # no sideways scrolling at 390 px
+        tab.screenshot(path=str(SCREENSHOTS / "queue-390px.png"), full_page=True)
+    finally:
+        context.close()
 
 
 # --- 7. simulator, phone mode -------------------------------------------------------------------------
@@ -598,7 +850,7 @@ def test_simulator_phone_mode_plays_hf_check_in_by_keypad_and_voice(
 ) -> None:
     rt = console_rt
     ana_id = _sim_patient(rt, mrn="PH-1", given="Ana", phone="+12025550111", language="en", nurse_line="+12025550199")
-    create_user(rt, "nurse@example.org", PASSWORD, "care_manager")
+    create_user(rt, "nurse@example.org", PASSWORD, "care_manager", program="north-clinic")
     sign_in(page, console_live, "nurse@example.org", PASSWORD)
     page.goto(f"{console_live}/simulator?patient={ana_id}")
     page.get_by_role("link", name="Phone").click()
@@ -657,29 +909,29 @@ def test_simulator_phone_mode_plays_hf_check_in_by_keypad_and_voice(
     page.screenshot(path="/tmp/outreach-simulator-phone.png", full_page=True)
 
     # Bad input is a defined 4xx, never a 500.
-    token = page.locator("input[name=_csrf]").first.get_attribute("value")
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
     assert token
     with rt.sessions() as s:
         call_id = s.scalar(select(func.max(Call.id)).where(Call.patient_id == ana_id))
     base = f"{console_live}/simulator/{ana_id}/call"
-    assert page.request.post(f"{base}/{call_id}/key", form={"_csrf": token, "key": "A"}).status == 400
+    assert page.request.post(f"{base}/{call_id}/key", form={"csrf_token": token, "key": "A"}).status == 400
     assert (
-        page.request.post(f"{base}/{call_id}/say", form={"_csrf": token, "speech": "no", "confidence": "x"}).status
+        page.request.post(f"{base}/{call_id}/say", form={"csrf_token": token, "speech": "no", "confidence": "x"}).status
         == 400
     )
     assert (
-        page.request.post(f"{base}/{call_id}/say", form={"_csrf": token, "speech": "no", "confidence": "7"}).status
+        page.request.post(f"{base}/{call_id}/say", form={"csrf_token": token, "speech": "no", "confidence": "7"}).status
         == 400
     )
-    assert page.request.post(f"{base}/999999/key", form={"_csrf": token, "key": "1"}).status == 404
-    assert page.request.post(f"{base}/999999/say", form={"_csrf": token, "speech": "no"}).status == 404
-    assert page.request.post(base, form={"_csrf": token, "flow": "no-such-flow"}).status == 400
+    assert page.request.post(f"{base}/999999/key", form={"csrf_token": token, "key": "1"}).status == 404
+    assert page.request.post(f"{base}/999999/say", form={"csrf_token": token, "speech": "no"}).status == 404
+    assert page.request.post(base, form={"csrf_token": token, "flow": "no-such-flow"}).status == 400
 
 
 def test_simulator_phone_mode_in_spanish(page: Page, console_live: str, console_rt: Runtime) -> None:
     rt = console_rt
     rosa_id = _sim_patient(rt, mrn="PH-2", given="Rosa", phone="+12025550112", language="es", nurse_line=None)
-    create_user(rt, "nurse@example.org", PASSWORD, "care_manager")
+    create_user(rt, "nurse@example.org", PASSWORD, "care_manager", program="north-clinic")
     sign_in(page, console_live, "nurse@example.org", PASSWORD)
     page.goto(f"{console_live}/simulator?patient={rosa_id}&mode=phone&lang=es")
     expect(page.get_by_text("Todavía no hay llamada.")).to_be_visible()

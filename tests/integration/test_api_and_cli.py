@@ -100,11 +100,13 @@ def test_import_patients_from_csv_reports_bad_rows_by_line(
     )
     result = app.test_cli_runner().invoke(cli, ["import-patients", str(csv_file)])
     assert result.exit_code == 1
-    assert "created=1 updated=1 failed=1" in result.output
+    assert "created=1 updated=0 unchanged=0 failed=2" in result.output
     assert f"{csv_file}:3: phone" in result.output
+    # The same MRN twice in one file: which row is right cannot be told, so the second fails.
+    assert f"{csv_file}:4: mrn: repeats line 2" in result.output
     with rt.sessions() as session:
         rosa = session.scalars(select(Patient).where(Patient.mrn == "C-1")).one()
-        assert (rosa.family_name, rosa.conditions) == ("Díaz", ["heart_failure"])
+        assert (rosa.family_name, rosa.conditions) == ("Diaz", ["heart_failure", "diabetes"])
 
 
 def test_enroll_and_create_user_from_the_command_line(app: Flask, program: Any, rt: Runtime, make_patient: Any) -> None:
@@ -218,7 +220,7 @@ def test_import_patients_refuses_what_the_columns_cannot_hold(
     csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
     result = app.test_cli_runner().invoke(args=["import-patients", str(csv_file)])
     assert result.exit_code == 1
-    assert "created=1 updated=0 failed=3" in result.output
+    assert "created=1 updated=0 unchanged=0 failed=3" in result.output
     for line, field in ((2, "mrn"), (3, "given_name"), (4, "timezone")):
         assert f"{csv_file}:{line}: {field}" in result.output
     with rt.sessions() as session:

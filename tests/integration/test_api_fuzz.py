@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -30,11 +31,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.api.openapi import openapi_document
+from app.models import Patient
+from app.programs.tcm import open_discharge
 from app.runtime import Runtime
+from app.scheduling.enrollments import enroll
 from tests.conftest import API_TOKEN, PatientFactory
+from tests.support.hl7_messages import adt
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-#: Cases per operation and generation mode: 7 operations x 2 modes x 30 = 420 requests.
+#: Cases per operation and generation mode: 17 operations x 2 modes x 30 = 1,020 requests.
 SCHEMATHESIS_EXAMPLES = 30
 BODY_EXAMPLES = 150
 FUZZ = settings(
@@ -56,12 +61,12 @@ def test_the_openapi_document_covers_every_api_route(app: Flask, client: FlaskCl
     assert document == json.loads(json.dumps(openapi_document()))
     assert document["openapi"].startswith("3.")
     documented = {
-        (method.upper(), "/api/v1" + path.replace("{patient_id}", "<patient_id>"))
+        (method.upper(), "/api/v1" + re.sub(r"\{(\w+)\}", r"<\1>", path))
         for path, item in document["paths"].items()
         for method in item
     }
     routed = {
-        (method, rule.rule.replace("<id:patient_id>", "<patient_id>"))
+        (method, re.sub(r"<id:(\w+)>", r"<\1>", rule.rule))
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("api.")
         for method in rule.methods or ()
@@ -102,7 +107,47 @@ def _fixes(rt: Runtime, patient_ids: list[int]) -> dict[str, dict[str, st.Search
             "flow": st.sampled_from(sorted(rt.content.flows)),
             "variables": st.just(EVERY_VARIABLE),
         },
+        "POST /programs": {
+            "slug": st.integers(0, 10**6).map(lambda n: f"fuzz-{n}"),
+            "phone_display": st.just("555-0100"),
+            "sender_number": st.sampled_from([None, "", "(312) 555-0190"]),
+            "messaging_service_sid": st.none(),
+            "nurse_line": st.sampled_from([None, "312-555-0191"]),
+            "on_call_phone": st.sampled_from([None, "312-555-0192"]),
+            "supervisor_phone": st.none(),
+            "timezone": st.sampled_from([None, "America/Chicago"]),
+            "quiet_start_hour": st.sampled_from([None, 8, 9]),
+            "quiet_end_hour": st.sampled_from([None, 20, 21]),
+            "daily_cap": st.none(),
+            "weekly_cap": st.none(),
+            "campaigns": st.none() | st.just(sorted(rt.content.campaigns)[:1]),
+        },
+        "POST /tcm/{discharge_id}/attempts": {
+            "at": st.none(),
+            "by": st.just("rn@example.org"),
+        },
     }
+
+
+ADT_BODIES = [adt(), adt("A08", control_id="F-2"), adt("A01", control_id="F-3"), adt(phones="", mrn="F-9")]
+
+
+def _enrollment_and_discharge(rt: Runtime, patient_id: int) -> tuple[int, int]:
+    """Rows the positive cases of the path-parameter operations can reach."""
+    with rt.sessions() as session, session.begin():
+        patient = session.get(Patient, patient_id)
+        assert patient is not None
+        enrollment = enroll(session, rt, patient, "hf-remote-monitoring", rt.now().date(), rt.now())
+        discharge = open_discharge(
+            session,
+            patient,
+            visit_number="FUZZ-1",
+            discharged_at=rt.now() - dt.timedelta(hours=1),
+            tz="America/New_York",
+            unit=None,
+            diagnoses=[],
+        )
+        return enrollment.id, discharge.id
 
 
 def _fixed(strategy: st.SearchStrategy[Any], fixes: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
@@ -129,6 +174,7 @@ def _fuzz(cases: st.SearchStrategy[Any], label: str, statuses: Counter[tuple[str
 def test_schemathesis_finds_no_server_error(app: Flask, rt: Runtime, make_patient: PatientFactory) -> None:
     patients = [make_patient(), make_patient(language="es", timezone="America/Chicago")]
     fixes = _fixes(rt, [p.id for p in patients])
+    enrollment_id, discharge_id = _enrollment_and_discharge(rt, patients[0].id)
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     statuses: Counter[tuple[str, int]] = Counter()
     for result in schema.get_all_operations():
@@ -140,6 +186,19 @@ def test_schemathesis_finds_no_server_error(app: Flask, rt: Runtime, make_patien
                 strategies += [
                     operation.as_strategy(generation_mode=mode, path_parameters={"patient_id": p.id}) for p in patients
                 ]
+            for name, value in (
+                ("enrollment_id", enrollment_id),
+                ("discharge_id", discharge_id),
+                ("slug", "north-clinic"),
+            ):
+                if mode is GenerationMode.POSITIVE and f"{{{name}}}" in operation.path:
+                    strategies.append(operation.as_strategy(generation_mode=mode, path_parameters={name: value}))
+            if mode is GenerationMode.POSITIVE and operation.path == "/adt":
+                strategies.append(
+                    st.sampled_from(ADT_BODIES).map(
+                        lambda text, op=operation: op.Case(body=text, media_type="text/plain")
+                    )
+                )
             if mode is GenerationMode.POSITIVE and operation.label in fixes:
                 strategies = [_fixed(s, fixes[operation.label]) for s in strategies] + strategies
 
@@ -147,7 +206,7 @@ def test_schemathesis_finds_no_server_error(app: Flask, rt: Runtime, make_patien
     operations = {label for label, _status in statuses}
     print(f"\nschemathesis: {sum(statuses.values())} cases, {len(operations)} operations: {sorted(statuses.items())}")
     # Every operation but the document itself (schemathesis does not fuzz the schema's own URL).
-    assert len(operations) == len(openapi_document()["paths"]) - 1
+    assert len(operations) == sum(len(item) for item in openapi_document()["paths"].values()) - 1
     assert not [key for key in statuses if key[1] >= 500]
     # The fuzzing reached past validation: some requests were accepted, some refused field by field.
     assert any(status in (200, 201) and "POST" in label for label, status in statuses)
@@ -206,7 +265,15 @@ ANSWERS = {200, 201, 400, 404, 409, 422}
 
 def test_any_json_body_gets_a_defined_answer(client: FlaskClient, make_patient: PatientFactory) -> None:
     patient = make_patient()
-    paths = ["/api/v1/patients", "/api/v1/enrollments", f"/api/v1/patients/{patient.id}/conversations"]
+    paths = [
+        "/api/v1/patients",
+        "/api/v1/enrollments",
+        f"/api/v1/patients/{patient.id}/conversations",
+        "/api/v1/programs",
+        "/api/v1/programs/north-clinic",
+        "/api/v1/enrollments/1/pause",
+        "/api/v1/tcm/1/attempts",
+    ]
     seen: Counter[int] = Counter()
 
     @settings(
@@ -219,7 +286,8 @@ def test_any_json_body_gets_a_defined_answer(client: FlaskClient, make_patient: 
     @given(path=st.sampled_from(paths), body=BODIES)
     def post(path: str, body: Any) -> None:
         data = body if isinstance(body, str | bytes) else json.dumps(body)  # NaN and Infinity as JSON extensions
-        response = client.post(path, headers=AUTH, data=data, content_type="application/json")
+        method = client.patch if path.endswith("north-clinic") else client.post
+        response = method(path, headers=AUTH, data=data, content_type="application/json")
         seen[response.status_code] += 1
         assert response.status_code in ANSWERS, (response.status_code, response.get_data(as_text=True)[:200])
         assert response.mimetype == "application/json"

@@ -109,3 +109,16 @@ def test_lint_content_fails_on_a_collision_warns_on_reading_level_and_prints_seg
     assert strict.exit_code == 1
     reading = [line for line in strict.output.splitlines() if "done [en]: reading grade" in line]
     assert reading and reading[0].startswith("error: ")
+
+
+def test_lint_content_checks_the_adt_mapping_with_file_line_and_reason(
+    content_copy: Path, app_on: Callable[[Path], Flask]
+) -> None:
+    mapping = content_copy / "adt-mapping.yaml"
+    mapping.write_text(
+        "discharge:\n  campaigns: [post-discharge-tcm]\ndiagnoses:\n  - codes: [I50]\n    campaigns: [hf-monitoring]\n",
+        encoding="utf-8",
+    )
+    result = app_on(content_copy).test_cli_runner().invoke(args=["lint-content"])
+    assert result.exit_code == 1
+    assert "content/adt-mapping.yaml:5: diagnosis: unknown campaign 'hf-monitoring'" in result.output

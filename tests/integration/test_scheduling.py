@@ -139,16 +139,38 @@ def test_enrollment_variables_are_formatted_for_the_patient_language(client: Any
     assert ctx.variables["appointment_time"] == "10:30"
 
 
-def test_healthcare_exemption_programs_are_capped_at_one_a_day_and_three_a_week(
+def test_exemption_patients_cannot_be_enrolled_past_the_caps_and_a_cap_skip_is_on_the_timeline(
     rt: Runtime, make_patient: Callable[..., Any], program: Any
 ) -> None:
-    from app.models import Program
+    """Issue 10's fourth fault: a program without express consent silently skipped the daily HF check-in
+    on the 4th day of every week. Now the enrollment is refused with the reason, and a skip that still
+    happens (consent changed to the exemption after enrolling) is a visible timeline row."""
+    import pytest
+
+    from app.models import Program, TimelineEvent
+    from app.patients.consent import clean_consent, record_consent
+    from app.scheduling.enrollments import ConsentRequired
 
     with rt.sessions() as session, session.begin():
         session.get(Program, program.id).uses_healthcare_exemption = True  # type: ignore[union-attr]
     patient = make_patient(timezone="America/Chicago")
-    _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
-    outcomes = []
+    with pytest.raises(ConsentRequired, match="3 a week"):
+        _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    assert _touches(rt) == []
+    day0 = CHICAGO_9AM_DAY1.date()
+    with rt.sessions() as session, session.begin():
+        record_consent(
+            session, session.merge(patient), clean_consent({"basis": "express_written"}, day0), actor="t", now=rt.now()
+        )
+    _enroll(rt, patient, day0, CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    with rt.sessions() as session, session.begin():
+        record_consent(
+            session,
+            session.merge(patient),
+            clean_consent({"basis": "health_care_exemption"}, day0),
+            actor="t",
+            now=rt.now(),
+        )
     for day in range(5):
         now = CHICAGO_9AM_DAY1 + dt.timedelta(days=day)
         tick(rt, now)
@@ -158,7 +180,9 @@ def test_healthcare_exemption_programs_are_capped_at_one_a_day_and_three_a_week(
                 conversation.status, conversation.result = "expired", "no_response"
     with rt.sessions() as session:
         outcomes = [t.outcome for t in session.scalars(select(ScheduledTouch).order_by(ScheduledTouch.due_at))][:5]
+        notes = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "touch_skipped")).all()
     assert outcomes == ["started", "started", "started", "weekly_cap", "weekly_cap"]
+    assert [n.code for n in notes] == ["weekly_cap", "weekly_cap"]
 
 
 def test_a_second_touch_on_the_same_day_waits_for_the_daily_cap(rt: Runtime) -> None:

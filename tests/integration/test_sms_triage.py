@@ -33,6 +33,7 @@ from tests.integration.sms_helpers import (
     start_checkin,
     texts_to,
 )
+from tests.integration.staff_helpers import csrf_from, sign_in
 from tests.support.fake_twilio import FakeTwilio
 
 Poster = Callable[..., Any]
@@ -418,16 +419,13 @@ def test_an_unknown_numbers_red_flag_reaches_staff(
         assert (flagged.from_number, flagged.body) == (stranger, "I want to die")
         assert flagged.flags and flagged.flags[0].startswith("red_flag:")
     # Visible in the care manager's queue until marked reviewed.
-    user = create_user(rt, "nurse@example.org", "a-strong-password-2026", "care_manager")
-    with client.session_transaction() as browser:
-        browser["user_id"] = user.id
+    create_user(rt, "nurse@example.org", "a-strong-password-2026", "care_manager", program=program.slug)
+    sign_in(client, "nurse@example.org", "a-strong-password-2026")
     page_html = client.get("/queue").get_data(as_text=True)
     assert "I want to die" in page_html and stranger in page_html
     with rt.sessions() as session:
         message_id = session.scalars(select(Message.id).where(Message.from_number == stranger)).one()
-    with client.session_transaction() as browser:
-        token = browser.get("_csrf")
-    response = client.post(f"/inbox/{message_id}/reviewed", data={"_csrf": token or ""})
+    response = client.post(f"/inbox/{message_id}/reviewed", data={"csrf_token": csrf_from(page_html)})
     assert response.status_code in (302, 303)
     with rt.sessions() as session:
         assert flagged_unknown_senders(session) == []

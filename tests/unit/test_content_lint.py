@@ -30,7 +30,7 @@ nodes:
   - id: level
     type: question
     answer: choice
-    text: {{en: "How much?", es: "Cuanto?"}}
+    text: {{en: "How much?", es: "¿Le duele mucho o poco?"}}  # easy with the SMS instruction and opt-out
     choices:
       - id: low
         label: {{en: Low, es: Bajo}}

@@ -1,0 +1,37 @@
+"""Why a touch was skipped or deferred, an enrollment refused or stopped, in plain words for staff (en, es).
+
+Every skipped or deferred touch writes a timeline row with one of these codes (issue 10 item 3: never a
+silent skip); the patient page and ``GET /api/v1/patients/<id>/timeline`` show the text.
+"""
+
+from __future__ import annotations
+
+from app.i18n import gettext_for
+
+
+def reason_text(code: str, language: str) -> str:
+    """The plain-language text of a reason code; an unknown code is shown readable."""
+    _ = gettext_for(language)
+    texts = {
+        "stale": _("Skipped: it was too late to send it (never sent late)."),
+        "daily_cap": _("Skipped: only 1 text a day is allowed without express consent."),
+        "weekly_cap": _("Skipped: only 3 texts a week are allowed without express consent."),
+        "quiet_hours": _("Moved to the next morning: outside texting hours in the patient's time zone."),
+        "conversation_active": _("Waiting: the patient is answering another check-in."),
+        "already_reached": _("Skipped: the patient was already reached."),
+        "opted_out": _("Cancelled: the patient opted out."),
+        "unreachable": _("Cancelled: the patient cannot be reached."),
+        "enrollment_stopped": _("Cancelled: the enrollment has stopped."),
+        "busy": _("Skipped: another conversation started at the same moment."),
+        "closed_unanswered": _("An unanswered check-in was closed so the next one could go out."),
+        "consent_required": _("Not enrolled: this campaign sends more than the limit without express consent."),
+        "condition_not_met": _("Nothing scheduled: the patient does not have a condition this campaign is for."),
+        "readmitted": _("Stopped: the patient was readmitted."),
+        "goal_met": _("Stopped: the goal was met."),
+        "unenrolled": _("Stopped: the patient was unenrolled."),
+        "schedule_changed": _("Rescheduled: the time zone, times, anchor date or campaign changed."),
+        "express_written": _("Consent recorded: express written consent."),
+        "express_oral": _("Consent recorded: express oral consent."),
+        "health_care_exemption": _("Consent recorded: health-care exemption (1 a day, 3 a week)."),
+    }
+    return texts.get(code, code.replace("_", " "))
