@@ -371,7 +371,7 @@ def lint_content(show_segments: bool, strict: bool) -> None:
     from app.programs.mapping import load_mapping
 
     try:
-        load_mapping(library.root, set(library.campaigns))
+        load_mapping(library.root, {*library.campaigns, *library.campaign_aliases})
     except FlowError as exc:
         report.errors.append(str(exc))
     if show_segments:

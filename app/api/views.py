@@ -275,7 +275,8 @@ def create_enrollment() -> tuple[Response, int]:
             ).first()
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
-        if data.campaign in rt.content.campaigns and not campaign_allowed(patient.program, data.campaign):
+        known = rt.content.campaign(data.campaign)  # an id or one of its aliases (post-discharge-tcm)
+        if known is not None and not campaign_allowed(patient.program, known.id):
             raise ApiError(
                 422, "invalid", "Not a campaign of this program.", {"campaign": "the program does not run it"}
             )

@@ -35,7 +35,7 @@ from app.programs.mapping import AdtMapping, load_mapping
 from app.programs.programs import campaign_allowed, find_program
 from app.programs.tcm import open_discharge
 from app.runtime import Runtime
-from app.scheduling.enrollments import UnknownCampaign, enroll
+from app.scheduling.enrollments import ConsentRequired, UnknownCampaign, enroll, note
 
 log = logging.getLogger(__name__)
 ACTOR = "adt"
@@ -147,7 +147,7 @@ def _remember(rt: Runtime, sender: str, control_id: str, event: str, code: str, 
 
 def _mapping(rt: Runtime) -> AdtMapping:
     try:
-        return load_mapping(rt.settings.content_dir, set(rt.content.campaigns))
+        return load_mapping(rt.settings.content_dir, {*rt.content.campaigns, *rt.content.campaign_aliases})
     except FlowError as exc:
         raise _Refused(f"the ADT mapping is invalid ({exc.path}:{exc.line}); run outreach lint-content") from None
 
@@ -346,6 +346,7 @@ def _discharge(
     )
     enrolled: list[str] = []
     skipped: list[str] = []
+    needs_consent: list[str] = []
     ids = list(discharge.enrollment_ids or [])
     for campaign in mapped.campaigns:
         if not campaign_allowed(program, campaign):
@@ -361,9 +362,16 @@ def _discharge(
             )
         ).first()
         try:
-            enrollment = enroll(session, rt, patient, campaign, discharge.discharge_date, now)
+            with session.begin_nested():
+                enrollment = enroll(session, rt, patient, campaign, discharge.discharge_date, now)
         except UnknownCampaign:
             raise _Refused(f"the ADT mapping names unknown campaign '{campaign}'") from None
+        except ConsentRequired:
+            # The discharge and the TCM clock still count; the campaign waits for express consent, and the
+            # care team reads why on the patient's timeline (never a silent skip; issue 10 item 3).
+            note(session, patient.id, "enrollment_refused", "consent_required", now, detail={"campaign": campaign})
+            needs_consent.append(campaign)
+            continue
         note_event(
             session,
             patient.id,
@@ -380,4 +388,6 @@ def _discharge(
     detail = f"discharge recorded; enrolled: {', '.join(enrolled) or 'none'}"
     if skipped:
         detail += f"; not run by this program: {', '.join(skipped)}"
+    if needs_consent:
+        detail += f"; needs express consent first: {', '.join(needs_consent)}"
     return patient.id, detail

@@ -127,8 +127,10 @@ def import_patients(
     if missing:
         raise ImportRefused(f"missing columns: {', '.join(missing)}")
     if campaign is not None:
-        if campaign not in rt.content.campaigns:
+        found = rt.content.campaign(campaign)  # an id or one of its aliases (post-discharge-tcm)
+        if found is None:
             raise ImportRefused(f"unknown campaign '{campaign}' (known: {', '.join(sorted(rt.content.campaigns))})")
+        campaign = found.id
         if not campaign_allowed(program, campaign):
             raise ImportRefused(f"program '{program.slug}' does not run campaign '{campaign}'")
     if anchor_column and anchor_column not in header:

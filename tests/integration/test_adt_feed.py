@@ -56,7 +56,7 @@ def test_a03_over_http_enrolls_by_unit_and_diagnosis_and_starts_the_tcm_clock(
     body = response.get_json()
     assert body["ack_code"] == "AA" and ack_code_of(body["ack"]) == "AA"
     assert "MSA|AA|MSG00001|" in body["ack"]
-    assert "enrolled: post-discharge-tcm, hf-remote-monitoring" in body["detail"]
+    assert "enrolled: post-discharge-30d, hf-remote-monitoring" in body["detail"]
     with clocked.sessions() as session:
         patient = session.scalars(select(Patient)).one()
         assert (patient.mrn, patient.given_name, patient.family_name) == ("E1001", "Mary", "O&Brien")
@@ -66,8 +66,10 @@ def test_a03_over_http_enrolls_by_unit_and_diagnosis_and_starts_the_tcm_clock(
         assert patient.conditions == ["heart_failure", "diabetes", "copd"]
         enrollments = session.scalars(select(Enrollment).order_by(Enrollment.id)).all()
         assert [(e.campaign, e.anchor_date, e.status) for e in enrollments] == [
-            ("post-discharge-tcm", dt.date(2026, 11, 30), "active"),
+            ("post-discharge-30d", dt.date(2026, 11, 30), "active"),
             ("hf-remote-monitoring", dt.date(2026, 11, 30), "active"),
+            ("diabetes-monitoring", dt.date(2026, 11, 30), "active"),
+            ("copd-monitoring", dt.date(2026, 11, 30), "active"),
         ]
         assert all(e.next_due_at is not None for e in enrollments)
         discharge = session.scalars(select(Discharge)).one()
@@ -75,7 +77,7 @@ def test_a03_over_http_enrolls_by_unit_and_diagnosis_and_starts_the_tcm_clock(
         assert discharge.deadline_at == dt.datetime(2026, 12, 3, 4, 59, 59, tzinfo=dt.UTC)  # Wed 23:59:59 ET
         assert discharge.diagnoses == ["I50.23", "E11.9", "J44.1"]
         timeline = session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("enrollment.%"))).all()
-        assert timeline == ["enrollment.created", "enrollment.created"]
+        assert timeline == ["enrollment.created"] * 4
     tcm = client.get("/api/v1/tcm?status=due", headers=AUTH).get_json()["discharges"]
     assert [(d["mrn"], d["status"]) for d in tcm] == [("E1001", "due")]
 
@@ -249,7 +251,7 @@ def test_mllp_a03_to_first_scheduled_touch(mllp: MllpServer, clocked: Runtime) -
         touches = session.scalars(select(ScheduledTouch).order_by(ScheduledTouch.due_at)).all()
         # The schedule exists when the ACK arrives (the scheduler's own rules decide the times).
         assert touches and {t.status for t in touches} == {"pending"}
-        assert {t.enrollment.campaign for t in touches} == {"post-discharge-tcm", "hf-remote-monitoring"}
+        assert {t.enrollment.campaign for t in touches} == {"post-discharge-30d", "hf-remote-monitoring"}
 
 
 def test_mllp_bytes_outside_frames_are_ignored_and_latin1_is_read(mllp: MllpServer, clocked: Runtime) -> None:
@@ -273,3 +275,29 @@ def test_a_fault_of_ours_is_an_ae_that_changes_nothing(
     assert response.status_code == 422
     assert response.get_json()["ack_code"] == "AE" and "internal error" in response.get_json()["error"]["message"]
     assert _counts(clocked) == {"patients": 0, "enrollments": 0, "scheduled_touches": 0, "discharges": 0}
+
+
+def test_a03_for_a_patient_under_the_exemption_keeps_the_discharge_and_says_which_campaign_needs_consent(
+    client: FlaskClient, clocked: Runtime
+) -> None:
+    """A campaign that needs more than 1 a day / 3 a week is not started for an exemption patient, never
+    silently: the ACK detail and the patient's timeline say so; the discharge and its TCM clock still count."""
+    from app.models import TimelineEvent
+
+    with clocked.sessions() as session, session.begin():
+        session.add(
+            Program(slug="exempt-plan", name="Exempt Plan", phone_display="555-0300", uses_healthcare_exemption=True)
+        )
+    response = post_adt(client, adt(), program="exempt-plan")
+    assert response.status_code == 200, response.get_json()
+    detail = response.get_json()["detail"]
+    assert "needs express consent first: " in detail
+    with clocked.sessions() as session:
+        patient = session.scalars(select(Patient)).one()
+        assert session.scalars(select(Discharge)).one().patient_id == patient.id
+        refused = session.scalars(
+            select(TimelineEvent).where(
+                TimelineEvent.patient_id == patient.id, TimelineEvent.code == "consent_required"
+            )
+        ).all()
+        assert refused and all(event.detail["campaign"] in detail for event in refused)

@@ -108,6 +108,15 @@ def test_patients_belong_to_a_program_and_enrollment_respects_its_campaigns(
         json={"patient_id": made.get_json()["id"], "campaign": "post-discharge-tcm"},
     )
     assert refused.status_code == 422 and "campaign" in refused.get_json()["error"]["fields"]
+    # A daily check-in needs more than the health-care exemption allows: refused until consent is recorded.
+    needs_consent = client.post(
+        "/api/v1/enrollments",
+        headers=AUTH,
+        json={"mrn": "S-1", "program": "south-plan", "campaign": "hf-remote-monitoring"},
+    )
+    assert needs_consent.status_code == 409
+    consent = {"basis": "express_written", "date": "2026-11-01", "recorded_by": "rn@example.org", "channels": ["sms"]}
+    assert client.post("/api/v1/patients", headers=AUTH, json={**patient, "consent": consent}).status_code in (200, 201)
     ok = client.post(
         "/api/v1/enrollments",
         headers=AUTH,

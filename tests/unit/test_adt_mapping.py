@@ -9,19 +9,28 @@ from app.config import CONTENT_DIR
 from app.flows.loader import FlowError
 from app.programs.mapping import load_mapping, parse_mapping
 
-CAMPAIGNS = {"post-discharge-tcm", "hf-remote-monitoring", "medication-adherence"}
+CAMPAIGNS = {
+    "post-discharge-30d",
+    "post-discharge-tcm",
+    "hf-remote-monitoring",
+    "diabetes-monitoring",
+    "copd-monitoring",
+    "medication-adherence",
+}
 
 
 def test_the_shipped_mapping_loads_and_maps_heart_failure_diabetes_and_copd() -> None:
     mapping = load_mapping(CONTENT_DIR, CAMPAIGNS)
     hf = mapping.for_discharge("5E-MED", ["I50.23"])
-    assert hf.campaigns == ("post-discharge-tcm", "hf-remote-monitoring")
+    assert hf.campaigns == ("post-discharge-30d", "hf-remote-monitoring")
     assert hf.conditions == ("heart_failure",)
     assert mapping.for_discharge(None, ["e11.9"]).conditions == ("diabetes",)
+    assert mapping.for_discharge(None, ["e11.9"]).campaigns == ("post-discharge-30d", "diabetes-monitoring")
     assert mapping.for_discharge(None, ["J44.1"]).conditions == ("copd",)
-    assert mapping.for_discharge(None, ["I10"]).campaigns == ("post-discharge-tcm",)
+    assert mapping.for_discharge(None, ["J44.1"]).campaigns == ("post-discharge-30d", "copd-monitoring")
+    assert mapping.for_discharge(None, ["I10"]).campaigns == ("post-discharge-30d",)
     # The cardiac unit brings HF monitoring without a code; no duplicates when both apply.
-    assert mapping.for_discharge("4w-card", ["I5022"]).campaigns == ("post-discharge-tcm", "hf-remote-monitoring")
+    assert mapping.for_discharge("4w-card", ["I5022"]).campaigns == ("post-discharge-30d", "hf-remote-monitoring")
 
 
 @pytest.mark.parametrize(
