@@ -535,7 +535,8 @@ def test_flows(only: str | None, verbose: bool) -> None:
         for result in results:
             if not result.passed:
                 failed += 1
-                click.echo(f"FAIL {transcript.path} [{result.language}] {result.case}")
+                where = result.language + ("/voice" if result.channel == "voice" else "")
+                click.echo(f"FAIL {transcript.path} [{where}] {result.case}")
                 for failure in result.failures:
                     click.echo(f"     {failure}")
             elif verbose:
@@ -560,10 +561,16 @@ def test_flows(only: str | None, verbose: bool) -> None:
 @click.argument("flow_id")
 @click.option("--lang", default="en", type=click.Choice(["en", "es"]))
 @click.option("--name", default="Ana", help="the patient's first name in the texts")
-def simulate(flow_id: str, lang: str, name: str) -> None:
-    """Play FLOW in the terminal: type the patient's replies (`:wait 4h` lets time pass)."""
+@click.option("--channel", default="sms", type=click.Choice(["sms", "voice"]), help="voice: play it as a phone call")
+@click.option("--nurse-line", "nurse_line", default=None, help="voice: the nurse number an EMERGENCY offers (0)")
+def simulate(flow_id: str, lang: str, name: str, channel: str, nurse_line: str | None) -> None:
+    """Play FLOW in the terminal: type the patient's replies (`:wait 4h` lets time pass).
+
+    With --channel voice, a call: digits are keypresses (1, 183#), `say: words` (or `say[0.4]: words`
+    with a speech confidence) is speech, an empty line is silence."""
     from app.flows import engine
     from app.flows.simulation import simulate as run
+    from app.flows.simulation import simulate_call
 
     library = _rt().content
     public = library.startable_flows()
@@ -581,7 +588,14 @@ def simulate(flow_id: str, lang: str, name: str) -> None:
             "appointment_time": "10:30",
         },
         education=library.education_for(lang),
+        channel=channel,
     )
+    if channel == "voice":
+        simulate_call(
+            library.flows[flow_id], ctx, sys.stdin, click.echo, library.intents, flows=library.flows,
+            nurse_line=nurse_line, threshold=_rt().settings.speech_confidence_min,
+        )  # fmt: skip
+        return
     run(library.flows[flow_id], ctx, sys.stdin, click.echo, library.intents)
 
 

@@ -3,17 +3,19 @@
 Each reply goes through ``app/flows/routing.py`` exactly as a real text does (consent keywords, triage,
 an opt-out sentence, the flow's answer), so a keyword collision or a missed red flag shows here too.
 Lines starting with ``:`` are commands: ``:wait 4h`` lets time pass (reminder, expiry), ``:quit``.
+:func:`simulate_call` plays a flow as a phone call instead (app/flows/phone.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-from app.flows import engine
+from app.flows import engine, voice
 from app.flows.intents import GlobalIntents
 from app.flows.loader import FlowError, parse_duration_minutes
 from app.flows.model import Flow
+from app.flows.phone import PhoneCall, PhoneStep, gather_note, parse_line
 from app.flows.routing import keyword_outcome, play
 
 
@@ -61,7 +63,11 @@ def simulate(
 
 
 def _show(step: engine.Step, out: Callable[[str], None]) -> None:
-    for event in step.events:
+    _show_events(step.events, out)
+
+
+def _show_events(events: Iterable[engine.Event], out: Callable[[str], None]) -> None:
+    for event in events:
         if isinstance(event, engine.Say):
             for line in event.text.splitlines():
                 out(f"bot> {line}")
@@ -76,3 +82,53 @@ def _show(step: engine.Step, out: Callable[[str], None]) -> None:
             out(f"  [language is now {event.language}]")
         elif isinstance(event, engine.Completed) and event.start_flow:
             out(f"  [next flow: {event.start_flow}]")
+
+
+def simulate_call(
+    flow: Flow,
+    ctx: engine.PatientContext,
+    lines: Iterable[str],
+    out: Callable[[str], None],
+    intents: GlobalIntents,
+    *,
+    flows: Mapping[str, Flow] | None = None,
+    nurse_line: str | None = None,
+    threshold: float = voice.DEFAULT_CONFIDENCE_THRESHOLD,
+    now: dt.datetime | None = None,
+) -> PhoneCall:
+    """Play ``flow`` as a phone call (app/flows/phone.py: the voice webhooks' functions, no telephone).
+
+    Prints what the caller hears (``phone> …``) and how the call listens (``[keys, # to end | speech
+    en-US]``); reads one line per turn: digits are keypresses (``183#``), ``say: …`` or ``say[0.4]: …`` is
+    speech (with a confidence 0-1), an empty line is silence; ``:quit`` hangs up.
+    """
+    call = PhoneCall(
+        flow, ctx, intents, now or dt.datetime.now(dt.UTC), nurse_line=nurse_line, threshold=threshold,
+        flows=dict(flows or {}),
+    )  # fmt: skip
+    _show_call(call.start(), out)
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if call.ended:
+            break
+        if line.strip() in {":quit", ":q"}:
+            break
+        heard = parse_line(line)
+        if heard is None:
+            out("(type digits like 1 or 183#, 'say: words', 'say[0.4]: words', or an empty line for silence)")
+            continue
+        out(f"caller> {heard.shown()}")
+        _show_call(call.hear(heard), out)
+    state = call.state
+    assert state is not None
+    out(f"(call ended; conversation {state.status}" + (f": {state.result})" if state.result else ")"))
+    return call
+
+
+def _show_call(step: PhoneStep, out: Callable[[str], None]) -> None:
+    for line in step.turn.lines():
+        for part in line.splitlines():
+            if part.strip():
+                out(f"phone> {part}")
+    out(f"  {gather_note(step.turn)}")
+    _show_events((e for e in step.events if not isinstance(e, engine.Say)), out)

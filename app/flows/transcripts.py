@@ -17,6 +17,7 @@ from app.flows import engine
 from app.flows.intents import GlobalIntents
 from app.flows.loader import FlowError, LineDict, load_yaml_with_lines, parse_duration_minutes
 from app.flows.model import LEVELS, Flow
+from app.flows.phone import Heard, PhoneCall, parse_line
 from app.flows.routing import keyword_outcome, play
 from app.flows.text import fold
 from app.triage.verdict import Finding
@@ -35,6 +36,8 @@ class CaseResult:
     fired: tuple[str, ...]
     #: What fired on each step that ran, by the step's 1-based index: ``((rule_id, level), ...)``.
     fired_by_step: Mapping[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    #: ``sms`` (texts) or ``voice`` (the case played as a call, app/flows/phone.py).
+    channel: str = "sms"
 
     @property
     def passed(self) -> bool:
@@ -139,6 +142,26 @@ def _same(expected: Any, actual: Any) -> bool:
     return str(expected) == str(actual)
 
 
+def _start_and_context(
+    case: Mapping[str, Any], language: str, education: Mapping[str, str] | None, channel: str
+) -> tuple[dt.datetime, engine.PatientContext]:
+    start_value = case.get("start")
+    now = dt.datetime.fromisoformat(str(start_value)).astimezone(dt.UTC) if start_value else DEFAULT_START
+    patient = dict(case.get("patient") or {})
+    return now, engine.PatientContext(
+        first_name=str(patient.get("first_name", "Ana")),
+        language=language,
+        program_name=str(patient.get("program_name", "North Clinic")),
+        program_phone=str(patient.get("program_phone", "555-0100")),
+        history=_history(case.get("history") or [], now),
+        thresholds={str(k): float(v) for k, v in (patient.get("thresholds") or {}).items()},
+        variables={str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
+        education=education or {},
+        timezone=str(patient.get("timezone", DEFAULT_TIMEZONE)),
+        channel=channel,
+    )
+
+
 def run_case(
     flow: Flow,
     case: Mapping[str, Any],
@@ -150,20 +173,7 @@ def run_case(
     failures: list[str] = []
     fired_all: list[str] = []
     fired_by_step: dict[int, tuple[tuple[str, str], ...]] = {}
-    start_value = case.get("start")
-    now = dt.datetime.fromisoformat(str(start_value)).astimezone(dt.UTC) if start_value else DEFAULT_START
-    patient = dict(case.get("patient") or {})
-    ctx = engine.PatientContext(
-        first_name=str(patient.get("first_name", "Ana")),
-        language=language,
-        program_name=str(patient.get("program_name", "North Clinic")),
-        program_phone=str(patient.get("program_phone", "555-0100")),
-        history=_history(case.get("history") or [], now),
-        thresholds={str(k): float(v) for k, v in (patient.get("thresholds") or {}).items()},
-        variables={str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
-        education=education or {},
-        timezone=str(patient.get("timezone", DEFAULT_TIMEZONE)),
-    )
+    now, ctx = _start_and_context(case, language, education, "sms")
     # ``confirm: [chest_pain, {reason: suicide, crisis_line: true}]``: begin with "right now?" about these red
     # flags, as the inbound path does for a mention outside any conversation (app/flows/routing.py).
     confirm = tuple(
@@ -213,16 +223,86 @@ def run_case(
     return CaseResult(flow.id, name, language, tuple(failures), tuple(fired_all), fired_by_step)
 
 
-def _check_step(step: engine.Step, raw: Mapping[str, Any], language: str, where: str) -> list[str]:
+def _voice_step(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A step as played on a call: its ``voice:`` mapping (``reply``, ``say``, ``not_say``, ``answers``,
+    ``escalate``, ``review``) overrides the step's own keys."""
+    override = raw.get("voice")
+    if not isinstance(override, Mapping):
+        return raw
+    merged = {k: v for k, v in raw.items() if k != "voice"}
+    merged.update(override)
+    return merged
+
+
+def _heard(text: str) -> Heard:
+    """A transcript reply on a call: digits are keys, ``say: …`` / ``say[0.4]: …`` speech, "" silence;
+    any other text is speech heard with full confidence."""
+    parsed = parse_line(text)
+    return parsed if parsed is not None else Heard(speech=text.strip())
+
+
+def run_voice_case(
+    flow: Flow,
+    case: Mapping[str, Any],
+    language: str,
+    intents: GlobalIntents,
+    education: Mapping[str, str] | None = None,
+    flows: Mapping[str, Flow] | None = None,
+) -> CaseResult:
+    """The case played as a call (app/flows/phone.py, the voice webhooks' functions): each ``reply`` is a
+    Gather result, ``say`` / ``not_say`` are checked against what the caller hears; a step's ``voice:``
+    mapping overrides its keys on the call. A call cannot ``wait`` hours, nor begin with ``confirm``."""
+    name = str(case.get("name", "unnamed"))
     failures: list[str] = []
-    said = "\n".join(step.said())
-    folded = fold(said)
+    fired_all: list[str] = []
+    fired_by_step: dict[int, tuple[tuple[str, str], ...]] = {}
+    now, ctx = _start_and_context(case, language, education, "voice")
+    nurse = (case.get("patient") or {}).get("nurse_line")
+    call = PhoneCall(flow, ctx, intents, now, nurse_line=str(nurse) if nurse else None, flows=dict(flows or {}))
+    if case.get("confirm"):
+        return CaseResult(flow.id, name, language, ("a voice case cannot begin with 'confirm'",), (), {}, "voice")
+    phone = call.start()
+    opening_checked = False
+    for index, original in enumerate(case.get("steps") or [], start=1):
+        where = f"step {index}" + (f" (line {original.line})" if isinstance(original, LineDict) else "")
+        raw = _voice_step(original)
+        if "reply" in raw:
+            text = _reply_text(raw["reply"], language)
+            if text is None:
+                continue
+            phone = call.hear(_heard(text))
+        elif "wait" in raw:
+            failures.append(f"{where}: a call cannot 'wait' (run this case on sms only)")
+            continue
+        elif opening_checked:
+            failures.append(f"{where}: a step needs 'reply' (only the first may check the opening)")
+            continue
+        opening_checked = True
+        step = engine.Step(call.state or engine.State(flow.id, flow.version, language, None), phone.events)
+        failures.extend(_check_step(step, raw, language, where, said=phone.turn.lines()))
+        fired_all.extend(e.rule_id for e in phone.events if isinstance(e, engine.Escalate))
+        fired_by_step[index] = tuple((e.rule_id, e.level) for e in phone.events if isinstance(e, engine.Escalate))
+    end = case.get("end")
+    if isinstance(end, Mapping) and call.state is not None:
+        for key in ("status", "result"):
+            if key in end and getattr(call.state, key) != end[key]:
+                failures.append(f"end: {key} is {getattr(call.state, key)!r}, expected {end[key]!r}")
+    return CaseResult(flow.id, name, language, tuple(failures), tuple(fired_all), fired_by_step, "voice")
+
+
+def _check_step(
+    step: engine.Step, raw: Mapping[str, Any], language: str, where: str, said: Sequence[str] | None = None
+) -> list[str]:
+    """``said``: what to check ``say`` / ``not_say`` against (default: the step's texts)."""
+    failures: list[str] = []
+    heard = "\n".join(step.said() if said is None else said)
+    folded = fold(heard)
     for fragment in _per_language(raw.get("say"), language):
         if fold(fragment) not in folded:
-            failures.append(f"{where}: expected the texts to contain {fragment!r}, got {said!r}")
+            failures.append(f"{where}: expected the texts to contain {fragment!r}, got {heard!r}")
     for fragment in _per_language(raw.get("not_say"), language):
         if fold(fragment) in folded:
-            failures.append(f"{where}: expected the texts not to contain {fragment!r}, got {said!r}")
+            failures.append(f"{where}: expected the texts not to contain {fragment!r}, got {heard!r}")
     if "answers" in raw:
         saved = {e.question_id: e.value for e in step.events if isinstance(e, engine.SaveAnswer)}
         expected = dict(raw["answers"] or {})
@@ -272,7 +352,18 @@ def run_file(
                 )
                 continue
             education = (education_by_language or {}).get(language, {})
-            results.append(run_case(flow, case, language, intents, education))
+            for channel in case.get("channels") or ["sms"]:
+                if channel == "voice":
+                    results.append(run_voice_case(flow, case, language, intents, education, flows))
+                elif channel == "sms":
+                    results.append(run_case(flow, case, language, intents, education))
+                else:
+                    results.append(
+                        CaseResult(
+                            flow.id, str(case.get("name")), language, (f"channel {channel!r} is not sms or voice",),
+                            (), {}, str(channel),
+                        )
+                    )  # fmt: skip
     return results
 
 

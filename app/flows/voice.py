@@ -290,6 +290,18 @@ def opt_out_offer(language: str) -> str:
     return _("To stop these calls, press 9.")
 
 
+def with_opt_out_offer(turn: Turn, language: str) -> Turn:
+    """``turn`` with "to stop these calls, press 9" said before its question, unless it already says it
+    (a conversation started on the phone carries it in its first message, app/flows/instructions.py)."""
+    offer = opt_out_offer(language)
+    if any(offer in line for line in (*turn.say, *turn.prompt)):
+        return turn
+    return Turn(
+        say=(*turn.say, offer), voice=turn.voice, language=turn.language, gather=turn.gather,
+        prompt=turn.prompt, dial=turn.dial,
+    )  # fmt: skip
+
+
 def opted_out_text(language: str) -> str:
     _ = gettext_for(language)
     return _("You will not get more calls from us. Goodbye.")

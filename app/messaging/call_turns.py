@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,19 +175,8 @@ def answer_outbound(
 
 
 def _with_opt_out_offer(turn: v.Turn, language: str) -> v.Turn:
-    """Every automated call offers "to stop these calls, press 9" once, before its first question (a
-    conversation started on the phone already carries it in its first message, app/flows/instructions.py)."""
-    offer = v.opt_out_offer(language)
-    if any(offer in line for line in (*turn.say, *turn.prompt)):
-        return turn
-    return v.Turn(
-        say=(*turn.say, v.opt_out_offer(language)),
-        voice=turn.voice,
-        language=turn.language,
-        gather=turn.gather,
-        prompt=turn.prompt,
-        dial=turn.dial,
-    )
+    """Every automated call offers "to stop these calls, press 9" once, before its first question."""
+    return v.with_opt_out_offer(turn, language)
 
 
 def _pending_node(session: Session, rt: Runtime, conversation: Conversation) -> Node | None:
@@ -622,3 +612,47 @@ def _step_failed(
             turn = _outside_emergency(session, rt, call, patient, program, verdict, language, voice, now)
             return _store(session, call, step, turn, now)
     return _store(session, call, step, v.simple_turn([v.failed_text(language)], language, voice), now)
+
+
+# ------------------------------------------------------------------------------------- simulator
+#: ``calls.purpose`` of a call played in the simulator's phone mode (never placed through Twilio).
+SIMULATED = "simulator"
+
+
+def start_simulated_call(session: Session, rt: Runtime, patient: Patient, flow_id: str, now: dt.datetime) -> int:
+    """The simulator's phone mode: ``flow_id`` started on the voice channel and its call answered at once,
+    through :func:`answer_outbound` as a real answered call (no Twilio: the CallSid is ``SIM…``). Returns
+    the call's id. Raises ``ConversationBusy`` when the patient already has an open conversation."""
+    conversation, said = start_and_say(
+        session, rt, patient, flow_id, now, send_key=f"sim:{uuid.uuid4().hex}", channel="voice"
+    )
+    call = Call(
+        patient_id=patient.id,
+        conversation_id=conversation.id,
+        purpose=SIMULATED,
+        direction="outbound",
+        status=CallStatus.QUEUED,
+        call_key=f"sim:{uuid.uuid4().hex}",
+        to_number=patient.phone,
+        opening=[{"text": s.text, "purpose": s.purpose} for s in said],
+        turns={},
+        pending={},
+        language=engine.State.from_dict(conversation.state).language,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(call)
+    session.flush()
+    answer_outbound(session, rt, call_id=call.id, call_sid=f"SIM{uuid.uuid4().hex}", answered_by=None, now=now)
+    return call.id
+
+
+def simulated_gather(rt: Runtime, patient_id: int, call_id: int, heard: GatherResult, now: dt.datetime) -> bool:
+    """A keypress, a phrase or silence on the simulator's call ``call_id`` of ``patient_id``, applied at the
+    call's current step by :func:`gather_safely` (the Gather webhook's path). False: no such simulated call."""
+    with rt.sessions() as session:
+        call = session.get(Call, call_id)
+        if call is None or call.patient_id != patient_id or call.purpose != SIMULATED or not call.call_sid:
+            return False
+        step, call_sid = call.step, call.call_sid
+    return gather_safely(rt, call_id=call_id, step=step, call_sid=call_sid, heard=heard, now=now) is not None

@@ -25,7 +25,7 @@ STUCK_AFTER_S = 180
 
 
 def test_the_glob_finds_the_bench_scripts() -> None:
-    assert {"sms_inbound.py", "sms_outbound.py"} <= {p.name for p in SCRIPTS}
+    assert {"sms_inbound.py", "sms_outbound.py", "voice.py"} <= {p.name for p in SCRIPTS}
 
 
 @pytest.mark.slow
@@ -54,6 +54,8 @@ def test_bench_smoke_run_verifies_its_work(script: Path, redis_url: str) -> None
     assert checks and set(checks) == {"ok"}, done.stdout[-4000:]
     if script.name == "sms_inbound.py":
         _inbound_figures_are_plausible(result)
+    if script.name == "voice.py":
+        _voice_figures_are_plausible(result, done.stdout)
     print(f"{script.name} --smoke: {took:.1f} s")
 
 
@@ -69,3 +71,15 @@ def _inbound_figures_are_plausible(result: str) -> None:
     assert 1 <= float(fields["round_trips_per_text"]) < 40, result
     for name in ("ratio_target", "processed_target", "round_trip_target"):
         assert fields[name] in {"met", "missed"}, result
+
+
+def _voice_figures_are_plausible(result: str, stdout: str) -> None:
+    """bench/voice.py prints the Gather webhook's and the bare endpoint's p50 / p99 and what the target
+    says: numbers that can be true (positive, p50 <= p99, every request answered), no timing target."""
+    figures = dict(pair.split("=", 1) for pair in result.split()[2:])
+    p50, p99 = float(figures["p50_ms"]), float(figures["p99_ms"])
+    bare_p50, bare_p99 = float(figures["bare_p50_ms"]), float(figures["bare_p99_ms"])
+    assert 0 < p50 <= p99 and 0 < bare_p50 <= bare_p99, result
+    assert int(figures["answered"]) > 0 and figures["at_rate"] == "20", result
+    assert figures["p99_target"] == "n/a", result  # the target is stated at 100 req/s, not the smoke rate
+    assert re.search(r"^latency at 20 req/s open loop: outreach p50 [\d.]+ ms, p99 [\d.]+ ms; bare p50", stdout, re.M)

@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.escalation.service import open_or_join
-from app.models import Answer, AuditEvent, Escalation, Patient, Program, User
+from app.models import Answer, AuditEvent, Call, Escalation, Patient, Program, User
 from app.runtime import Runtime, clear_current
 from app.web.auth import create_user
 
@@ -813,3 +813,147 @@ def test_the_queue_works_by_keyboard_at_390_px(
         tab.screenshot(path=str(SCREENSHOTS / "queue-390px.png"), full_page=True)
     finally:
         context.close()
+
+
+# --- 7. simulator, phone mode -------------------------------------------------------------------------
+
+
+def _sim_patient(rt: Runtime, *, mrn: str, given: str, phone: str, language: str, nurse_line: str | None) -> int:
+    with rt.sessions() as s, s.begin():
+        program = s.scalars(select(Program).where(Program.slug == "north-clinic")).first()
+        if program is None:
+            program = Program(slug="north-clinic", name="North Clinic", phone_display="555-0100", nurse_line=nurse_line)
+            s.add(program)
+            s.flush()
+        patient = Patient(
+            program_id=program.id,
+            mrn=mrn,
+            given_name=given,
+            family_name="Lopez",
+            phone=phone,
+            language=language,
+            timezone="America/New_York",
+            conditions=["heart_failure"],
+        )
+        s.add(patient)
+        s.flush()
+        return patient.id
+
+
+def _press(page: Page, keys: str) -> None:
+    for key in keys:
+        page.get_by_role("button", name=f"Key {key}", exact=True).click()
+
+
+def test_simulator_phone_mode_plays_hf_check_in_by_keypad_and_voice(
+    page: Page, console_live: str, console_rt: Runtime
+) -> None:
+    rt = console_rt
+    ana_id = _sim_patient(rt, mrn="PH-1", given="Ana", phone="+12025550111", language="en", nurse_line="+12025550199")
+    create_user(rt, "nurse@example.org", PASSWORD, "care_manager", program="north-clinic")
+    sign_in(page, console_live, "nurse@example.org", PASSWORD)
+    page.goto(f"{console_live}/simulator?patient={ana_id}")
+    page.get_by_role("link", name="Phone").click()
+    expect(page).to_have_url(f"{console_live}/simulator?patient={ana_id}&mode=phone")
+    expect(page.get_by_text("No call yet.")).to_be_visible()
+
+    page.get_by_label("Check-in").select_option("hf-daily-check")
+    page.get_by_role("button", name="Call now").click()
+    hears, listen, answers = page.locator("#hears"), page.locator("#listen"), page.locator("#answers")
+    expect(hears).to_contain_text("What is your weight today in pounds?")
+    expect(hears).to_contain_text("press the pound key")
+    expect(hears).to_contain_text("To stop these calls, press 9.")
+    expect(listen).to_contain_text("press the keys, then # to end")
+
+    _press(page, "183")
+    expect(page.locator("#keys")).to_have_text("183")
+    _press(page, "#")
+    expect(hears).to_contain_text("Are you more short of breath than usual? Press 1 for yes or 2 for no.")
+    expect(listen).to_contain_text("press one key")
+    expect(answers).to_contain_text("weight = 183.0")
+
+    _press(page, "2")
+    expect(hears).to_contain_text("more pillows")
+    expect(answers).to_contain_text("breath = no")
+
+    # Speech heard with low confidence is read back first; 1 confirms it.
+    page.get_by_label("Say something").fill("yes")
+    page.get_by_label("Confidence (0-1, optional)").fill("0.3")
+    page.get_by_role("button", name="Say it").click()
+    expect(hears).to_contain_text("I heard yes. Press 1 if that is right, or 2 to try again.")
+    expect(answers).not_to_contain_text("pillows")
+    _press(page, "1")
+    expect(answers).to_contain_text("pillows = yes")
+    expect(page.locator("#escalations")).to_contain_text("URGENT")
+    expect(hears).to_contain_text("swelling")
+
+    # A spoken red flag: 911 at once, 0 for the nurse.
+    page.get_by_label("Say something").fill("I have chest pain right now")
+    page.get_by_role("button", name="Say it").click()
+    expect(hears).to_contain_text("911")
+    expect(hears).to_contain_text("To talk to a nurse now, press 0.")
+    expect(page.locator("#escalations")).to_contain_text("EMERGENCY")
+    _press(page, "0")
+    expect(hears).to_contain_text("Connecting you to a nurse now.")
+    expect(listen).to_contain_text("Dialing +12025550199.")
+
+    with rt.sessions() as s:
+        saved = s.scalars(select(Answer).where(Answer.patient_id == ana_id).order_by(Answer.id)).all()
+        assert [(a.question_id, a.value, a.channel) for a in saved] == [
+            ("weight", 183.0, "voice"),
+            ("breath", False, "voice"),
+            ("pillows", True, "voice"),
+        ]
+        levels = s.scalars(select(Escalation.level).where(Escalation.patient_id == ana_id).order_by(Escalation.id))
+        assert sorted(levels) == ["EMERGENCY", "URGENT"]
+    page.screenshot(path="/tmp/outreach-simulator-phone.png", full_page=True)
+
+    # Bad input is a defined 4xx, never a 500.
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert token
+    with rt.sessions() as s:
+        call_id = s.scalar(select(func.max(Call.id)).where(Call.patient_id == ana_id))
+    base = f"{console_live}/simulator/{ana_id}/call"
+    assert page.request.post(f"{base}/{call_id}/key", form={"csrf_token": token, "key": "A"}).status == 400
+    assert (
+        page.request.post(f"{base}/{call_id}/say", form={"csrf_token": token, "speech": "no", "confidence": "x"}).status
+        == 400
+    )
+    assert (
+        page.request.post(f"{base}/{call_id}/say", form={"csrf_token": token, "speech": "no", "confidence": "7"}).status
+        == 400
+    )
+    assert page.request.post(f"{base}/999999/key", form={"csrf_token": token, "key": "1"}).status == 404
+    assert page.request.post(f"{base}/999999/say", form={"csrf_token": token, "speech": "no"}).status == 404
+    assert page.request.post(base, form={"csrf_token": token, "flow": "no-such-flow"}).status == 400
+
+
+def test_simulator_phone_mode_in_spanish(page: Page, console_live: str, console_rt: Runtime) -> None:
+    rt = console_rt
+    rosa_id = _sim_patient(rt, mrn="PH-2", given="Rosa", phone="+12025550112", language="es", nurse_line=None)
+    create_user(rt, "nurse@example.org", PASSWORD, "care_manager", program="north-clinic")
+    sign_in(page, console_live, "nurse@example.org", PASSWORD)
+    page.goto(f"{console_live}/simulator?patient={rosa_id}&mode=phone&lang=es")
+    expect(page.get_by_text("Todavía no hay llamada.")).to_be_visible()
+    expect(page.get_by_role("link", name="Teléfono")).to_have_attribute("aria-current", "page")
+    page.get_by_label("Control").select_option("hf-daily-check")
+    page.get_by_role("button", name="Llamar ahora").click()
+    hears = page.locator("#hears")
+    expect(page.get_by_role("heading", name="Lo que oye la persona")).to_be_visible()
+    expect(hears).to_contain_text("oprima la tecla numeral")
+    expect(hears).to_contain_text("Para no recibir más llamadas, oprima 9.")
+    expect(page.locator("#listen")).to_contain_text("oprima las teclas y luego # para terminar")
+
+    page.get_by_label("Diga algo").fill("ciento ochenta y dos")
+    page.get_by_role("button", name="Decirlo").click()
+    expect(hears).to_contain_text("Oprima 1 para sí o 2 para no")
+    expect(page.locator("#answers")).to_contain_text("weight = 182.0")
+    page.get_by_role("button", name="Tecla 2", exact=True).click()
+    expect(page.locator("#answers")).to_contain_text("breath = no")
+    # Silence once asks again; the question still waits.
+    page.get_by_role("button", name="Quedarse en silencio").click()
+    expect(hears).to_contain_text("Perdone, no le escuché.")
+
+    with rt.sessions() as s:
+        saved = s.scalars(select(Answer).where(Answer.patient_id == rosa_id).order_by(Answer.id)).all()
+        assert [(a.question_id, a.value) for a in saved] == [("weight", 182.0), ("breath", False)]

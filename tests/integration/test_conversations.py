@@ -143,6 +143,25 @@ def test_simulate_plays_a_flow_from_standard_input(app: Flask) -> None:
     assert "(conversation completed: escalated)" in result.output
 
 
+def test_simulate_plays_a_flow_as_a_call_in_a_pipe(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(
+        cli,
+        ["simulate", "hf-daily-check", "--channel", "voice", "--lang", "es", "--nurse-line", "+15550100"],
+        input="say[0.3]: 183\n1\n\n2\nsay: me duele el pecho ahora\n0\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "oprima la tecla numeral" in result.output
+    assert "Para no recibir más llamadas, oprima 9." in result.output
+    assert "[keys, # to end | speech es-US]" in result.output
+    assert "Escuché 183. Marque 1 si es correcto" in result.output
+    assert "[answer weight = 183.0 lb]" in result.output
+    assert "Perdone, no le escuché." in result.output
+    assert "[answer breath = False]" in result.output
+    assert "ESCALATION EMERGENCY: chest_pain" in result.output and "911" in result.output
+    assert "marque 0" in result.output and "[dials +15550100]" in result.output
+    assert "(call ended; conversation completed: red_flag)" in result.output
+
+
 def test_simulate_refuses_an_unknown_flow(app: Flask) -> None:
     result = app.test_cli_runner().invoke(cli, ["simulate", "no-such-flow"])
     assert result.exit_code != 0

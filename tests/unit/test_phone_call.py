@@ -1,0 +1,149 @@
+"""A flow played as a call without a telephone (app/flows/phone.py): the voice webhooks' pure functions,
+so keys, speech, low-confidence read-backs, 9 and EMERGENCY behave as on a real call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+
+from app.config import CONTENT_DIR
+from app.content import ContentLibrary, load_content
+from app.flows import engine
+from app.flows.phone import Heard, PhoneCall, gather_note, parse_line
+from app.flows.simulation import simulate_call
+
+NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def library() -> ContentLibrary:
+    return load_content(CONTENT_DIR)
+
+
+def _ctx(language: str = "en") -> engine.PatientContext:
+    return engine.PatientContext(
+        first_name="Ana", language=language, program_name="North Clinic", program_phone="555-0100"
+    )
+
+
+def _call(library: ContentLibrary, flow: str, language: str = "en", nurse: str | None = None) -> PhoneCall:
+    return PhoneCall(library.flows[flow], _ctx(language), library.intents, NOW, nurse_line=nurse, flows=library.flows)
+
+
+@pytest.mark.parametrize(
+    ("line", "heard"),
+    [
+        ("", Heard()),
+        ("183#", Heard(digits="183#")),
+        ("1", Heard(digits="1")),
+        ("say: no", Heard(speech="no")),
+        ("SAY[0.4]: one eighty three", Heard(speech="one eighty three", confidence=0.4)),
+        ("say:", Heard()),
+        ("hello", None),
+        ("say[1.5]: no", None),
+    ],
+)
+def test_parse_line(line: str, heard: Heard | None) -> None:
+    assert parse_line(line) == heard
+
+
+def test_keys_answer_and_the_opening_offers_9(library: ContentLibrary) -> None:
+    call = _call(library, "hf-daily-check")
+    first = call.start()
+    assert "press the pound key" in first.said()
+    assert "To stop these calls, press 9." in first.said()
+    assert gather_note(first.turn) == "[keys, # to end | speech en-US]"
+    step = call.hear(Heard(digits="182#"))
+    saved = [e for e in step.events if isinstance(e, engine.SaveAnswer)]
+    assert [(e.question_id, e.value) for e in saved] == [("weight", 182.0)]
+    assert "Press 1 for yes or 2 for no" in step.said()
+    assert gather_note(step.turn) == "[keys, 1 digit | speech en-US]"
+
+
+def test_low_confidence_speech_is_read_back_before_it_is_saved(library: ContentLibrary) -> None:
+    call = _call(library, "hf-daily-check")
+    call.start()
+    step = call.hear(Heard(speech="183", confidence=0.3))
+    assert step.events == ()
+    assert "I heard 183. Press 1 if that is right" in step.said()
+    again = call.hear(Heard(digits="2"))
+    assert "weight today" in again.said() and again.events == ()
+    call.hear(Heard(speech="183", confidence=0.3))
+    done = call.hear(Heard(digits="1"))
+    assert [(e.question_id, e.value) for e in done.events if isinstance(e, engine.SaveAnswer)] == [("weight", 183.0)]
+
+
+def test_9_stops_calls_and_silence_asks_again_once(library: ContentLibrary) -> None:
+    call = _call(library, "hf-daily-check")
+    call.start()
+    call.hear(Heard(digits="180#"))
+    first = call.hear(Heard())
+    assert "Sorry, I did not hear you." in first.said() and first.turn.gather is not None
+    second = call.hear(Heard())
+    assert [e.kind for e in second.events if isinstance(e, engine.SaveAnswer)] == ["unanswered"]
+    stop = call.hear(Heard(digits="9"))
+    assert "You will not get more calls" in stop.said() and stop.turn.ends
+    assert call.ended and call.opted_out_of_calls
+    assert call.state is not None and call.state.result == "opted_out_of_calls"
+
+
+def test_a_spoken_emergency_says_911_and_offers_the_nurse_in_spanish(library: ContentLibrary) -> None:
+    call = _call(library, "hf-daily-check", "es", nurse="+15550100")
+    call.start()
+    step = call.hear(Heard(speech="me duele el pecho ahora", confidence=0.2))
+    assert "911" in step.said()
+    assert any(isinstance(e, engine.Escalate) and e.level == "EMERGENCY" for e in step.events)
+    assert "marque 0" in step.said()
+    dial = call.hear(Heard(digits="0"))
+    assert dial.turn.dial == "+15550100" and call.ended
+
+
+def test_simulate_call_prints_what_the_caller_hears(library: ContentLibrary) -> None:
+    lines: list[str] = []
+    simulate_call(
+        library.flows["hf-daily-check"], _ctx(), io.StringIO("183#\nsay: yes\n1\n"), lines.append, library.intents,
+        now=NOW,
+    )  # fmt: skip
+    out = "\n".join(lines)
+    assert "phone> " in out and "[keys, # to end | speech en-US]" in out
+    assert "caller> [keys 183#]" in out and "[answer weight = 183.0 lb]" in out
+    assert "ESCALATION EMERGENCY" in out and "911" in out
+    assert "(call ended; conversation completed" in out
+
+
+def _run(library: ContentLibrary, case: dict[str, object]) -> list[tuple[str, str, tuple[str, ...]]]:
+    from app.flows.transcripts import TranscriptFile, run_file
+
+    results = run_file(TranscriptFile("t.yaml", "hf-daily-check", [case]), library.flows, library.intents)
+    return [(r.channel, r.language, r.failures) for r in results]
+
+
+def test_a_transcript_case_runs_on_both_channels_with_the_voice_overrides(library: ContentLibrary) -> None:
+    case = {
+        "name": "both",
+        "languages": ["en"],
+        "channels": ["sms", "voice"],
+        "steps": [
+            {"say": ["Reply STOP"], "voice": {"say": ["press 9"], "not_say": ["Reply STOP"]}},
+            {"reply": "183", "answers": {"weight": 183}, "voice": {"reply": "183#"}},
+            {"reply": "no", "answers": {"breath": False}, "voice": {"reply": "say[0.9]: no"}},
+        ],
+    }
+    assert _run(library, case) == [("sms", "en", ()), ("voice", "en", ())]
+
+
+def test_a_voice_case_checks_what_the_caller_hears_and_cannot_wait(library: ContentLibrary) -> None:
+    case = {
+        "name": "voice",
+        "languages": ["en"],
+        "channels": ["voice"],
+        "steps": [{"say": ["Reply STOP"]}, {"wait": "4h"}],
+    }
+    [(channel, _, failures)] = _run(library, case)
+    assert channel == "voice"
+    assert "expected the texts to contain 'Reply STOP'" in failures[0] and "press 9" in failures[0]
+    assert "a call cannot 'wait'" in failures[1]
+    [(_, _, bad)] = _run(library, {**case, "channels": ["fax"]})
+    assert bad == ("channel 'fax' is not sms or voice",)
