@@ -141,7 +141,9 @@ def main() -> int:
             with engine.connect() as conn:
                 return int(conn.execute(sa.text(sql)).scalar() or 0)
 
-        _t, made = run_cli(env, ["create-program", "bench", "Bench Clinic", "--phone", "555-0100"])
+        # Express consent: a campaign enrollment is measured, not refused by the health-care exemption's caps.
+        program_args = ["create-program", "bench", "Bench Clinic", "--phone", "555-0100", "--express-consent"]
+        _t, made = run_cli(env, program_args)
         assert made.returncode == 0, made.stderr
         big = workdir / "patients.csv"
         write_csv(big, args.rows, "P")

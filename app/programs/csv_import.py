@@ -36,7 +36,7 @@ from app.patients.service import ValidationFailed, clean_patient
 from app.programs.enrollment import note_event
 from app.programs.programs import campaign_allowed
 from app.runtime import Runtime
-from app.scheduling.enrollments import enroll
+from app.scheduling.enrollments import ConsentRequired, enroll, note
 
 BATCH_ROWS = 2000
 #: Columns compared to decide whether a known patient changed.
@@ -60,7 +60,7 @@ class RowResult:
     mrn: str
     result: str  # created | updated | unchanged | failed
     problems: dict[str, str] = field(default_factory=dict)
-    enrollment: str = ""  # "", "enrolled", "moved", "unchanged"
+    enrollment: str = ""  # "", "enrolled", "moved", "unchanged", "needs express consent"
 
     def describe(self) -> str:
         if self.problems:
@@ -75,17 +75,26 @@ class ImportTotals:
     unchanged: int = 0
     failed: int = 0
     enrolled: int = 0
+    needs_consent: int = 0
 
     def add(self, row: RowResult) -> None:
         setattr(self, row.result, getattr(self, row.result) + 1)
         if row.enrollment in ("enrolled", "moved"):
             self.enrolled += 1
+        elif row.enrollment == NEEDS_CONSENT:
+            self.needs_consent += 1
 
     def summary(self) -> str:
-        return (
+        text = (
             f"created={self.created} updated={self.updated} unchanged={self.unchanged} failed={self.failed}"
             f" enrolled={self.enrolled}"
         )
+        return text + (f" needs_consent={self.needs_consent}" if self.needs_consent else "")
+
+
+#: A row whose patient was imported but not enrolled: the campaign sends more than the health-care
+#: exemption allows (1 a day, 3 a week) and no express consent is recorded.
+NEEDS_CONSENT = "needs express consent"
 
 
 class ImportRefused(ValueError):
@@ -365,7 +374,15 @@ def _enroll_batch(
         if enrollment is not None and enrollment.anchor_date == day:
             result.enrollment = "unchanged"
             continue
-        made = enroll(session, rt, patient, campaign, day, now)
+        try:
+            with session.begin_nested():
+                made = enroll(session, rt, patient, campaign, day, now)
+        except ConsentRequired:
+            # The patient is imported; the campaign waits for express consent, said on this row and on the
+            # patient's timeline (never a silent skip; issue 10 item 3).
+            result.enrollment = NEEDS_CONSENT
+            note(session, patient.id, "enrollment_refused", "consent_required", now, detail={"campaign": campaign})
+            continue
         result.enrollment = "moved" if enrollment is not None else "enrolled"
         if enrollment is None:
             note_event(session, patient.id, "enrollment.created", made, f"import {actor}", actor, now)

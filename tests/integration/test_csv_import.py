@@ -160,3 +160,26 @@ def test_large_files_show_progress_and_go_in_batches(app: Flask, rt: Runtime, pr
     assert "importing" in result.output
     assert "created=2500" in result.output
     assert len(report.read_text().splitlines()) == 2501
+
+
+def test_a_campaign_that_needs_express_consent_imports_the_patients_and_says_so_per_row(
+    app: Flask, rt: Runtime, tmp_path: Path
+) -> None:
+    """Under the health-care exemption (1 a day, 3 a week) a daily check-in needs express consent first:
+    the rows are imported, not enrolled, and each row and the patient's timeline say why (never a crash,
+    never a silent skip)."""
+    from app.models import TimelineEvent
+
+    with rt.sessions() as session, session.begin():
+        session.add(Program(slug="exempt", name="Exempt", phone_display="555-0300", uses_healthcare_exemption=True))
+    rt.clock = lambda: NOW
+    path = _write(tmp_path, ROWS)
+    args = ["import-patients", str(path), "--program", "exempt", "--campaign", "hf-remote-monitoring"]
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "created=3 updated=0 unchanged=0 failed=0 enrolled=0 needs_consent=3" in result.output
+    assert f"{path}:2: K-1 created, enrollment needs express consent" in result.output
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Enrollment)) == 0
+        codes = session.scalars(select(TimelineEvent.code).where(TimelineEvent.kind == "enrollment_refused")).all()
+        assert codes == ["consent_required"] * 3
