@@ -35,6 +35,9 @@ YES_EMOJI = frozenset({"👍", "✅", "✔", "☑", "👌"})
 NO_EMOJI = frozenset({"👎", "❌", "✖", "🚫"})
 ALL_YES = frozenset().union(*YES_WORDS.values()) | YES_EMOJI
 ALL_NO = frozenset().union(*NO_WORDS.values()) | NO_EMOJI
+#: One-letter shorthands that count only as the whole reply: inside a sentence "y" is Spanish "and"
+#: ("dolor de cabeza y mareo", "ciento ochenta y tres" are not a YES), and "s" / "n" are typing slips.
+SHORTHANDS = frozenset({"y", "s", "n"})
 
 #: "Some of the symptom": a YES on a symptom question (a hedged yes is still a yes to a nurse), unclear
 #: elsewhere. Folded phrases, matched as whole words.
@@ -220,6 +223,8 @@ def parse_yes_no(text: str, *, digits: bool = True) -> bool | None:
         words = [stripped] if stripped else []
     if digits and len(words) == 1 and words[0] in {"1", "2"}:
         return words[0] == "1"
+    if len(words) > 1:
+        words = [w for w in words if w not in SHORTHANDS]
     saw_yes = any(w in ALL_YES for w in words)
     saw_no = any(w in ALL_NO for w in words)
     if saw_yes and not saw_no:

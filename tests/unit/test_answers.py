@@ -574,3 +574,25 @@ CANCEL_CHOICES = [("confirm", ["confirm", "yes"]), ("change", ["change", *CHOICE
 )
 def test_cancel_meaning_selects_its_choice(text: str, wanted: str | None) -> None:
     assert parse_choice(text, CANCEL_CHOICES) == wanted
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Inside a sentence "y" is Spanish "and", never a YES (fresh-user review of voice, 2026-11-30).
+        ("dolor de cabeza y mareo", None),
+        ("ciento ochenta y tres", None),
+        ("no y no", False),
+        ("si y no", None),
+        ("si, y me duele", True),
+        ("s n", None),
+        # Alone, the shorthand is still an answer.
+        ("y", True),
+        ("Y", True),
+        ("s", True),
+        ("n", False),
+        ("y 👍", True),
+    ],
+)
+def test_one_letter_shorthands_count_only_as_the_whole_reply(text: str, expected: bool | None) -> None:
+    assert parse_yes_no(text) is expected
