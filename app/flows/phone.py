@@ -151,7 +151,7 @@ class PhoneCall:
             return PhoneStep(v.simple_turn([v.goodbye_text(language)], language, voice))
         if self.after == "emergency":
             self.after = "ended"
-            if (heard.digits or "").strip() == v.NURSE_KEY and self.nurse_line:
+            if self.nurse_line and v.wants_nurse(heard.digits, heard.speech):
                 return PhoneStep(v.dial_turn([v.connecting_text(language)], self.nurse_line, language, voice))
             return PhoneStep(v.simple_turn([v.goodbye_text(language)], language, voice))
         if self.after == "confirm":

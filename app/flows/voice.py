@@ -26,6 +26,7 @@ from app.flows import engine
 from app.flows.answers import parse_yes_no
 from app.flows.intents import GlobalIntents
 from app.flows.model import Node
+from app.flows.text import tokens
 from app.i18n import gettext_for, normalise_language
 
 #: Twilio speech-recognition locale per language.
@@ -40,6 +41,21 @@ GATHER_TIMEOUT_SECONDS = 6
 OPT_OUT_KEY = "9"
 #: The key that dials the program's nurse line after an emergency.
 NURSE_KEY = "0"
+#: Words that ask for the nurse after "to talk to a nurse now, press 0" (a caller in distress may say it
+#: instead of pressing it): folded, matched as whole words.
+NURSE_WORDS = frozenset(
+    {"zero", "cero", "nurse", "enfermera", "enfermero", "yes", "yeah", "si", "please", "connect", "talk", "hablar"}
+)
+
+
+def wants_nurse(digits: str | None, speech: str | None) -> bool:
+    """Whether the reply to the nurse offer asks for the nurse: the 0 key, or a word for it ("zero",
+    "nurse", "yes", "sí", "enfermera"); a "no" in the words wins ("no thanks")."""
+    if (digits or "").strip().rstrip("#") == NURSE_KEY:
+        return True
+    words = set(tokens(speech or ""))
+    return bool(words & NURSE_WORDS) and not words & {"no", "not", "nope"}
+
 
 _YES_NO_HINTS: Mapping[str, tuple[str, ...]] = {"en": ("yes", "no", "not sure"), "es": ("sí", "no", "no sé")}
 

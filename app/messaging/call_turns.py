@@ -423,7 +423,7 @@ def _after_emergency(
     program = session.get(Program, patient.program_id)
     assert program is not None
     call.pending = {"after": ENDED}
-    if (heard.digits or "").strip() == v.NURSE_KEY and program.nurse_line:
+    if program.nurse_line and v.wants_nurse(heard.digits, heard.speech):
         return v.dial_turn([v.connecting_text(language)], program.nurse_line, language, voice)
     return v.simple_turn([v.goodbye_text(language)], language, voice)
 

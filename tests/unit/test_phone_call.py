@@ -147,3 +147,26 @@ def test_a_voice_case_checks_what_the_caller_hears_and_cannot_wait(library: Cont
     assert "a call cannot 'wait'" in failures[1]
     [(_, _, bad)] = _run(library, {**case, "channels": ["fax"]})
     assert bad == ("channel 'fax' is not sms or voice",)
+
+
+@pytest.mark.parametrize(
+    ("language", "reply", "dials"),
+    [
+        ("en", Heard(speech="yes please"), True),
+        ("en", Heard(speech="zero"), True),
+        ("en", Heard(speech="nurse"), True),
+        ("es", Heard(speech="sí, la enfermera"), True),
+        ("es", Heard(speech="cero"), True),
+        ("en", Heard(speech="no thanks"), False),
+        ("en", Heard(digits="1"), False),
+    ],
+)
+def test_after_an_emergency_the_nurse_can_be_asked_for_by_voice(
+    library: ContentLibrary, language: str, reply: Heard, dials: bool
+) -> None:
+    """A caller in distress may say "yes" or "nurse" instead of pressing 0 (fresh-user review, 2026-11-30)."""
+    call = _call(library, "hf-daily-check", language, nurse="+15550100")
+    call.start()
+    call.hear(Heard(speech="I have chest pain right now" if language == "en" else "me duele el pecho ahora"))
+    after = call.hear(reply)
+    assert (after.turn.dial == "+15550100") is dials
