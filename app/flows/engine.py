@@ -351,7 +351,13 @@ def resume(
     if intents.opt_out_request(text):
         # Not an answer and not a failed attempt: one line on how to stop, and a flag for staff.
         events.append(OptOutRequested())
-        events.append(Say(opt_out_sentence_text(state.language), "info"))
+        if ctx.channel != "voice":
+            events.append(Say(opt_out_sentence_text(state.language), "info"))
+            return Step(state, tuple(events))
+        # On a call: how to stop calls (key 9), then the question again.
+        events.append(Say(opt_out_line("voice", state.language), "info"))
+        if state.node is not None and flow.node(state.node).type == "question":
+            events.append(Say(render_prompt(flow.node(state.node), state.language, ctx), "prompt"))
         return Step(state, tuple(events))
     assert state.node is not None
     current = state.node

@@ -170,3 +170,22 @@ def test_after_an_emergency_the_nurse_can_be_asked_for_by_voice(
     call.hear(Heard(speech="I have chest pain right now" if language == "en" else "me duele el pecho ahora"))
     after = call.hear(reply)
     assert (after.turn.dial == "+15550100") is dials
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("en", "no more calls please"), ("en", "stop calling me"), ("es", "no me llamen más"), ("es", "parar")],
+)
+def test_asking_to_stop_calls_in_words_is_never_an_answer(library: ContentLibrary, language: str, words: str) -> None:
+    """ "No more calls please" at "more short of breath?" was saved as NO (fresh-user review, 2026-11-30): it
+    is an opt-out request, flagged for staff; the caller hears how to stop (9) and the question again."""
+    call = _call(library, "hf-daily-check", language)
+    call.start()
+    call.hear(Heard(digits="183#"))
+    step = call.hear(Heard(speech=words))
+    assert not [e for e in step.events if isinstance(e, engine.SaveAnswer)]
+    assert any(isinstance(e, engine.OptOutRequested) for e in step.events)
+    said = step.said()
+    assert ("press 9" if language == "en" else "oprima 9") in said
+    assert ("short of breath" if language == "en" else "falta de aire") in said
+    assert "Reply" not in said and "Responda" not in said
