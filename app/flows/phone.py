@@ -165,6 +165,7 @@ class PhoneCall:
             confidence=heard.confidence,
             threshold=self.threshold,
             intents=self.intents,
+            guarded=self.state is not None and v.guards_opt_out(self._flow_of(self.state), node),
         )
         if got.kind == "opt_out":
             self.opted_out_of_calls = True

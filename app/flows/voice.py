@@ -25,7 +25,7 @@ from typing import Any, Literal
 from app.flows import engine
 from app.flows.answers import parse_yes_no
 from app.flows.intents import GlobalIntents
-from app.flows.model import Node
+from app.flows.model import Condition, Flow, Node
 from app.flows.text import tokens
 from app.i18n import gettext_for, normalise_language
 
@@ -231,6 +231,7 @@ def read_input(
     confidence: str | float | None,
     threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
     intents: GlobalIntents | None = None,
+    guarded: bool = False,
 ) -> Heard:
     """A Gather result at the question ``node`` (None: a prompt that is no question, e.g. "right now?").
 
@@ -238,12 +239,13 @@ def read_input(
     takes 9 as an answer. Speech below ``threshold`` that the question understands is confirmed first,
     unless triage finds a red flag or a mention to confirm in it (those go to the engine at once: an
     emergency never waits for a keypress). A confidence that is missing or not a number in 0-1 counts
-    as confident (the words are still checked by the question).
+    as confident (the words are still checked by the question). ``guarded`` (:func:`guards_opt_out`): 9
+    is read as an answer (re-asked when invalid), never as the opt-out that would leave the question unasked.
     """
     keys = (digits or "").strip().rstrip("#")
     words = (speech or "").strip()
     if keys:
-        if keys == OPT_OUT_KEY and not accepts(node, OPT_OUT_KEY, language):
+        if keys == OPT_OUT_KEY and not guarded and not accepts(node, OPT_OUT_KEY, language):
             return Heard("opt_out", keys, "digits")
         return Heard("answer", keys, "digits")
     if not words:
@@ -261,6 +263,22 @@ def read_input(
     if understood is None or understood.kind == "unknown":
         return Heard("answer", words, "speech")  # not an answer: the engine re-prompts with its hint
     return Heard("confirm", words, "speech", display=_display(understood, node, language, words))
+
+
+def _answer_subjects(condition: Condition) -> set[str]:
+    found = {condition.subject} if condition.kind == "answer" and condition.subject else set()
+    for child in condition.children:
+        found |= _answer_subjects(child)
+    return found
+
+
+def guards_opt_out(flow: Flow, node: Node | None) -> bool:
+    """Whether key 9 must not stop calls at ``node``: a question an EMERGENCY rule reads (PHQ-9 item 9,
+    chest pain now). A caller who presses 9 there (the PHQ-9 scale is 0-3) is asked again; the opt-out
+    stays offered at every other question (fresh-user review, 2026-11-30)."""
+    if node is None or node.type != "question":
+        return False
+    return any(rule.level == "EMERGENCY" and node.id in _answer_subjects(rule.when) for rule in flow.rules)
 
 
 def accepts(node: Node | None, text: str, language: str) -> bool:

@@ -321,6 +321,7 @@ def _in_flow(
         confidence=heard.confidence,
         threshold=rt.settings.speech_confidence_min,
         intents=rt.content.intents,
+        guarded=v.guards_opt_out(pinned_flow(session, rt, conversation.flow_id, conversation.flow_version), node),
     )
     if got.kind == "opt_out":
         return _opt_out_of_calls(session, call, patient, conversation, language, voice, now)

@@ -189,3 +189,17 @@ def test_asking_to_stop_calls_in_words_is_never_an_answer(library: ContentLibrar
     assert ("press 9" if language == "en" else "oprima 9") in said
     assert ("short of breath" if language == "en" else "falta de aire") in said
     assert "Reply" not in said and "Responda" not in said
+
+
+def test_key_9_at_the_self_harm_question_is_asked_again_not_an_opt_out(library: ContentLibrary) -> None:
+    """PHQ-9 item 9 answered with 9 (the scale is 0-3) stopped every call and left the item unasked, with no
+    escalation (fresh-user review, 2026-11-30). There 9 is re-asked; at other questions it still stops calls."""
+    call = _call(library, "phq9")
+    call.start()
+    for _ in range(8):
+        call.hear(Heard(digits="0"))
+    step = call.hear(Heard(digits="9"))
+    assert not call.ended and not call.opted_out_of_calls
+    assert any(isinstance(e, engine.NotUnderstood) for e in step.events)
+    positive = call.hear(Heard(digits="1"))
+    assert any(isinstance(e, engine.Escalate) and e.level == "EMERGENCY" for e in positive.events)
