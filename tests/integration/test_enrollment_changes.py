@@ -88,17 +88,17 @@ def test_the_patient_page_shows_the_enrollment_history(
     client: FlaskClient, rt: Runtime, make_patient: PatientFactory
 ) -> None:
     from app.web.auth import create_user
+    from tests.integration.staff_helpers import sign_in
 
     patient = make_patient()
     enrollment = _enroll(client, patient.id)
     client.post(f"/api/v1/enrollments/{enrollment['id']}/pause", headers=AUTH, json={"reason": "readmitted"})
-    create_user(rt, "rn@example.org", "correct-horse-battery", "care_manager")
     with rt.sessions() as session:
-        from app.models import User
+        from app.models import Patient, Program
 
-        user_id = session.scalars(select(User.id)).one()
-    with client.session_transaction() as browser:
-        browser["user_id"] = user_id
+        slug = session.scalars(select(Program.slug).join(Patient, Patient.program_id == Program.id)).first()
+    create_user(rt, "rn@example.org", "correct-horse-battery", "care_manager", program=slug)
+    sign_in(client, "rn@example.org", "correct-horse-battery")
     html = client.get(f"/patients/{patient.id}").get_data(as_text=True)
     assert "hf-remote-monitoring" in html and "readmitted" in html and "paused" in html
 
