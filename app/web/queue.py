@@ -62,7 +62,7 @@ from app.runtime import Runtime
 from app.scheduling.reasons import reason_text
 from app.web import ui_language
 from app.web.labels import STAFF_ZONES, change_text, local_time, zone
-from app.web.security import roles_required, safe_target
+from app.web.security import audit_staff, roles_required, safe_target
 
 bp = Blueprint("queue", __name__)
 UNDO_KEY = "_undo"
@@ -91,19 +91,6 @@ def _me(session: Session) -> User:
     if user is None:
         abort(403)
     return user
-
-
-def _audit(session: Session, action: str, subject_type: str, subject_id: int | None, **detail: Any) -> None:
-    session.add(
-        AuditEvent(
-            user_id=int(current_user.id),
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            detail=detail,
-            at=utcnow(),
-        )
-    )
 
 
 def _filters() -> QueueFilter:
@@ -202,7 +189,7 @@ def home() -> ResponseReturnValue:
 def index() -> ResponseReturnValue:
     with _rt().sessions() as s, s.begin():
         context = _queue_context(s)
-        _audit(s, "queue.viewed", "queue", None, view=context["view"], escalation_ids=_shown_ids(context))
+        audit_staff(s, "queue.viewed", "queue", None, view=context["view"], escalation_ids=_shown_ids(context))
         session["_queue_audited"] = _digest(context)
         return render_template("queue.html", **context)
 
@@ -215,7 +202,7 @@ def rows() -> ResponseReturnValue:
         context = _queue_context(s)
         digest = _digest(context)
         if session.get("_queue_audited") != digest:
-            _audit(
+            audit_staff(
                 s, "queue.viewed", "queue", None, view=context["view"], escalation_ids=_shown_ids(context), live=True
             )
             session["_queue_audited"] = digest
@@ -397,7 +384,7 @@ def set_timezone() -> ResponseReturnValue:
     with _rt().sessions() as s, s.begin():
         me = _me(s)
         me.timezone = chosen
-        _audit(s, "user.timezone", "user", me.id, timezone=chosen)
+        audit_staff(s, "user.timezone", "user", me.id, timezone=chosen)
     from flask_login import login_user
 
     from app.web.security import StaffUser
@@ -413,7 +400,7 @@ def patient(patient_id: int) -> ResponseReturnValue:
         found = s.get(Patient, patient_id)
         allowed = found is not None and may_see(program_scope(s, _me(s)), found)
         if found is not None and not allowed:
-            _audit(s, "patient.view_refused", "patient", patient_id)
+            audit_staff(s, "patient.view_refused", "patient", patient_id)
     if found is None:
         abort(404)
     if not allowed:
@@ -421,7 +408,7 @@ def patient(patient_id: int) -> ResponseReturnValue:
     with _rt().sessions() as s, s.begin():
         found = s.get(Patient, patient_id)
         assert found is not None
-        _audit(s, "patient.viewed", "patient", patient_id)
+        audit_staff(s, "patient.viewed", "patient", patient_id)
         messages = s.scalars(
             select(Message)
             .where(Message.patient_id == patient_id)

@@ -26,8 +26,9 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
 
-from app.models import User
+from app.models import AuditEvent, User, utcnow
 from app.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -192,3 +193,18 @@ def public(view: F) -> F:
     """Marks a UI view that needs no sign-in (the sign-in page itself)."""
     view.allowed_roles = ("anyone",)  # type: ignore[attr-defined]
     return view
+
+
+def audit_staff(session: Session, action: str, subject_type: str, subject_id: int | None, **detail: Any) -> None:
+    """One audit row for what the signed-in staff member saw or did (DESIGN §4.8); ``detail`` holds ids and
+    codes, never message text."""
+    session.add(
+        AuditEvent(
+            user_id=int(current_user.id),
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            detail=detail,
+            at=utcnow(),
+        )
+    )

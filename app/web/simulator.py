@@ -22,11 +22,11 @@ from app.flows import voice as v
 from app.i18n import gettext_for
 from app.messaging.call_turns import SIMULATED, GatherResult, simulated_gather, start_simulated_call
 from app.messaging.inbound import receive_text
-from app.models import Answer, AuditEvent, Call, Escalation, Message, Patient, User, utcnow
+from app.models import Answer, Call, Escalation, Message, Patient, User
 from app.patients.access import Scope, may_see, program_scope
 from app.runtime import Runtime
 from app.web import ui_language
-from app.web.security import roles_required
+from app.web.security import audit_staff, roles_required
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 
@@ -70,15 +70,7 @@ def page() -> str:
         selected_id = request.args.get("patient", type=int) or (patients[0].id if patients else None)
         selected = _patient(db, selected_id) if selected_id else None
         if selected is not None:
-            db.add(
-                AuditEvent(
-                    user_id=int(current_user.id),
-                    action="simulator.viewed",
-                    subject_type="patient",
-                    subject_id=selected.id,
-                    at=utcnow(),
-                )
-            )
+            audit_staff(db, "simulator.viewed", "patient", selected.id)
         messages = list(
             db.scalars(
                 select(Message).where(Message.patient_id == selected_id).order_by(Message.created_at, Message.id)
@@ -144,15 +136,7 @@ def reply(patient_id: int) -> ResponseReturnValue:
     body = request.form.get("body", "")
     with rt.sessions() as db, db.begin():
         patient = _patient(db, patient_id)
-        db.add(
-            AuditEvent(
-                user_id=int(current_user.id),
-                action="simulator.replied",
-                subject_type="patient",
-                subject_id=patient.id,
-                at=utcnow(),
-            )
-        )
+        audit_staff(db, "simulator.replied", "patient", patient.id)
         receive_text(
             db,
             rt,
@@ -177,16 +161,7 @@ def start(patient_id: int) -> ResponseReturnValue:
         abort(400)
     with rt.sessions() as db, db.begin():
         patient = _patient(db, patient_id)
-        db.add(
-            AuditEvent(
-                user_id=int(current_user.id),
-                action="simulator.started",
-                subject_type="patient",
-                subject_id=patient.id,
-                detail={"flow": flow_id},
-                at=utcnow(),
-            )
-        )
+        audit_staff(db, "simulator.started", "patient", patient.id, flow=flow_id)
         if patient.opted_out:
             flash(_("Nothing started: this patient opted out of texts."), "error")
         elif not patient.reachable:
@@ -210,16 +185,7 @@ def call_start(patient_id: int) -> ResponseReturnValue:
         abort(400)
     with rt.sessions() as db, db.begin():
         patient = _patient(db, patient_id)
-        db.add(
-            AuditEvent(
-                user_id=int(current_user.id),
-                action="simulator.called",
-                subject_type="patient",
-                subject_id=patient.id,
-                detail={"flow": flow_id},
-                at=utcnow(),
-            )
-        )
+        audit_staff(db, "simulator.called", "patient", patient.id, flow=flow_id)
         try:
             start_simulated_call(db, rt, patient, flow_id, rt.now())
         except ConversationBusy:
