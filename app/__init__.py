@@ -59,6 +59,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_commands(app)
 
+    from app.channels.sms_fast_path import InboundSmsFastPath
+
+    # Inside ProxyFix (it only touches the client's address and scheme, which the signature does not use).
+    app.wsgi_app = InboundSmsFastPath(app.wsgi_app, runtime)  # type: ignore[method-assign]
+
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         """Liveness for load balancers. ``{"status", "database", "queue"}``:

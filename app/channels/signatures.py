@@ -53,9 +53,10 @@ def _url_forms(url: str) -> tuple[str, str]:
     return remove_port(parsed), add_port(parsed)
 
 
-def _valid(auth_token: str, url: str, form: Any, signature: str) -> bool:
-    """``RequestValidator.validate`` for a form body, computed once instead of twice when the first form
-    of the URL matches (the stock method always computes both): valid when either form matches."""
+def form_signature_valid(auth_token: str, url: str, form: Any, signature: str) -> bool:
+    """``RequestValidator.validate`` for a form body (``form``: a Werkzeug ``MultiDict``), computed once
+    instead of twice when the first form of the URL matches (the stock method always computes both): valid
+    when either form matches. ``url`` is the public URL Twilio called (:func:`signed_url`)."""
     validator = _validator(auth_token)
     return any(compare(validator.compute_signature(candidate, form), signature) for candidate in _url_forms(url))
 
@@ -78,7 +79,7 @@ def is_signed(auth_token: str, public_base_url: str, req: Request) -> bool:
     if files or any(not isinstance(key, str) or not key for key in form):
         return False
     try:
-        return _valid(auth_token, signed_url(public_base_url, req), form, signature)
+        return form_signature_valid(auth_token, signed_url(public_base_url, req), form, signature)
     except Exception as exc:  # fail closed: a check that breaks is a failed check, never a 500
         log.warning("webhook signature check failed on %s: %s", req.path, type(exc).__name__)
         return False

@@ -351,7 +351,7 @@ def receive_sms(rt: Runtime, text: InboundText, now: dt.datetime) -> InboundResu
     demo), take :func:`store_text` in a transaction. Returns ``stored``, ``duplicate`` (the message id is
     not looked up on this path: ``None``) or ``keyword``.
     """
-    if rt.engine.dialect.name != "postgresql" or _enforced(text.body):
+    if rt.engine.dialect.name != "postgresql" or is_enforced_keyword(text.body):
         return run_in_transaction(rt.sessions, lambda session: store_text(session, rt, text, now))
     values = _row_values(text, now)
     params = {key: values[key] for key in _WEBHOOK_PARAMS}
@@ -374,7 +374,8 @@ def receive_sms(rt: Runtime, text: InboundText, now: dt.datetime) -> InboundResu
     return InboundResult("stored", message_id)
 
 
-def _enforced(body: str) -> bool:
+def is_enforced_keyword(body: str) -> bool:
+    """A STOP/START keyword Twilio enforces itself: stored in a transaction with its consent change."""
     hit = classify(body, opted_out=False)
     return hit is not None and hit.enforced_by_twilio
 
