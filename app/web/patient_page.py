@@ -53,15 +53,19 @@ from app.scheduling.reasons import reason_text
 from app.web import ui_language
 from app.web.charts import Chart, Threshold, scale_chart
 from app.web.labels import zone
-from app.web.security import audit_staff, roles_required
+from app.web.security import audit_staff, roles_required, safe_target
 
 bp = Blueprint("patient", __name__)
 
 #: How far back the charts reach, and how many readings they draw at most.
 CHART_DAYS = 120
 CHART_POINTS = 400
+#: SVG user units: about one unit per CSS pixel in a card column, so the 11-unit labels stay legible.
+CHART_WIDTH = 360.0
+CHART_HEIGHT = 200.0
 TRANSCRIPT_MESSAGES = 300
 TRANSCRIPT_CONVERSATIONS = 40
+INBOX_ROWS = 200
 
 
 def _rt() -> Runtime:
@@ -278,7 +282,7 @@ def _charts(s: Session, rt: Runtime, patient: Patient, now: dt.datetime, languag
 
     def add(key: str, title: str, unit: str, points: list[tuple[dt.datetime, float]], lines: list[Threshold]) -> None:
         alert = max((t.value for t in lines), default=None) if key != "glucose" else None
-        chart = scale_chart(points, lines, alert_at=alert) if points else None
+        chart = scale_chart(points, lines, width=CHART_WIDTH, height=CHART_HEIGHT, alert_at=alert) if points else None
         rows = tuple((local.strftime("%Y-%m-%d %H:%M"), value) for local, value in points[-10:][::-1])
         views.append(ChartView(key, title, unit, chart, tuple(lines), rows))
 
@@ -404,6 +408,8 @@ def _transcript(s: Session, rt: Runtime, patient: Patient, language: str) -> lis
 def render_patient(patient_id: int) -> ResponseReturnValue:
     """The patient page (``queue.patient``): audited as ``patient.viewed``; 403 (audited as
     ``patient.view_refused``) for a patient outside the viewer's programs."""
+    from app.web.queue import session_undo
+
     rt = _rt()
     with rt.sessions() as s, s.begin():
         found = s.get(Patient, patient_id)
@@ -509,6 +515,7 @@ def render_patient(patient_id: int) -> ResponseReturnValue:
             program_zone=program_zone,
             now=now,
             back=url_for("queue.patient", patient_id=patient_id),
+            undo_offer=session_undo(),
             **labels_for(language, rt),
         )
 
@@ -655,4 +662,50 @@ def clear_inbox(patient_id: int, message_id: int) -> ResponseReturnValue:
         if message.needs_review:
             mark_reviewed(s, message, me.id, _rt().now())
             flash(_("Marked as handled."), "info")
-    return _back(patient_id, "inbox")
+    back = safe_target(request.form.get("back"), "")
+    return redirect(back) if back else _back(patient_id, "inbox")
+
+
+@bp.get("/inbox")
+@roles_required()
+def inbox() -> ResponseReturnValue:
+    """The care-team inbox: every message flagged "needs review" of the viewer's patients, oldest first
+    (the longest waiting on top), and those handled since midnight with who and when. Audited."""
+    now = _rt().now()
+    tz = zone(_viewer_zone())
+    local = now.astimezone(tz)
+    midnight = dt.datetime.combine(local.date(), dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+    with _rt().sessions() as s, s.begin():
+        scope = program_scope(s, _me(s))
+        waiting_query = (
+            select(Message, Patient)
+            .join(Patient, Patient.id == Message.patient_id)
+            .where(Message.needs_review.is_(True))
+            .order_by(Message.created_at, Message.id)
+            .limit(INBOX_ROWS)
+        )
+        handled_query = (
+            select(AuditEvent, Message, Patient)
+            .join(Message, Message.id == AuditEvent.subject_id)
+            .join(Patient, Patient.id == Message.patient_id)
+            .where(
+                AuditEvent.action == "message.reviewed", AuditEvent.subject_type == "message", AuditEvent.at >= midnight
+            )
+            .order_by(AuditEvent.at.desc())
+            .limit(INBOX_ROWS)
+        )
+        if scope is not None:
+            waiting_query = waiting_query.where(Patient.program_id.in_(scope))
+            handled_query = handled_query.where(Patient.program_id.in_(scope))
+        waiting = s.execute(waiting_query).all()
+        handled = s.execute(handled_query).all()
+        audit_staff(s, "inbox.viewed", "inbox", None, message_ids=[m.id for m, _p in waiting][:300])
+        staff = {u.id: u.email for u in s.scalars(select(User)).all()}
+        return render_template(
+            "inbox.html",
+            waiting=waiting,
+            handled=handled,
+            staff_by_id=staff,
+            viewer_zone=_viewer_zone(),
+            now=now,
+        )

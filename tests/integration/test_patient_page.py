@@ -337,6 +337,7 @@ def test_escalations_are_acknowledged_and_resolved_in_place(nurse: FlaskClient, 
     )
     assert done.status_code == 302 and done.headers["Location"].endswith(f"/patients/{rosa.id}")
     html, token = page_token(nurse, rosa.id)
+    assert "Acknowledged: Rosa Diaz." in html and 'action="/undo"' in html  # the confirmation offers undo
     section = html[html.index('id="escalations"') : html.index('id="inbox"')]
     seen = re.search(r'name="seen" value="([^"]*)"', section)
     assert seen
@@ -391,3 +392,45 @@ def test_another_programs_care_manager_gets_403_and_a_form_without_csrf_is_refus
         assert s.scalar(select(func.count()).select_from(CareCall)) == 0
         assert s.scalar(select(func.count()).select_from(Message).where(Message.kind == "staff")) == 0
     assert fake_twilio.messages == []
+
+
+def test_the_care_team_inbox_lists_only_my_programs_texts_and_clears_them(
+    app: Flask, nurse: FlaskClient, rt: Runtime, rosa: Patient, make_patient: Callable[..., Patient], south: Program
+) -> None:
+    install_clock(rt, AFTERNOON)
+    omar = make_patient(given_name="Omar", family_name="Haddad", program_id=south.id)
+    ids = {}
+    with rt.sessions() as s, s.begin():
+        for who, body in ((rosa, "can I take my pill with food?"), (omar, "south clinic question")):
+            message = Message(
+                patient_id=who.id,
+                direction="inbound",
+                channel="sms",
+                body=body,
+                status="received",
+                needs_review=True,
+                created_at=AFTERNOON,
+            )
+            s.add(message)
+            s.flush()
+            ids[who.given_name] = message.id
+    page = nurse.get("/inbox")
+    html = page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "can I take my pill with food?" in html and "south clinic question" not in html
+    assert "Needs review (1)" in html
+    token = csrf_from(html)
+    cleared = nurse.post(f"/patients/{rosa.id}/inbox/{ids['Rosa']}/clear", data={"csrf_token": token, "back": "/inbox"})
+    assert cleared.headers["Location"].endswith("/inbox")
+    html = nurse.get("/inbox").get_data(as_text=True)
+    waiting = html[: html.index("Handled today")]
+    assert "can I take my pill with food?" not in waiting and "Nothing to review." in waiting
+    handled = html[html.index("Handled today") :]
+    assert "north@example.org" in handled and "can I take my pill with food?" in handled
+    # Another program's message cannot be cleared through this patient, nor through its own.
+    assert nurse.post(f"/patients/{rosa.id}/inbox/{ids['Omar']}/clear", data={"csrf_token": token}).status_code == 404
+    assert nurse.post(f"/patients/{omar.id}/inbox/{ids['Omar']}/clear", data={"csrf_token": token}).status_code == 403
+    with rt.sessions() as s:
+        assert s.get(Message, ids["Omar"]).needs_review is True  # type: ignore[union-attr]
+        viewed = s.scalars(select(AuditEvent).where(AuditEvent.action == "inbox.viewed")).all()
+        assert viewed and viewed[0].detail["message_ids"] == [ids["Rosa"]]
