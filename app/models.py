@@ -268,7 +268,11 @@ class FlowVersion(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_status_created", "direction", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_status_created", "direction", "status", "created_at"),
+        # The patient page's transcript: a patient's latest messages without sorting all of them.
+        Index("ix_messages_patient_created", "patient_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)

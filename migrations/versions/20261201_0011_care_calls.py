@@ -1,4 +1,5 @@
-"""Care managers' calls logged from the patient page (outcome, CCM minutes, the TCM attempt they fed)
+"""Care managers' calls logged from the patient page (outcome, CCM minutes, the TCM attempt they fed); an index
+for the page's transcript (a patient's latest messages)
 
 Revision ID: 0011
 Revises: 0010
@@ -31,8 +32,10 @@ def upgrade() -> None:
         sa.Column("contact_attempt_id", sa.Integer(), sa.ForeignKey("contact_attempts.id"), nullable=True),
     )
     op.create_index("ix_care_calls_patient_called", "care_calls", ["patient_id", "called_at"])
+    op.create_index("ix_messages_patient_created", "messages", ["patient_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_patient_created", table_name="messages")
     op.drop_index("ix_care_calls_patient_called", table_name="care_calls")
     op.drop_table("care_calls")
