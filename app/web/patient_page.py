@@ -30,6 +30,7 @@ from app.messaging.staff_text import MAX_LENGTH, TextRefused, open_conversation_
 from app.models import (
     Answer,
     AuditEvent,
+    Call,
     CareCall,
     Conversation,
     Discharge,
@@ -52,7 +53,7 @@ from app.runtime import Runtime
 from app.scheduling.reasons import reason_text
 from app.web import ui_language
 from app.web.charts import Chart, Threshold, scale_chart
-from app.web.labels import zone
+from app.web.labels import status_label, zone
 from app.web.security import audit_staff, roles_required, safe_target
 
 bp = Blueprint("patient", __name__)
@@ -127,6 +128,16 @@ def labels_for(language: str, rt: Runtime) -> dict[str, Any]:
         "cancelled": _("cancelled"),
     }
     languages = {"en": _("English"), "es": _("Spanish")}
+    call_states = {
+        "queued": _("waiting to dial"),
+        "dialing": _("dialing"),
+        "ringing": _("ringing"),
+        "in-progress": _("on the call"),
+        "completed": _("answered"),
+        "voicemail": _("went to voicemail"),
+        "missed": _("not answered"),
+        "failed": _("could not call"),
+    }
 
     def flow_title(flow_id: str) -> str:
         flow = rt.content.flows.get(flow_id)
@@ -140,6 +151,8 @@ def labels_for(language: str, rt: Runtime) -> dict[str, Any]:
         "conversation_status_label": lambda code: conversation.get(code, str(code).replace("_", " ")),
         "language_name": lambda code: languages.get(code, code),
         "flow_title": flow_title,
+        "call_status_label": lambda code: call_states.get(code, str(code)),
+        "delivery_label": lambda code: _("said on the call") if code == "said" else status_label(code, language),
     }
 
 
@@ -197,6 +210,8 @@ class ConversationView:
     started_at: dt.datetime | None
     messages: list[Message] = field(default_factory=list)
     answers: list[tuple[Answer, str, str]] = field(default_factory=list)
+    #: Phone calls of the conversation (a voice check-in), oldest first.
+    calls: list[Call] = field(default_factory=list)
 
 
 # --- charts ----------------------------------------------------------------------------------------
@@ -381,6 +396,11 @@ def _transcript(s: Session, rt: Runtime, patient: Patient, language: str) -> lis
         if group not in views:
             views[group] = ConversationView(None, _("Outside a conversation"), message.channel, "", message.created_at)
         views[group].messages.append(message)
+    for call in s.scalars(
+        select(Call).where(Call.conversation_id.in_(list(conversations))).order_by(Call.created_at, Call.id)
+    ):
+        if call.conversation_id in views:
+            views[call.conversation_id].calls.append(call)
     for answer in answers:
         view = views[answer.conversation_id]
         flow = rt.content.flows.get(answer.flow_id)

@@ -434,3 +434,68 @@ def test_the_care_team_inbox_lists_only_my_programs_texts_and_clears_them(
         assert s.get(Message, ids["Omar"]).needs_review is True  # type: ignore[union-attr]
         viewed = s.scalars(select(AuditEvent).where(AuditEvent.action == "inbox.viewed")).all()
         assert viewed and viewed[0].detail["message_ids"] == [ids["Rosa"]]
+
+
+def test_the_transcript_groups_sms_and_voice_by_conversation_with_delivery_and_call_status(
+    nurse: FlaskClient, rt: Runtime, rosa: Patient
+) -> None:
+    from app.models import Call
+
+    install_clock(rt, AFTERNOON)
+    with rt.sessions() as s, s.begin():
+        by_text = Conversation(
+            patient_id=rosa.id, flow_id="hf-daily-check", flow_version="1", status="completed", started_at=AFTERNOON
+        )
+        by_phone = Conversation(
+            patient_id=rosa.id,
+            flow_id="phq2",
+            flow_version="1",
+            status="expired",
+            channel="voice",
+            started_at=AFTERNOON + dt.timedelta(hours=1),
+        )
+        s.add_all([by_text, by_phone])
+        s.flush()
+        s.add_all(
+            [
+                Message(
+                    patient_id=rosa.id,
+                    conversation_id=by_text.id,
+                    direction="outbound",
+                    channel="sms",
+                    body="What is your weight today?",
+                    status="undelivered",
+                    error_code="30003",
+                    created_at=AFTERNOON,
+                ),
+                Message(
+                    patient_id=rosa.id,
+                    conversation_id=by_phone.id,
+                    direction="outbound",
+                    channel="voice",
+                    body="Over the last 2 weeks...",
+                    status="said",
+                    created_at=AFTERNOON + dt.timedelta(hours=1),
+                ),
+                Call(
+                    patient_id=rosa.id,
+                    conversation_id=by_phone.id,
+                    status="voicemail",
+                    call_key="k1",
+                    tries=2,
+                    created_at=AFTERNOON + dt.timedelta(hours=1),
+                    updated_at=AFTERNOON + dt.timedelta(hours=1),
+                ),
+            ]
+        )
+    html = nurse.get(f"/patients/{rosa.id}").get_data(as_text=True)
+    section = html[html.index('id="transcript"') :]
+    articles = section.split('<article class="conversation"')[1:]
+    assert len(articles) == 2
+    phone, text = articles  # newest conversation first
+    assert "phone call" in phone and "no reply" in phone and "said on the call" in phone
+    assert 'data-call-status="voicemail"' in phone and "went to voicemail (2 tries)" in phone
+    assert "Heart failure daily check-in" in text and "text messages" in text
+    assert 'data-status="undelivered"' in text and "not delivered" in text and "30003" in text
+    spanish = nurse.get(f"/patients/{rosa.id}?lang=es").get_data(as_text=True)
+    assert "fue al buzón de voz (2 intentos)" in spanish and "dicho en la llamada" in spanish
