@@ -9,6 +9,7 @@ Every view and action checks the viewer's programs (403 otherwise) and writes a 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -166,10 +167,15 @@ def question_text(flow: Flow | None, question_id: str, language: str, names: Map
         return question_id
     node = flow.nodes[question_id]
     text = node.text.get(language) or node.text.get("en") or question_id
+    text = _GREETING.sub("", text) or text  # "{program_name}: Hi {first_name}. " adds nothing here
     try:
         return text.format_map(_Blank(names))
     except (ValueError, IndexError):
         return text
+
+
+#: The greeting a first question opens with (content/flows/*.yaml), left out on the patient page.
+_GREETING = re.compile(r"^\{program_name\}:\s*(?:(?:Hi|Hello|Hola)\s+\{first_name\}[.,!]\s*)?")
 
 
 class _Blank(dict[str, str]):

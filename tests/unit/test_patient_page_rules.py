@@ -195,3 +195,6 @@ def test_answers_read_as_words_in_english_and_spanish() -> None:
     assert question_text(flow, "phq9_1", "es", {"first_name": "Rosa"}) == "Rosa, ¿poco interés?"
     assert question_text(flow, "phq9_1", "en", {}) == "…, little interest?"
     assert question_text(flow, "gone", "en", {}) == "gone"
+    greeting = Node(id="w", type="question", text={"en": "{program_name}: Hi {first_name}. What is your weight?"})
+    flow = Flow(id="f", version="1", title={"en": "F"}, languages=("en",), start="w", nodes={"w": greeting})
+    assert question_text(flow, "w", "en", {"first_name": "Rosa", "program_name": "North"}) == "What is your weight?"
