@@ -268,7 +268,11 @@ class FlowVersion(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_status_created", "direction", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_status_created", "direction", "status", "created_at"),
+        # The patient page's transcript: a patient's latest messages without sorting all of them.
+        Index("ix_messages_patient_created", "patient_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -565,3 +569,25 @@ class ContactAttempt(Base):
     attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CareCall(Base):
+    """A call a care manager made to a patient (or caregiver), logged from the patient page: the outcome
+    (reached, voicemail, no_answer, wrong_number), the minutes of care-management time it took (CCM,
+    CPT 99490: 20 minutes per calendar month) and, when the patient has an open discharge, the TCM contact
+    attempt it fed (``contact_attempt_id``)."""
+
+    __tablename__ = "care_calls"
+    __table_args__ = (Index("ix_care_calls_patient_called", "patient_id", "called_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    #: Care-management minutes (0-240) counted towards the month's CCM total.
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(Text)
+    called_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    contact_attempt_id: Mapped[int | None] = mapped_column(ForeignKey("contact_attempts.id"))

@@ -44,22 +44,16 @@ from app.escalation.queue import (
 from app.i18n import gettext_for
 from app.messaging.inbound import flagged_unknown_senders, mark_reviewed
 from app.models import (
-    Answer,
     AuditEvent,
-    Enrollment,
     Escalation,
     Message,
     Patient,
     Program,
-    TimelineEvent,
     User,
     utcnow,
 )
 from app.patients.access import ASSIGN_ROLES, Scope, colleagues, may_see, program_scope, teammate_ids
-from app.patients.consent import consent_json
-from app.programs.enrollment import timeline as enrollment_timeline
 from app.runtime import Runtime
-from app.scheduling.reasons import reason_text
 from app.web import ui_language
 from app.web.labels import STAFF_ZONES, change_text, local_time, zone
 from app.web.security import audit_staff, roles_required, safe_target
@@ -396,53 +390,7 @@ def set_timezone() -> ResponseReturnValue:
 @bp.get("/patients/<int:patient_id>")
 @roles_required()
 def patient(patient_id: int) -> ResponseReturnValue:
-    with _rt().sessions() as s, s.begin():
-        found = s.get(Patient, patient_id)
-        allowed = found is not None and may_see(program_scope(s, _me(s)), found)
-        if found is not None and not allowed:
-            audit_staff(s, "patient.view_refused", "patient", patient_id)
-    if found is None:
-        abort(404)
-    if not allowed:
-        abort(403)
-    with _rt().sessions() as s, s.begin():
-        found = s.get(Patient, patient_id)
-        assert found is not None
-        audit_staff(s, "patient.viewed", "patient", patient_id)
-        messages = s.scalars(
-            select(Message)
-            .where(Message.patient_id == patient_id)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(200)
-        ).all()
-        answers = s.scalars(
-            select(Answer).where(Answer.patient_id == patient_id).order_by(Answer.answered_at.desc()).limit(200)
-        ).all()
-        escalations = s.scalars(
-            select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.created_at.desc())
-        ).all()
-        notes = s.scalars(
-            select(TimelineEvent)
-            .where(TimelineEvent.patient_id == patient_id)
-            .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
-            .limit(200)
-        ).all()
-        language = ui_language()
-        staff = {u.id: u.email for u in s.scalars(select(User)).all()}
-        return render_template(
-            "patient.html",
-            enrollments=s.scalars(
-                select(Enrollment).where(Enrollment.patient_id == patient_id).order_by(Enrollment.id)
-            ).all(),
-            enrollment_history=enrollment_timeline(s, patient_id),
-            consent=consent_json(found, found.program),
-            schedule_notes=[(note.at, note.code, reason_text(note.code, language), note.detail) for note in notes],
-            patient=found,
-            messages=messages,
-            answers=answers,
-            escalations=escalations,
-            outcomes=OUTCOMES,
-            staff_by_id=staff,
-            viewer_zone=_viewer_zone(),
-            now=utcnow(),
-        )
+    """The patient page (app/web/patient_page.py)."""
+    from app.web.patient_page import render_patient
+
+    return render_patient(patient_id)
