@@ -185,6 +185,21 @@ class PhoneCall:
         self.reprompted = False
         return self._step(engine.Reply(got.text, got.mode))
 
+    @property
+    def waiting(self) -> bool:
+        """The call ended at a wait (a snooze): :meth:`call_back` once it is over."""
+        return self.state is not None and v.waits(self._flow_of(self.state), self.state)
+
+    def call_back(self, now: dt.datetime) -> PhoneStep:
+        """The wait is over at ``now``: the new call the patient gets (the engine's timeout at the wait),
+        with "to stop these calls, press 9" and the question the wait leads to. Raises RuntimeError when
+        the call waits on nothing."""
+        if not self.waiting:
+            raise RuntimeError("the call waits on nothing")
+        self.now, self.after, self.reprompted, self.confirm_text = now, None, False, ""
+        step = self._step(engine.Timeout())
+        return PhoneStep(v.with_opt_out_offer(step.turn, self.language), step.events)
+
     def pending_node(self) -> Node | None:
         """The question the call waits on (None while "right now?" is asked, or none)."""
         state = self.state
@@ -244,7 +259,8 @@ class PhoneCall:
                 events.extend(nxt.events)
                 said.extend(e for e in nxt.events if isinstance(e, engine.Say))
                 self.state = nxt.state
-        asking = self.state.status == "active"
+        # A wait (a snooze) asks nothing until it is over: its line, goodbye, and a call back after it.
+        asking = self.state.status == "active" and not self.waiting
         turn = v.question_turn(said, self.pending_node() if asking else None, language, voice, asking=asking)
         if asking:
             self.last_question = turn

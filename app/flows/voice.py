@@ -281,6 +281,16 @@ def guards_opt_out(flow: Flow, node: Node | None) -> bool:
     return any(rule.level == "EMERGENCY" and node.id in _answer_subjects(rule.when) for rule in flow.rules)
 
 
+def waits(flow: Flow, state: engine.State) -> bool:
+    """Whether the conversation now waits at a ``wait`` node (med-reminder's "2 = remind me in 30
+    minutes"): nothing is asked until the wait ends, so a call says the wait's line and goodbye and hangs
+    up, the conversation stays open, and the patient is contacted again once the wait is over (a new call,
+    or a text where the patient can no longer be called: app/scheduling/sweeper.py)."""
+    if state.status != "active" or state.confirming or state.node is None:
+        return False
+    return flow.node(state.node).type == "wait"
+
+
 def accepts(node: Node | None, text: str, language: str) -> bool:
     """Whether the question reads ``text`` as a valid answer."""
     if node is None or node.type != "question":

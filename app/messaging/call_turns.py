@@ -28,7 +28,7 @@ from app.flows import engine
 from app.flows import voice as v
 from app.flows.model import Node
 from app.flows.routing import Route, outside_plan
-from app.messaging.calls import can_call, voicemail, voices
+from app.messaging.calls import can_call, voicemail, voices, waiting
 from app.messaging.inbound import find_patient
 from app.models import (
     AuditEvent,
@@ -413,7 +413,9 @@ def _step(
         if follow is not None and follow.channel == "voice":
             call.conversation_id = follow.id
             conversation = follow
-    asking = conversation.status == "active"
+    # A wait (a snooze) asks nothing until it is over: the call says its line and goodbye; the patient is
+    # called (or texted) again after it (app/messaging/calls.wake_after_wait).
+    asking = conversation.status == "active" and not waiting(session, rt, conversation)
     node = _pending_node(session, rt, conversation) if asking else None
     return v.question_turn(said, node, language, voice, asking=asking)
 
@@ -458,12 +460,12 @@ def opt_out_of_calls(session: Session, patient: Patient, now: dt.datetime) -> bo
     patient.voice_opted_out_at = now
     session.add(AuditEvent(action="patient.voice_opted_out", subject_type="patient", subject_id=patient.id, at=now))
     # Calls still to be tried are cancelled now.
-    for waiting in session.scalars(
+    for queued in session.scalars(
         select(Call).where(Call.patient_id == patient.id, Call.status == CallStatus.QUEUED)
     ).all():
-        waiting.status = CallStatus.CANCELLED
-        waiting.error_code = "voice_opted_out"
-        waiting.ended_at = now
+        queued.status = CallStatus.CANCELLED
+        queued.error_code = "voice_opted_out"
+        queued.ended_at = now
     log.info("patient opted out of calls id=%s", patient.id)
     return True
 

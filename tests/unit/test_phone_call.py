@@ -203,3 +203,37 @@ def test_key_9_at_the_self_harm_question_is_asked_again_not_an_opt_out(library: 
     assert any(isinstance(e, engine.NotUnderstood) for e in step.events)
     positive = call.hear(Heard(digits="1"))
     assert any(isinstance(e, engine.Escalate) and e.level == "EMERGENCY" for e in positive.events)
+
+
+@pytest.mark.parametrize(
+    ("language", "snoozed", "again"),
+    [("en", "remind you in 30", "Did you take it"), ("es", "le recuerdo en 30", "Oprima 1 si ya la tomó")],
+)
+def test_a_snooze_ends_the_call_and_the_call_back_asks_again(
+    library: ContentLibrary, language: str, snoozed: str, again: str
+) -> None:
+    """Med-reminder's "2 = remind me in 30 minutes" kept the call listening and never came back: any wait
+    reached on a call ends it politely, and after the wait the patient is called back once."""
+    call = PhoneCall(
+        library.flows["med-reminder"],
+        engine.PatientContext(
+            first_name="Ana", language=language, program_name="North Clinic", program_phone="555-0100",
+            variables={"medication_name": "metoprolol", "dose_time": "8:00"},
+        ),
+        library.intents,
+        NOW,
+    )  # fmt: skip
+    call.start()
+    with pytest.raises(RuntimeError):
+        call.call_back(NOW)  # waits on nothing yet
+    step = call.hear(Heard(digits="2"))
+    assert snoozed in step.said() and step.turn.ends and call.ended and call.waiting
+    assert call.state is not None and call.state.status == "active"
+    back = call.call_back(NOW + dt.timedelta(minutes=30))
+    assert again in back.said() and ("press 9" in back.said() or "oprima 9" in back.said())
+    assert back.turn.gather is not None and not call.waiting and not call.ended
+    done = call.hear(Heard(digits="1"))
+    assert [(e.question_id, e.value) for e in done.events if isinstance(e, engine.SaveAnswer)] == [
+        ("dose_retry", "taken")
+    ]
+    assert call.state.status == "completed"
