@@ -37,8 +37,12 @@ class Heard:
     digits: str | None = None
     speech: str | None = None
     confidence: float | None = None
+    #: The nurse line's ``<Dial>`` outcome (``DialCallStatus``: completed, busy, no-answer, failed).
+    dial_status: str | None = None
 
     def shown(self) -> str:
+        if self.dial_status:
+            return f"[nurse line: {self.dial_status}]"
         if self.digits:
             return f"[keys {self.digits}]"
         if self.speech is not None:
@@ -114,12 +118,15 @@ class PhoneCall:
     flows: Mapping[str, Flow] = field(default_factory=dict)
     state: engine.State | None = None
     #: ``None`` while in the flow, ``"confirm"`` at a read-back, ``"emergency"`` after 911 with a nurse
-    #: line, ``"ended"`` once the call says goodbye.
+    #: line (``"emergency_again"`` once the offer was made again, ``"dialed"`` while the nurse line rings),
+    #: ``"ended"`` once the call says goodbye.
     after: str | None = None
     confirm_text: str = ""
     reprompted: bool = False
     last_question: v.Turn | None = None
     opted_out_of_calls: bool = False
+    #: The emergency lines (911 / 988) said, repeated when the nurse offer gets another reply.
+    advice: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.ctx = replace(self.ctx, channel="voice")
@@ -130,7 +137,12 @@ class PhoneCall:
 
     @property
     def ended(self) -> bool:
-        return self.after == "ended"
+        return self.after == v.ENDED
+
+    @property
+    def dialing(self) -> bool:
+        """The nurse line is ringing: the next result is its ``dial_status``."""
+        return self.after == v.DIALED
 
     # ------------------------------------------------------------------------------------ the call
     def start(self) -> PhoneStep:
@@ -149,11 +161,15 @@ class PhoneCall:
         voice = self.voices(language)
         if self.ended:
             return PhoneStep(v.simple_turn([v.goodbye_text(language)], language, voice))
-        if self.after == "emergency":
-            self.after = "ended"
-            if self.nurse_line and v.wants_nurse(heard.digits, heard.speech):
-                return PhoneStep(v.dial_turn([v.connecting_text(language)], self.nurse_line, language, voice))
-            return PhoneStep(v.simple_turn([v.goodbye_text(language)], language, voice))
+        if self.after == v.DIALED:
+            self.after = v.ENDED
+            return PhoneStep(v.after_dial(heard.dial_status, language, voice))
+        if self.after in (v.EMERGENCY, v.EMERGENCY_AGAIN) and self.nurse_line:
+            turn, self.after = v.after_emergency(
+                heard.digits, heard.speech, advice=self.advice, asked_again=self.after == v.EMERGENCY_AGAIN,
+                nurse_line=self.nurse_line, language=language, voice=voice,
+            )  # fmt: skip
+            return PhoneStep(turn)
         if self.after == "confirm":
             return self._confirmed(heard)
         node = self.pending_node()
@@ -249,7 +265,8 @@ class PhoneCall:
         language = self.language
         voice = self.voices(language)
         if any(s.purpose == "emergency" for s in said):
-            self.after = "emergency" if self.nurse_line else "ended"
+            self.after = v.EMERGENCY if self.nurse_line else v.ENDED
+            self.advice = tuple(s.text for s in said if s.purpose == "emergency")
             return v.emergency_turn([s.text for s in said], language, voice, self.nurse_line)
         if self.state.status != "active":
             chained = next((e.start_flow for e in step.events if isinstance(e, engine.Completed)), None)

@@ -41,6 +41,10 @@ GATHER_TIMEOUT_SECONDS = 6
 OPT_OUT_KEY = "9"
 #: The key that dials the program's nurse line after an emergency.
 NURSE_KEY = "0"
+#: Seconds the nurse line rings before the ``<Dial>`` gives up and its action tells the caller.
+NURSE_DIAL_TIMEOUT_SECONDS = 25
+#: ``DialCallStatus`` values that mean nobody at the nurse line took the call.
+NURSE_NOT_REACHED = frozenset({"busy", "no-answer", "failed", "canceled"})
 #: Words that ask for the nurse after "to talk to a nurse now, press 0" (a caller in distress may say it
 #: instead of pressing it): folded, matched as whole words.
 NURSE_WORDS = frozenset(
@@ -371,6 +375,14 @@ def failed_text(language: str) -> str:
     return _("Sorry, something went wrong with this call. Your care team will see your answers. Goodbye.")
 
 
+def nurse_not_reached_text(language: str) -> str:
+    """Said when the nurse line was busy or did not answer: the escalation is open either way."""
+    _ = gettext_for(language)
+    return _(
+        "The nurse line did not answer. Your care team has been alerted. If this is an emergency, hang up and call 911."
+    )
+
+
 def goodbye_text(language: str) -> str:
     _ = gettext_for(language)
     return _("Goodbye.")
@@ -472,6 +484,44 @@ def emergency_turn(lines: Sequence[str], language: str, voice: str, nurse_line: 
             prompt=(nurse_offer(language),),
         )
     return Turn(say=tuple(lines), voice=voice, language=locale)
+
+
+#: ``after`` states of a call once an EMERGENCY was said with a nurse line (``calls.pending["after"]``,
+#: ``PhoneCall.after``): the nurse offer is pending, asked once more, or the nurse line is being dialled.
+EMERGENCY = "emergency"
+EMERGENCY_AGAIN = "emergency_again"
+DIALED = "dialed"
+ENDED = "ended"
+
+
+def after_emergency(
+    digits: str | None,
+    speech: str | None,
+    *,
+    advice: Sequence[str],
+    asked_again: bool,
+    nurse_line: str,
+    language: str,
+    voice: str,
+) -> tuple[Turn, str]:
+    """The reply to "to talk to a nurse now, press 0" after the emergency ``advice`` (the 911 / 988 lines):
+    the nurse asked for → dial the nurse line (``DIALED``); anything else (a key, words, silence) → the
+    advice and the offer once more (``EMERGENCY_AGAIN``), and the second time the advice and goodbye
+    (``ENDED``): the call never ends in silence. Returns the turn and the call's next ``after`` state."""
+    if wants_nurse(digits, speech):
+        return dial_turn([connecting_text(language)], nurse_line, language, voice), DIALED
+    if not asked_again:
+        return key_turn(advice, [nurse_offer(language)], language, voice), EMERGENCY_AGAIN
+    return simple_turn([*advice, goodbye_text(language)], language, voice), ENDED
+
+
+def after_dial(dial_status: str | None, language: str, voice: str) -> Turn:
+    """The nurse line's ``<Dial>`` ended (its action, ``DialCallStatus``): busy / no answer / failed →
+    "the nurse line did not answer, your care team has been alerted, call 911 if this is an emergency";
+    a call the nurse took → goodbye."""
+    if (dial_status or "").strip().lower() in NURSE_NOT_REACHED:
+        return simple_turn([nurse_not_reached_text(language)], language, voice)
+    return simple_turn([goodbye_text(language)], language, voice)
 
 
 def simple_turn(lines: Sequence[str], language: str, voice: str) -> Turn:

@@ -48,7 +48,7 @@ from app.runtime import Runtime
 log = logging.getLogger(__name__)
 
 #: Once the check-in is done the call says goodbye; a Gather result after that hangs up.
-ENDED = "ended"
+ENDED = v.ENDED
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,12 @@ class VoiceAnswer:
 
 @dataclass(frozen=True)
 class GatherResult:
+    """A Gather (or Dial) action's form: ``Digits``, ``SpeechResult`` + ``Confidence``, ``DialCallStatus``."""
+
     digits: str | None
     speech: str | None
     confidence: str | None
+    dial_status: str | None = None
 
 
 def _said(lines: list[dict[str, Any]]) -> list[engine.Say]:
@@ -285,8 +288,13 @@ def gather(
     after = pending.get("after")
     if patient is None or after == ENDED or call.status in {CallStatus.COMPLETED, CallStatus.VOICEMAIL}:
         return _store(session, call, step, _goodbye(rt, language), now)
-    if after == "emergency":
+    if after in (v.EMERGENCY, v.EMERGENCY_AGAIN):
         return _store(session, call, step, _after_emergency(session, call, patient, heard, language, voice), now)
+    if after == v.DIALED:
+        call.pending = {"after": ENDED}
+        if (heard.dial_status or "").lower() in v.NURSE_NOT_REACHED:
+            log.warning("nurse line not reached call id=%s status=%s", call.id, heard.dial_status)
+        return _store(session, call, step, v.after_dial(heard.dial_status, language, voice), now)
     if after == "menu":
         return _store(session, call, step, _menu(session, rt, call, patient, heard, message, now), now)
     if conversation is None or conversation.status != "active":
@@ -405,7 +413,7 @@ def _step(
         program = session.get(Program, patient.program_id)
         assert program is not None
         if program.nurse_line:
-            call.pending = {"after": "emergency"}
+            call.pending = {"after": v.EMERGENCY, "advice": [s.text for s in said if s.purpose == "emergency"]}
         return v.emergency_turn([s.text for s in said], language, voice, program.nurse_line)
     if conversation.status != "active":
         # The chained flow (PHQ-2 → PHQ-9) goes on in this call.
@@ -423,12 +431,20 @@ def _step(
 def _after_emergency(
     session: Session, call: Call, patient: Patient, heard: GatherResult, language: str, voice: str
 ) -> v.Turn:
+    """The reply to the nurse offer after an emergency (see :func:`app.flows.voice.after_emergency`)."""
     program = session.get(Program, patient.program_id)
     assert program is not None
-    call.pending = {"after": ENDED}
-    if program.nurse_line and v.wants_nurse(heard.digits, heard.speech):
-        return v.dial_turn([v.connecting_text(language)], program.nurse_line, language, voice)
-    return v.simple_turn([v.goodbye_text(language)], language, voice)
+    pending = dict(call.pending or {})
+    advice = [str(line) for line in pending.get("advice") or []]
+    if not program.nurse_line:
+        call.pending = {"after": ENDED}
+        return v.simple_turn([*advice, v.goodbye_text(language)], language, voice)
+    turn, after = v.after_emergency(
+        heard.digits, heard.speech, advice=advice, asked_again=pending.get("after") == v.EMERGENCY_AGAIN,
+        nurse_line=program.nurse_line, language=language, voice=voice,
+    )  # fmt: skip
+    call.pending = {**pending, "after": after}
+    return turn
 
 
 def _opt_out_of_calls(
@@ -541,7 +557,7 @@ def _outside_emergency(
         if isinstance(event, engine.Escalate):
             escalate_event(session, rt, patient, event, conversation_id=None, now=now, extra={"by": "inbound_call"})
     lines = [e.text for e in plan.events if isinstance(e, engine.Say) and e.purpose == "emergency"]
-    call.pending = {"after": "emergency"} if program.nurse_line else {"after": ENDED}
+    call.pending = {"after": v.EMERGENCY, "advice": lines} if program.nurse_line else {"after": ENDED}
     return v.emergency_turn(lines, language, voice, program.nurse_line)
 
 

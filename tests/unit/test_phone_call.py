@@ -95,9 +95,9 @@ def test_a_spoken_emergency_says_911_and_offers_the_nurse_in_spanish(library: Co
     step = call.hear(Heard(speech="me duele el pecho ahora", confidence=0.2))
     assert "911" in step.said()
     assert any(isinstance(e, engine.Escalate) and e.level == "EMERGENCY" for e in step.events)
-    assert "marque 0" in step.said()
+    assert "oprima 0" in step.said()
     dial = call.hear(Heard(digits="0"))
-    assert dial.turn.dial == "+15550100" and call.ended
+    assert dial.turn.dial == "+15550100" and call.dialing
 
 
 def test_simulate_call_prints_what_the_caller_hears(library: ContentLibrary) -> None:
@@ -237,3 +237,17 @@ def test_a_snooze_ends_the_call_and_the_call_back_asks_again(
         ("dose_retry", "taken")
     ]
     assert call.state.status == "completed"
+
+
+def test_a_simulated_call_asks_the_nurse_offer_again_and_tells_an_unanswered_nurse_line(
+    library: ContentLibrary,
+) -> None:
+    call = _call(library, "hf-daily-check", "en", nurse="+15550100")
+    call.start()
+    call.hear(Heard(speech="I have chest pain right now"))
+    again = call.hear(Heard(digits="5"))
+    assert "911" in again.said() and "press 0" in again.said() and not call.ended
+    dialled = call.hear(Heard(digits="0"))
+    assert dialled.turn.dial == "+15550100"
+    told = call.hear(Heard(dial_status="no-answer"))
+    assert "did not answer" in told.said() and "911" in told.said() and call.ended

@@ -97,7 +97,7 @@ def test_the_emergency_turn_offers_the_nurse_line_only_when_there_is_one() -> No
     assert [c.tag for c in with_nurse] == ["Say", "Gather", "Redirect"]
     gather = with_nurse.find("Gather")
     assert gather is not None and gather.get("numDigits") == "1"
-    assert [s.text for s in gather] == ["Para hablar ahora con una enfermera, marque 0."]
+    assert [s.text for s in gather] == ["Para hablar ahora con una enfermera, oprima 0."]
     without = ElementTree.fromstring(render(v.emergency_turn(["Call 911 now."], "en", "P", None), ACTION))
     assert [c.tag for c in without] == ["Say", "Hangup"]
     dial = ElementTree.fromstring(render(v.dial_turn(["Connecting."], "+15550001111", "en", "P"), ACTION))
@@ -187,3 +187,49 @@ def test_silence_leaves_the_question_unanswered_and_goes_on(library: ContentLibr
     assert step.state.node == "breath"
     assert engine.SaveAnswer("weight", "unanswered", None, None, "") in step.events
     assert "weight" not in step.state.unknown
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_after_an_emergency_anything_but_the_nurse_is_asked_once_more_then_ends_with_the_advice(language: str) -> None:
+    advice = ["Call 911 now."]
+    voice = v.voice_for(language)
+    offer = v.nurse_offer(language)
+    turn, after = v.after_emergency(
+        "5", None, advice=advice, asked_again=False, nurse_line="+1555", language=language, voice=voice
+    )
+    assert (turn.say, turn.prompt, after) == (("Call 911 now.",), (offer,), v.EMERGENCY_AGAIN)
+    assert turn.gather is not None and turn.gather.num_digits == 1
+    turn, after = v.after_emergency(
+        None, None, advice=advice, asked_again=True, nurse_line="+1555", language=language, voice=voice
+    )
+    assert turn.ends and after == v.ENDED
+    assert turn.say == ("Call 911 now.", v.goodbye_text(language))  # never a silent hang-up
+    turn, after = v.after_emergency(
+        None,
+        "cero" if language == "es" else "zero",
+        advice=advice,
+        asked_again=True,
+        nurse_line="+1555",
+        language=language,
+        voice=voice,
+    )
+    assert (turn.dial, after) == ("+1555", v.DIALED)
+
+
+@pytest.mark.parametrize(
+    ("status", "unreached"),
+    [("busy", True), ("no-answer", True), ("failed", True), ("canceled", True), ("completed", False), (None, False)],
+)
+def test_after_the_nurse_line_rang(status: str | None, unreached: bool) -> None:
+    for language, words in (("en", "did not answer"), ("es", "no contestó")):
+        turn = v.after_dial(status, language, v.voice_for(language))
+        said = " ".join(turn.say)
+        assert turn.ends and (words in said) is unreached and ("911" in said) is unreached
+
+
+def test_the_nurse_dial_has_a_timeout_and_comes_back_to_the_action() -> None:
+    turn = v.dial_turn(["Connecting you to a nurse now."], "+15550100", "en", v.voice_for("en"))
+    dial = ElementTree.fromstring(render(turn, "https://x/twilio/voice/gather?call=1&amp;step=4")).find("Dial")
+    assert dial is not None and dial.text == "+15550100"
+    assert dial.get("timeout") == str(v.NURSE_DIAL_TIMEOUT_SECONDS) and dial.get("method") == "POST"
+    assert dial.get("action", "").startswith("https://x/twilio/voice/gather?call=1")
