@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.flows import engine
-from app.flows.answers import parse_yes_no
+from app.flows.answers import UNIT_WORDS, parse_yes_no
 from app.flows.intents import GlobalIntents
 from app.flows.model import Condition, Flow, Node
-from app.flows.text import tokens
+from app.flows.text import fold, tokens
 from app.i18n import gettext_for, normalise_language
 
 #: Twilio speech-recognition locale per language.
@@ -254,6 +254,7 @@ def read_input(
         return Heard("answer", keys, "digits")
     if not words:
         return Heard("silence")
+    words = spoken_keys(node, words, language)
     level = _confidence(confidence)
     if level is None or level >= threshold:
         return Heard("answer", words, "speech")
@@ -267,6 +268,64 @@ def read_input(
     if understood is None or understood.kind == "unknown":
         return Heard("answer", words, "speech")  # not an answer: the engine re-prompts with its hint
     return Heard("confirm", words, "speech", display=_display(understood, node, language, words))
+
+
+#: Digit words a speech recogniser returns for a key, en and es (folded), with its usual mishearings
+#: ("won", "too"). Read alone at a one-key question, or in a run of two or more at a number question.
+_KEY_WORDS: Mapping[str, str] = {
+    **{str(d): str(d) for d in range(10)},
+    "zero": "0", "one": "1", "won": "1", "two": "2", "too": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    "cero": "0", "uno": "1", "dos": "2", "tres": "3", "cuatro": "4", "cinco": "5", "seis": "6", "siete": "7",
+    "ocho": "8", "nueve": "9",
+}  # fmt: skip
+#: Only inside a run of digits: "two oh five" (205).
+_RUN_ONLY: Mapping[str, str] = {"oh": "0"}
+#: Words said before a key ("number two", "press 1", "el dos", "opción uno").
+_KEY_LEAD_INS = frozenset({"number", "press", "option", "the", "numero", "opcion", "el", "la", "oprimo", "marco"})
+_POINT_WORDS = frozenset({"point", "punto", "coma"})
+
+
+def _spoken_words(text: str) -> list[str]:
+    """Folded words with the punctuation a recogniser adds around them ("One." → "one")."""
+    return [w.strip(".,!?¿¡;:") for w in fold(text).split() if w.strip(".,!?¿¡;:")]
+
+
+def spoken_keys(node: Node | None, words: str, language: str) -> str:
+    """A phrase as the keys it stands for, where the question expects keys; else ``words`` unchanged.
+
+    - One-key questions (yes/no, choices, small scales): a lone digit word, after "number" / "press" /
+      "el" / "opción", is that key when the question takes it ("one" → "1" = yes, "dos" → "2" = no,
+      "too" → "2"). "One more thing" or "I have two pillows" stay words.
+    - Number questions: digits said one by one ("one eight three", "uno ocho tres", "two oh five",
+      "uno ocho dos punto cinco") are joined (183, 205, 182.5), a unit word after them kept ("183
+      pounds"). Numbers said as numbers ("one eighty three", "ciento ochenta y tres") are left to the
+      answer understanding (text2num), as is a single digit word.
+    """
+    if node is None or node.type != "question":
+        return words
+    said = _spoken_words(words)
+    if single_key(node):
+        rest = [w for w in said if w not in _KEY_LEAD_INS] if len(said) > 1 else said
+        key = _KEY_WORDS.get(rest[0]) if len(rest) == 1 else None
+        return key if key is not None and accepts(node, key, language) else words
+    if node.question_type != "number":
+        return words
+    unit = ""
+    while said and said[-1] in UNIT_WORDS:
+        unit = f" {said.pop()}{unit}"
+    digits: list[str] = []
+    for word in said:
+        if word in _POINT_WORDS and digits and "." not in digits:
+            digits.append(".")
+            continue
+        digit = _KEY_WORDS.get(word) or _RUN_ONLY.get(word)
+        if digit is None:
+            return words
+        digits.append(digit)
+    if sum(d != "." for d in digits) < 2 or digits[-1] == ".":
+        return words
+    return "".join(digits) + unit
 
 
 def _answer_subjects(condition: Condition) -> set[str]:
@@ -321,6 +380,10 @@ def _display(understood: engine.Understood, node: Node, language: str, words: st
 def read_confirm(digits: str | None, speech: str | None) -> bool | None:
     """The reply to "I heard …, press 1 if that is right, 2 to try again": True, False or None."""
     keys = (digits or "").strip().rstrip("#")
+    if not keys and speech:
+        # "one" / "uno" is the 1 key, "two" / "dos" the 2 key.
+        said = [w for w in _spoken_words(speech) if w not in _KEY_LEAD_INS]
+        keys = _KEY_WORDS.get(said[0], "") if len(said) == 1 else ""
     if keys:
         return True if keys == "1" else False if keys == "2" else None
     return parse_yes_no(speech or "") if speech else None

@@ -233,3 +233,64 @@ def test_the_nurse_dial_has_a_timeout_and_comes_back_to_the_action() -> None:
     assert dial is not None and dial.text == "+15550100"
     assert dial.get("timeout") == str(v.NURSE_DIAL_TIMEOUT_SECONDS) and dial.get("method") == "POST"
     assert dial.get("action", "").startswith("https://x/twilio/voice/gather?call=1")
+
+
+# Speech recognition gives words where the keypad gives digits: "one" at "press 1 for yes", "one eight three"
+# for 183. Read as the keys, in both languages, with the recogniser's usual variants.
+@pytest.mark.parametrize(
+    ("flow_id", "node_id", "language", "said", "expected"),
+    [
+        ("hf-daily-check", "breath", "en", "one", "1"),
+        ("hf-daily-check", "breath", "en", "One.", "1"),
+        ("hf-daily-check", "breath", "en", "two", "2"),
+        ("hf-daily-check", "breath", "en", "too", "2"),
+        ("hf-daily-check", "breath", "en", "number two", "2"),
+        ("hf-daily-check", "breath", "en", "press 1", "1"),
+        ("hf-daily-check", "breath", "es", "uno", "1"),
+        ("hf-daily-check", "breath", "es", "dos", "2"),
+        ("hf-daily-check", "breath", "es", "el dos", "2"),
+        ("hf-daily-check", "breath", "es", "número uno", "1"),
+        ("hf-daily-check", "breath", "en", "yes", "yes"),  # words stay words
+        ("hf-daily-check", "breath", "en", "one more thing", "one more thing"),
+        ("hf-daily-check", "breath", "en", "I have two pillows", "I have two pillows"),
+        ("hf-daily-check", "weight", "en", "one eight three", "183"),
+        ("hf-daily-check", "weight", "en", "one eight three pounds", "183 pounds"),
+        ("hf-daily-check", "weight", "en", "1 8 3", "183"),
+        ("hf-daily-check", "weight", "en", "one eight two point five", "182.5"),
+        ("hf-daily-check", "weight", "en", "two oh five", "205"),
+        ("hf-daily-check", "weight", "es", "uno ocho tres", "183"),
+        ("hf-daily-check", "weight", "es", "dos cero cinco libras", "205 libras"),
+        ("hf-daily-check", "weight", "es", "uno ocho dos punto cinco", "182.5"),
+        ("hf-daily-check", "weight", "en", "one eighty three", "one eighty three"),  # text2num reads it
+        ("hf-daily-check", "weight", "es", "ciento ochenta y tres", "ciento ochenta y tres"),
+        ("hf-daily-check", "weight", "en", "two", "two"),  # one digit word: left to the number reader
+    ],
+)
+def test_spoken_keys_and_digit_by_digit_numbers(
+    library: ContentLibrary, flow_id: str, node_id: str, language: str, said: str, expected: str
+) -> None:
+    assert v.spoken_keys(node(library, flow_id, node_id), said, language) == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "value"),
+    [("en", "one", True), ("en", "two", False), ("es", "uno", True), ("es", "dos", False), ("en", "too", False)],
+)
+def test_spoken_one_and_two_answer_yes_no_like_the_keys(
+    library: ContentLibrary, language: str, said: str, value: bool
+) -> None:
+    question = node(library, "hf-daily-check", "breath")
+    got = v.read_input(question, language, digits=None, speech=said, confidence="0.9")
+    understood = engine.understand(question, engine.Reply(got.text, got.mode), language)
+    assert understood is not None and understood.value is value
+    assert v.read_confirm(None, said) is value
+
+
+@pytest.mark.parametrize(("language", "said"), [("en", "one eight three"), ("es", "uno ocho tres")])
+def test_a_digit_by_digit_weight_is_183_and_read_back_as_183(library: ContentLibrary, language: str, said: str) -> None:
+    question = node(library, "hf-daily-check", "weight")
+    got = v.read_input(question, language, digits=None, speech=said, confidence="0.3")
+    assert (got.kind, got.display) == ("confirm", "183")
+    got = v.read_input(question, language, digits=None, speech=said, confidence="0.9")
+    understood = engine.understand(question, engine.Reply(got.text, got.mode), language)
+    assert understood is not None and understood.value == 183.0
