@@ -248,7 +248,7 @@ class PhoneCall:
         previous = self.last_question
         if previous is None:
             return v.question_turn([], self.pending_node(), language, self.voices(language), asking=True)
-        return replace(previous, say=tuple(lead))
+        return replace(previous, say=tuple(lead), prompt=v.without_apology(previous.prompt, language))
 
     def _step(self, given: engine.Input) -> PhoneStep:
         assert self.state is not None

@@ -423,6 +423,14 @@ def silence_text(language: str) -> str:
     return _("Sorry, I did not hear you.")
 
 
+def without_apology(prompt: Sequence[str], language: str) -> tuple[str, ...]:
+    """The question's lines without the engine's "Sorry, I didn't understand." in front, to ask it again
+    after "Sorry, I did not hear you." (one apology, not two)."""
+    _ = gettext_for(language)
+    sorry = _("Sorry, I didn't understand.")
+    return tuple(line[len(sorry) :].lstrip() if line.startswith(sorry) else line for line in prompt)
+
+
 def nurse_offer(language: str) -> str:
     _ = gettext_for(language)
     return _("To talk to a nurse now, press 0.")

@@ -354,7 +354,7 @@ def _reprompt(call: Call, language: str, voice: str, lead: list[str]) -> v.Turn:
     previous = v.Turn.from_dict(last)
     return v.Turn(
         say=tuple(lead), voice=previous.voice, language=previous.language, gather=previous.gather,
-        prompt=previous.prompt,
+        prompt=v.without_apology(previous.prompt, language),
     )  # fmt: skip
 
 

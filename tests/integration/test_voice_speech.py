@@ -37,3 +37,17 @@ def test_spoken_digits_and_spoken_keys_are_understood(
     call.say(weight, confidence=0.9)
     call.say(breath, confidence=0.9)
     assert [(a.question_id, a.value) for a in answers(rt, patient.id)] == [("weight", 183.0), ("breath", False)]
+
+
+def test_silence_after_a_reply_not_understood_apologises_once(
+    rt: Runtime, client: FlaskClient, fake_twilio: FakeTwilio, run_jobs: Jobs, make_patient: PatientFactory
+) -> None:
+    install_clock(rt, MORNING)
+    patient = make_patient(preferred_channel="voice")
+    call = placed_call(rt, fake_twilio, client, run_jobs, patient)
+    call.answer()
+    call.say("banana")
+    assert " ".join(call.heard()).count("Sorry") == 1
+    call.redirect()  # silence
+    heard = " ".join(call.heard())
+    assert heard.count("Sorry") == 1 and "What is your weight" in heard

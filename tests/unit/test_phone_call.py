@@ -251,3 +251,16 @@ def test_a_simulated_call_asks_the_nurse_offer_again_and_tells_an_unanswered_nur
     assert dialled.turn.dial == "+15550100"
     told = call.hear(Heard(dial_status="no-answer"))
     assert "did not answer" in told.said() and "911" in told.said() and call.ended
+
+
+@pytest.mark.parametrize(("language", "sorry"), [("en", "sorry"), ("es", "disculpe")])
+def test_silence_after_a_reply_not_understood_apologises_once(
+    library: ContentLibrary, language: str, sorry: str
+) -> None:
+    call = _call(library, "hf-daily-check", language)
+    call.start()
+    call.hear(Heard(speech="banana"))
+    again = call.hear(Heard())
+    said = again.said().lower()
+    assert said.count(sorry) + said.count("perdone") == 1, said
+    assert ("weight" if language == "en" else "peso") in said
