@@ -179,7 +179,7 @@ def test_render_prompt_voice_is_said_aloud(flow: Flow) -> None:
     )
     # "1/2." is "Question 1 of 2." aloud, the menu is a sentence, and no line breaks are left.
     spoken = render_prompt(flow.node("mood"), "es", ctx("es", "voice"))
-    assert spoken.startswith("Pregunta 1 de 2. Decaido(a). Oprima 0 para Ningún día,")
+    assert spoken.startswith("Pregunta 1 de 2. Decaído o decaída. Oprima 0 para Ningún día,")
     assert "\n" not in spoken
 
 

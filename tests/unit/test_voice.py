@@ -294,3 +294,37 @@ def test_a_digit_by_digit_weight_is_183_and_read_back_as_183(library: ContentLib
     got = v.read_input(question, language, digits=None, speech=said, confidence="0.9")
     understood = engine.understand(question, engine.Reply(got.text, got.mode), language)
     assert understood is not None and understood.value == 183.0
+
+
+# Read aloud, a text must not sound like a text message or a form: "Le escribimos" on a call, "muerto(a)".
+@pytest.mark.parametrize(
+    ("flow_id", "node_id", "language", "said", "not_said", "texted"),
+    [
+        ("post-discharge", "feeling", "es", "Le llamamos tras su estancia", "escribimos", "Le escribimos"),
+        ("phq9", "phq9_9", "es", "estaría mejor muerto o muerta", "(a)", "estaria mejor muerto(a)"),
+        ("phq9", "phq9_2", "es", "decaído o decaída, deprimido o deprimida", "(a)", "decaido(a), deprimido(a)"),
+        ("phq9", "intro", "es", "las últimas 2 semanas", "ultimas", "las ultimas 2 semanas"),
+        ("phq9", "phq9_4", "es", "cansado o cansada o con poca energía", "energia", "energia"),
+        ("diabetes-glucose-check", "unclear", "es", "va a ver sus respuestas", "mensajes", "sus mensajes"),
+        ("diabetes-glucose-check", "unclear", "en", "will see your answers", "messages", "your messages"),
+    ],
+)
+def test_voice_renderings_read_aloud_naturally_and_texts_stay_as_written(
+    library: ContentLibrary, flow_id: str, node_id: str, language: str, said: str, not_said: str, texted: str
+) -> None:
+    from app.content_lint import sms_text, voice_text
+
+    flow = library.flow(flow_id)
+    spoken = voice_text(flow, flow.node(node_id), language)
+    assert said in spoken and not_said not in spoken
+    assert texted in sms_text(flow, flow.node(node_id), language)
+
+
+def test_the_linter_flags_slash_forms_and_sms_wording_in_a_voice_rendering() -> None:
+    from app.content_lint import voice_wording_problems
+
+    assert voice_wording_problems("¿Está el/la paciente bien?") == ["'el/la'"]
+    assert voice_wording_problems("Le escribimos hoy.") == ["'Le escribimos'"]
+    assert voice_wording_problems("We are texting you about your visit.") == ["'We are texting'"]
+    assert voice_wording_problems("Se siente confundido(a)?") == ["'confundido(a)'"]
+    assert voice_wording_problems("Le llamamos hoy. Peso en lb, glucosa en mg/dL.") == []
