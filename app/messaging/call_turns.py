@@ -272,7 +272,8 @@ def gather(
 ) -> VoiceAnswer | None:
     """A Gather result for ``step`` of call ``call_id``. A step already applied gets its stored turn back;
     None for an unknown call, another call's SID or a step not asked yet (the webhook answers 404)."""
-    call = session.get(Call, call_id, with_for_update=True)
+    loaded = _load_call(session, call_id)  # kept alive to the end: see _load_call
+    call: Call | None = loaded[0] if loaded is not None else None
     if call is None or call.call_sid != call_sid:
         return None
     if step < call.step:
@@ -300,6 +301,22 @@ def gather(
     if conversation is None or conversation.status != "active":
         return _store(session, call, step, _goodbye(rt, language), now)
     return _store(session, call, step, _in_flow(session, rt, call, patient, conversation, heard, message, now), now)
+
+
+def _load_call(session: Session, call_id: int) -> tuple[Any, ...] | None:
+    """``(call, patient, conversation, program)``: the call row locked (``FOR UPDATE OF calls``) with its
+    patient, conversation and program read in the same statement, one round trip instead of four on the
+    path a caller waits on. The caller keeps the tuple while it works: the session's identity map holds
+    rows weakly, and the ``session.get`` calls that follow find them there with no SQL."""
+    row = session.execute(
+        select(Call, Patient, Conversation, Program)
+        .outerjoin(Patient, Patient.id == Call.patient_id)
+        .outerjoin(Conversation, Conversation.id == Call.conversation_id)
+        .outerjoin(Program, Program.id == Patient.program_id)
+        .where(Call.id == call_id)
+        .with_for_update(of=Call)
+    ).first()
+    return tuple(row) if row is not None else None
 
 
 def _in_flow(
