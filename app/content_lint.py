@@ -300,6 +300,19 @@ SMS_INSTRUCTION = re.compile(
 )
 
 
+#: Said on a call, these sound like a text message or a form: "el/la", "confundido(a)" (a rendering rule
+#: turns "-o(a)" into "-o o -a"; other forms must be written out), "Le escribimos", "we are texting".
+VOICE_WORDING = re.compile(
+    r"\b\w+\((?:a|o|as|os|la|el)\)|\b(?:el/la|la/el|los/las|o/a|he/she|his/her|him/her)\b"
+    r"|(?i:\ble escribimos\b|\bwe(?:'re| are) (?:texting|writing)\b|\bthis (?:text|message)\b|\beste mensaje\b)"
+)
+
+
+def voice_wording_problems(spoken: str) -> list[str]:
+    """What a voice rendering says that reads like a text or a form (:data:`VOICE_WORDING`), quoted."""
+    return [f"'{m.group(0)}'" for m in VOICE_WORDING.finditer(spoken)]
+
+
 def _text_line(lines: Sequence[str], node: Node, language: str, pattern: re.Pattern[str], last: int) -> int:
     """The line of ``node`` (up to ``last``) whose ``language:`` entry matches ``pattern``; else the node's."""
     key = re.compile(rf"(?:^|[\s{{,]){re.escape(language)}\s*:")
@@ -342,6 +355,11 @@ def instruction_problems(flow: Flow, source: str = "") -> list[str]:
                 problems.append(
                     f"{flow.source_path}:{node.line}: node '{node.id}' [{language}]: the voice rendering says "
                     f"'{found.group(0)}' (an SMS instruction on a call): {spoken!r}"
+                )
+            for wording in voice_wording_problems(spoken):
+                problems.append(
+                    f"{flow.source_path}:{node.line}: node '{node.id}' [{language}]: the voice rendering says "
+                    f"{wording}, which reads like a text or a form aloud: {spoken!r}"
                 )
     return problems
 

@@ -17,9 +17,10 @@ Phases per target: a warm-up (closed loop, 8 connections), then an open loop at 
 a stall is not hidden. The load generator is bench/sms_inbound.py's (its own process, asyncio, raw
 HTTP/1.1 keep-alive, requests pre-built and pre-signed). Target: p99 < 50 ms at 100 req/s.
 
-Afterwards the database is checked: per request answered, one keypress row, one answer weight = 182,
-the call at step 2 with its turn stored, the conversation at the next question; and no request reached
-the Twilio REST server.
+Before the load, one more call's Gather runs in this process with its SQL statements counted (printed
+as "SQL statements per Gather"). Afterwards the database is checked: per request answered (and the
+probe), one keypress row, one answer weight = 182, the call at step 2 with its turn stored, the
+conversation at the next question; and no request reached the Twilio REST server.
 
 Run from the repository root:  .venv/bin/python bench/voice.py [--seconds 10 --rate 100]
 """
@@ -149,6 +150,36 @@ def seed(env: dict[str, str], count: int, run_id: str) -> list[tuple[int, str]]:
                 calls.append((call.id, call_sid))
     rt.engine.dispose()
     return calls
+
+
+def statements_per_gather(env: dict[str, str], call: tuple[int, str]) -> int:
+    """SQL statements of one Gather (keys ``182#`` at the weight question of ``call``), counted in this
+    process around the webhook's own service (``call_turns.gather_safely``; the signature check and the
+    TwiML rendering run no SQL): the round trips a caller waits on, beside the timings."""
+    import dataclasses
+    import datetime as dt
+
+    from sqlalchemy import event
+
+    from app.bootstrap import build_runtime
+    from app.config import settings_from_env
+    from app.messaging.call_turns import GatherResult, gather_safely
+
+    rt = dataclasses.replace(build_runtime(settings_from_env(env)), jobs=_NoJobs())
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        heard = GatherResult("182#", None, None)
+        answer = gather_safely(rt, call_id=call[0], step=1, call_sid=call[1], heard=heard, now=dt.datetime.now(dt.UTC))
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)
+        rt.engine.dispose()
+    assert answer is not None and answer.step == 2, "the probe Gather did not answer the weight question"
+    return len(seen)
 
 
 def build_requests(path: Path, calls: list[tuple[int, str]], port: int) -> None:
@@ -293,7 +324,8 @@ def main() -> int:
             _fake, twilio_base = start_fake_twilio(kids, latency_ms=200)
             env = app_env(database_url, redis_url, twilio_base, args.content_dir)
             t0 = time.monotonic()
-            calls = seed(env, count, run_id)
+            calls = seed(env, count + 1, run_id)
+            per_gather = statements_per_gather(env, calls.pop())  # one more call, answered in this process
             print(
                 f"setup: database {db_name} migrated; {count} calls of {FLOW} answered and waiting at the weight "
                 f"question, seeded in {time.monotonic() - t0:.1f} s; channel twilio -> local fake server"
@@ -302,7 +334,7 @@ def main() -> int:
             app_rows = bench_target(kids, "outreach", "app:create_app()", env, workdir, calls, args)
             answered = sum(ok_count(r) for _p, r, _c in app_rows)
             non_200 = sum(r["sent"] - ok_count(r) for _p, r, _c in app_rows)
-            checks = verify(database_url, twilio_base, run_id, answered)
+            checks = verify(database_url, twilio_base, run_id, answered + 1)  # + the probe
 
         print()
         print(f"gunicorn {' '.join(GUNICORN_OPTS)} (gthread); load generator: separate process, asyncio, keep-alive")
@@ -318,7 +350,8 @@ def main() -> int:
             for phase, res, cpu in rows:
                 print(fmt_row(target, phase, res, cpu))
         print()
-        print(f"verification ({answered} requests answered 200 by the app, {non_200} not):")
+        print(f"SQL statements per Gather (one answered question, counted in process): {per_gather}")
+        print(f"verification ({answered} requests answered 200 by the app + 1 probe, {non_200} not):")
         for name, value, good in checks:
             print(f"  {'ok  ' if good else 'FAIL'} {name}: {value}")
 
@@ -342,6 +375,7 @@ def main() -> int:
         print(
             f"RESULT voice: p50_ms={p50:.1f} p99_ms={p99:.1f} bare_p50_ms={bare_p50:.1f} "
             f"bare_p99_ms={bare_p99:.1f} at_rate={args.rate:g} answered={answered} verified={all_verified} "
+            f"statements_per_gather={per_gather} "
             f"p99_target={('met' if p99_ok else 'missed') if at_target_rate else 'n/a'} smoke={args.smoke}"
         )
         ok = all_verified

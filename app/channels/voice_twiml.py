@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from app.flows.voice import Turn
+from app.flows.voice import NURSE_DIAL_TIMEOUT_SECONDS, Turn
 
 
 def render(turn: Turn, action_url: str) -> str:
-    """The TwiML document for ``turn``; ``action_url``: the absolute Gather action (call and step in it)."""
+    """The TwiML document for ``turn``; ``action_url``: the absolute Gather (or Dial) action, call and
+    step in it."""
     response = VoiceResponse()
     for line in turn.say:
         response.say(line, voice=turn.voice, language=turn.language)
@@ -41,7 +42,9 @@ def render(turn: Turn, action_url: str) -> str:
             gather.say(line, voice=turn.voice, language=turn.language)
         response.redirect(action_url, method="POST")
     elif turn.dial is not None:
-        response.dial(turn.dial)
+        # A nurse line that is busy or does not answer comes back to the action (DialCallStatus), so the
+        # caller is told and given the 911 advice instead of silence.
+        response.dial(turn.dial, timeout=str(NURSE_DIAL_TIMEOUT_SECONDS), action=action_url, method="POST")
     else:
         response.hangup()
     return str(response)

@@ -170,7 +170,8 @@ def voice_answer() -> Response:
 @bp.post("/voice/gather")
 @twilio_signed
 def voice_gather() -> Response:
-    """A ``<Gather>`` result (``Digits``, or ``SpeechResult`` + ``Confidence``) for ``?call=<id>&step=<n>``."""
+    """A ``<Gather>`` result (``Digits``, or ``SpeechResult`` + ``Confidence``) or the nurse line's ``<Dial>``
+    outcome (``DialCallStatus``) for ``?call=<id>&step=<n>``."""
     rt = _runtime()
     call_id = row_id(request.args.get("call"))
     step = _step(request.args.get("step"))
@@ -184,6 +185,7 @@ def voice_gather() -> Response:
         digits=clean_text(request.form.get("Digits", ""), 32).strip() or None,
         speech=clean_text(request.form.get("SpeechResult", ""), _SPEECH_MAX).strip() or None,
         confidence=clean_text(request.form.get("Confidence", ""), 32).strip() or None,
+        dial_status=clean_text(request.form.get("DialCallStatus", ""), 32).strip() or None,
     )
     answer = gather_safely(rt, call_id=call_id, step=step, call_sid=call_sid, heard=heard, now=rt.now())
     return _voice_twiml(answer)

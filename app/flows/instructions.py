@@ -166,14 +166,53 @@ def instruction(node: Node, channel: str, language: str) -> str:
     return _voice(node, language) if chosen == "voice" else _sms(node, language)
 
 
+#: Written-for-SMS wording said differently on a call, per language (whole phrases, case kept as listed).
+SPOKEN_PHRASES: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "en": (("will see your messages", "will see your answers"),),
+    "es": (
+        ("Le escribimos", "Le llamamos"),
+        ("le escribimos", "le llamamos"),
+        ("va a ver sus mensajes", "va a ver sus respuestas"),
+    ),
+}
+#: Spanish texts leave out á, é, í, ó, ú where a text message would turn into UCS-2 (content/flows/*.yaml);
+#: a voice must stress the word right, so the words our texts write without them get them back aloud.
+SPOKEN_ACCENTS: Mapping[str, str] = {
+    "ultima": "última", "ultimas": "últimas", "ultimo": "último", "ultimos": "últimos",
+    "estaria": "estaría", "podrian": "podrían", "podria": "podría", "energia": "energía", "mas": "más",
+    "confusion": "confusión", "periodico": "periódico", "preocupacion": "preocupación",
+    "television": "televisión", "decaido": "decaído", "decaida": "decaída", "dia": "día", "dias": "días",
+    "despues": "después", "tambien": "también", "todavia": "todavía", "numero": "número",
+    "telefono": "teléfono", "medico": "médico", "rapido": "rápido", "dificil": "difícil", "facil": "fácil",
+}  # fmt: skip
+_SPANISH_WORD = re.compile(r"\b[A-Za-z]+\b")
+#: "muerto(a)", "solo(a)", "mismos(as)": said as both forms, "muerto o muerta".
+_GENDER_FORM = re.compile(r"\b(\w+?)o(s?)\(a(?:s)?\)")
+
+
+def _accented(match: re.Match[str]) -> str:
+    word = match.group(0)
+    found = SPOKEN_ACCENTS.get(word.lower())
+    if found is None:
+        return word
+    return found[0].upper() + found[1:] if word[0].isupper() else found
+
+
 def spoken_text(text: str, language: str) -> str:
     """A node's text as it is said aloud: "3/9. Trouble..." → "Question 3 of 9. Trouble...", line breaks
-    as spaces. A text message keeps the text as written."""
+    as spaces; SMS wording said as a call says it (:data:`SPOKEN_PHRASES`, "Le escribimos" → "Le
+    llamamos"); in Spanish "muerto(a)" → "muerto o muerta" and the accents a text leaves out put back
+    (:data:`SPOKEN_ACCENTS`). A text message keeps the text as written."""
     _ = gettext_for(language)
     match = _ITEM_NUMBER.match(text)
     if match:
         lead = _("Question %(number)s of %(total)s.") % {"number": match.group(1), "total": match.group(2)}
         text = f"{lead} {text[match.end() :]}"
+    for written, said in SPOKEN_PHRASES.get(language, ()):
+        text = text.replace(written, said)
+    if language == "es":
+        text = _GENDER_FORM.sub(lambda m: f"{m.group(1)}o{m.group(2)} o {m.group(1).lower()}a{m.group(2)}", text)
+        text = _SPANISH_WORD.sub(_accented, text)
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 

@@ -37,8 +37,12 @@ class Heard:
     digits: str | None = None
     speech: str | None = None
     confidence: float | None = None
+    #: The nurse line's ``<Dial>`` outcome (``DialCallStatus``: completed, busy, no-answer, failed).
+    dial_status: str | None = None
 
     def shown(self) -> str:
+        if self.dial_status:
+            return f"[nurse line: {self.dial_status}]"
         if self.digits:
             return f"[keys {self.digits}]"
         if self.speech is not None:
@@ -114,12 +118,15 @@ class PhoneCall:
     flows: Mapping[str, Flow] = field(default_factory=dict)
     state: engine.State | None = None
     #: ``None`` while in the flow, ``"confirm"`` at a read-back, ``"emergency"`` after 911 with a nurse
-    #: line, ``"ended"`` once the call says goodbye.
+    #: line (``"emergency_again"`` once the offer was made again, ``"dialed"`` while the nurse line rings),
+    #: ``"ended"`` once the call says goodbye.
     after: str | None = None
     confirm_text: str = ""
     reprompted: bool = False
     last_question: v.Turn | None = None
     opted_out_of_calls: bool = False
+    #: The emergency lines (911 / 988) said, repeated when the nurse offer gets another reply.
+    advice: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.ctx = replace(self.ctx, channel="voice")
@@ -130,7 +137,12 @@ class PhoneCall:
 
     @property
     def ended(self) -> bool:
-        return self.after == "ended"
+        return self.after == v.ENDED
+
+    @property
+    def dialing(self) -> bool:
+        """The nurse line is ringing: the next result is its ``dial_status``."""
+        return self.after == v.DIALED
 
     # ------------------------------------------------------------------------------------ the call
     def start(self) -> PhoneStep:
@@ -149,11 +161,15 @@ class PhoneCall:
         voice = self.voices(language)
         if self.ended:
             return PhoneStep(v.simple_turn([v.goodbye_text(language)], language, voice))
-        if self.after == "emergency":
-            self.after = "ended"
-            if self.nurse_line and v.wants_nurse(heard.digits, heard.speech):
-                return PhoneStep(v.dial_turn([v.connecting_text(language)], self.nurse_line, language, voice))
-            return PhoneStep(v.simple_turn([v.goodbye_text(language)], language, voice))
+        if self.after == v.DIALED:
+            self.after = v.ENDED
+            return PhoneStep(v.after_dial(heard.dial_status, language, voice))
+        if self.after in (v.EMERGENCY, v.EMERGENCY_AGAIN) and self.nurse_line:
+            turn, self.after = v.after_emergency(
+                heard.digits, heard.speech, advice=self.advice, asked_again=self.after == v.EMERGENCY_AGAIN,
+                nurse_line=self.nurse_line, language=language, voice=voice,
+            )  # fmt: skip
+            return PhoneStep(turn)
         if self.after == "confirm":
             return self._confirmed(heard)
         node = self.pending_node()
@@ -184,6 +200,21 @@ class PhoneCall:
             return PhoneStep(v.key_turn([], [v.confirm_text(got.display, language)], language, voice))
         self.reprompted = False
         return self._step(engine.Reply(got.text, got.mode))
+
+    @property
+    def waiting(self) -> bool:
+        """The call ended at a wait (a snooze): :meth:`call_back` once it is over."""
+        return self.state is not None and v.waits(self._flow_of(self.state), self.state)
+
+    def call_back(self, now: dt.datetime) -> PhoneStep:
+        """The wait is over at ``now``: the new call the patient gets (the engine's timeout at the wait),
+        with "to stop these calls, press 9" and the question the wait leads to. Raises RuntimeError when
+        the call waits on nothing."""
+        if not self.waiting:
+            raise RuntimeError("the call waits on nothing")
+        self.now, self.after, self.reprompted, self.confirm_text = now, None, False, ""
+        step = self._step(engine.Timeout())
+        return PhoneStep(v.with_opt_out_offer(step.turn, self.language), step.events)
 
     def pending_node(self) -> Node | None:
         """The question the call waits on (None while "right now?" is asked, or none)."""
@@ -217,7 +248,7 @@ class PhoneCall:
         previous = self.last_question
         if previous is None:
             return v.question_turn([], self.pending_node(), language, self.voices(language), asking=True)
-        return replace(previous, say=tuple(lead))
+        return replace(previous, say=tuple(lead), prompt=v.without_apology(previous.prompt, language))
 
     def _step(self, given: engine.Input) -> PhoneStep:
         assert self.state is not None
@@ -234,7 +265,8 @@ class PhoneCall:
         language = self.language
         voice = self.voices(language)
         if any(s.purpose == "emergency" for s in said):
-            self.after = "emergency" if self.nurse_line else "ended"
+            self.after = v.EMERGENCY if self.nurse_line else v.ENDED
+            self.advice = tuple(s.text for s in said if s.purpose == "emergency")
             return v.emergency_turn([s.text for s in said], language, voice, self.nurse_line)
         if self.state.status != "active":
             chained = next((e.start_flow for e in step.events if isinstance(e, engine.Completed)), None)
@@ -244,7 +276,8 @@ class PhoneCall:
                 events.extend(nxt.events)
                 said.extend(e for e in nxt.events if isinstance(e, engine.Say))
                 self.state = nxt.state
-        asking = self.state.status == "active"
+        # A wait (a snooze) asks nothing until it is over: its line, goodbye, and a call back after it.
+        asking = self.state.status == "active" and not self.waiting
         turn = v.question_turn(said, self.pending_node() if asking else None, language, voice, asking=asking)
         if asking:
             self.last_question = turn

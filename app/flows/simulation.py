@@ -109,7 +109,7 @@ def simulate_call(
     _show_call(call.start(), out)
     for raw in lines:
         line = raw.rstrip("\n")
-        if call.ended:
+        if call.ended or call.dialing:
             break
         if line.strip() in {":quit", ":q"}:
             break

@@ -251,7 +251,8 @@ def run_voice_case(
 ) -> CaseResult:
     """The case played as a call (app/flows/phone.py, the voice webhooks' functions): each ``reply`` is a
     Gather result, ``say`` / ``not_say`` are checked against what the caller hears; a step's ``voice:``
-    mapping overrides its keys on the call. A call cannot ``wait`` hours, nor begin with ``confirm``."""
+    mapping overrides its keys on the call. A call cannot ``wait`` hours, nor begin with ``confirm``; a
+    ``wait`` after the call ended at a wait node (a snooze) is the call back after it."""
     name = str(case.get("name", "unnamed"))
     failures: list[str] = []
     fired_all: list[str] = []
@@ -271,8 +272,12 @@ def run_voice_case(
             if text is None:
                 continue
             phone = call.hear(_heard(text))
+        elif "wait" in raw and call.waiting:
+            # The call ended at a wait node (a snooze): after it the patient is called again.
+            now = now + dt.timedelta(minutes=parse_duration_minutes(raw["wait"], name, index))
+            phone = call.call_back(now)
         elif "wait" in raw:
-            failures.append(f"{where}: a call cannot 'wait' (run this case on sms only)")
+            failures.append(f"{where}: a call cannot 'wait' but at a wait node (run this case on sms only)")
             continue
         elif opening_checked:
             failures.append(f"{where}: a step needs 'reply' (only the first may check the opening)")

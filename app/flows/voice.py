@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.flows import engine
-from app.flows.answers import parse_yes_no
+from app.flows.answers import UNIT_WORDS, parse_yes_no
 from app.flows.intents import GlobalIntents
 from app.flows.model import Condition, Flow, Node
-from app.flows.text import tokens
+from app.flows.text import fold, tokens
 from app.i18n import gettext_for, normalise_language
 
 #: Twilio speech-recognition locale per language.
@@ -41,6 +41,10 @@ GATHER_TIMEOUT_SECONDS = 6
 OPT_OUT_KEY = "9"
 #: The key that dials the program's nurse line after an emergency.
 NURSE_KEY = "0"
+#: Seconds the nurse line rings before the ``<Dial>`` gives up and its action tells the caller.
+NURSE_DIAL_TIMEOUT_SECONDS = 25
+#: ``DialCallStatus`` values that mean nobody at the nurse line took the call.
+NURSE_NOT_REACHED = frozenset({"busy", "no-answer", "failed", "canceled"})
 #: Words that ask for the nurse after "to talk to a nurse now, press 0" (a caller in distress may say it
 #: instead of pressing it): folded, matched as whole words.
 NURSE_WORDS = frozenset(
@@ -250,6 +254,7 @@ def read_input(
         return Heard("answer", keys, "digits")
     if not words:
         return Heard("silence")
+    words = spoken_keys(node, words, language)
     level = _confidence(confidence)
     if level is None or level >= threshold:
         return Heard("answer", words, "speech")
@@ -263,6 +268,64 @@ def read_input(
     if understood is None or understood.kind == "unknown":
         return Heard("answer", words, "speech")  # not an answer: the engine re-prompts with its hint
     return Heard("confirm", words, "speech", display=_display(understood, node, language, words))
+
+
+#: Digit words a speech recogniser returns for a key, en and es (folded), with its usual mishearings
+#: ("won", "too"). Read alone at a one-key question, or in a run of two or more at a number question.
+_KEY_WORDS: Mapping[str, str] = {
+    **{str(d): str(d) for d in range(10)},
+    "zero": "0", "one": "1", "won": "1", "two": "2", "too": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    "cero": "0", "uno": "1", "dos": "2", "tres": "3", "cuatro": "4", "cinco": "5", "seis": "6", "siete": "7",
+    "ocho": "8", "nueve": "9",
+}  # fmt: skip
+#: Only inside a run of digits: "two oh five" (205).
+_RUN_ONLY: Mapping[str, str] = {"oh": "0"}
+#: Words said before a key ("number two", "press 1", "el dos", "opción uno").
+_KEY_LEAD_INS = frozenset({"number", "press", "option", "the", "numero", "opcion", "el", "la", "oprimo", "marco"})
+_POINT_WORDS = frozenset({"point", "punto", "coma"})
+
+
+def _spoken_words(text: str) -> list[str]:
+    """Folded words with the punctuation a recogniser adds around them ("One." → "one")."""
+    return [w.strip(".,!?¿¡;:") for w in fold(text).split() if w.strip(".,!?¿¡;:")]
+
+
+def spoken_keys(node: Node | None, words: str, language: str) -> str:
+    """A phrase as the keys it stands for, where the question expects keys; else ``words`` unchanged.
+
+    - One-key questions (yes/no, choices, small scales): a lone digit word, after "number" / "press" /
+      "el" / "opción", is that key when the question takes it ("one" → "1" = yes, "dos" → "2" = no,
+      "too" → "2"). "One more thing" or "I have two pillows" stay words.
+    - Number questions: digits said one by one ("one eight three", "uno ocho tres", "two oh five",
+      "uno ocho dos punto cinco") are joined (183, 205, 182.5), a unit word after them kept ("183
+      pounds"). Numbers said as numbers ("one eighty three", "ciento ochenta y tres") are left to the
+      answer understanding (text2num), as is a single digit word.
+    """
+    if node is None or node.type != "question":
+        return words
+    said = _spoken_words(words)
+    if single_key(node):
+        rest = [w for w in said if w not in _KEY_LEAD_INS] if len(said) > 1 else said
+        key = _KEY_WORDS.get(rest[0]) if len(rest) == 1 else None
+        return key if key is not None and accepts(node, key, language) else words
+    if node.question_type != "number":
+        return words
+    unit = ""
+    while said and said[-1] in UNIT_WORDS:
+        unit = f" {said.pop()}{unit}"
+    digits: list[str] = []
+    for word in said:
+        if word in _POINT_WORDS and digits and "." not in digits:
+            digits.append(".")
+            continue
+        digit = _KEY_WORDS.get(word) or _RUN_ONLY.get(word)
+        if digit is None:
+            return words
+        digits.append(digit)
+    if sum(d != "." for d in digits) < 2 or digits[-1] == ".":
+        return words
+    return "".join(digits) + unit
 
 
 def _answer_subjects(condition: Condition) -> set[str]:
@@ -279,6 +342,16 @@ def guards_opt_out(flow: Flow, node: Node | None) -> bool:
     if node is None or node.type != "question":
         return False
     return any(rule.level == "EMERGENCY" and node.id in _answer_subjects(rule.when) for rule in flow.rules)
+
+
+def waits(flow: Flow, state: engine.State) -> bool:
+    """Whether the conversation now waits at a ``wait`` node (med-reminder's "2 = remind me in 30
+    minutes"): nothing is asked until the wait ends, so a call says the wait's line and goodbye and hangs
+    up, the conversation stays open, and the patient is contacted again once the wait is over (a new call,
+    or a text where the patient can no longer be called: app/scheduling/sweeper.py)."""
+    if state.status != "active" or state.confirming or state.node is None:
+        return False
+    return flow.node(state.node).type == "wait"
 
 
 def accepts(node: Node | None, text: str, language: str) -> bool:
@@ -307,6 +380,10 @@ def _display(understood: engine.Understood, node: Node, language: str, words: st
 def read_confirm(digits: str | None, speech: str | None) -> bool | None:
     """The reply to "I heard …, press 1 if that is right, 2 to try again": True, False or None."""
     keys = (digits or "").strip().rstrip("#")
+    if not keys and speech:
+        # "one" / "uno" is the 1 key, "two" / "dos" the 2 key.
+        said = [w for w in _spoken_words(speech) if w not in _KEY_LEAD_INS]
+        keys = _KEY_WORDS.get(said[0], "") if len(said) == 1 else ""
     if keys:
         return True if keys == "1" else False if keys == "2" else None
     return parse_yes_no(speech or "") if speech else None
@@ -346,6 +423,14 @@ def silence_text(language: str) -> str:
     return _("Sorry, I did not hear you.")
 
 
+def without_apology(prompt: Sequence[str], language: str) -> tuple[str, ...]:
+    """The question's lines without the engine's "Sorry, I didn't understand." in front, to ask it again
+    after "Sorry, I did not hear you." (one apology, not two)."""
+    _ = gettext_for(language)
+    sorry = _("Sorry, I didn't understand.")
+    return tuple(line[len(sorry) :].lstrip() if line.startswith(sorry) else line for line in prompt)
+
+
 def nurse_offer(language: str) -> str:
     _ = gettext_for(language)
     return _("To talk to a nurse now, press 0.")
@@ -359,6 +444,14 @@ def connecting_text(language: str) -> str:
 def failed_text(language: str) -> str:
     _ = gettext_for(language)
     return _("Sorry, something went wrong with this call. Your care team will see your answers. Goodbye.")
+
+
+def nurse_not_reached_text(language: str) -> str:
+    """Said when the nurse line was busy or did not answer: the escalation is open either way."""
+    _ = gettext_for(language)
+    return _(
+        "The nurse line did not answer. Your care team has been alerted. If this is an emergency, hang up and call 911."
+    )
 
 
 def goodbye_text(language: str) -> str:
@@ -462,6 +555,44 @@ def emergency_turn(lines: Sequence[str], language: str, voice: str, nurse_line: 
             prompt=(nurse_offer(language),),
         )
     return Turn(say=tuple(lines), voice=voice, language=locale)
+
+
+#: ``after`` states of a call once an EMERGENCY was said with a nurse line (``calls.pending["after"]``,
+#: ``PhoneCall.after``): the nurse offer is pending, asked once more, or the nurse line is being dialled.
+EMERGENCY = "emergency"
+EMERGENCY_AGAIN = "emergency_again"
+DIALED = "dialed"
+ENDED = "ended"
+
+
+def after_emergency(
+    digits: str | None,
+    speech: str | None,
+    *,
+    advice: Sequence[str],
+    asked_again: bool,
+    nurse_line: str,
+    language: str,
+    voice: str,
+) -> tuple[Turn, str]:
+    """The reply to "to talk to a nurse now, press 0" after the emergency ``advice`` (the 911 / 988 lines):
+    the nurse asked for → dial the nurse line (``DIALED``); anything else (a key, words, silence) → the
+    advice and the offer once more (``EMERGENCY_AGAIN``), and the second time the advice and goodbye
+    (``ENDED``): the call never ends in silence. Returns the turn and the call's next ``after`` state."""
+    if wants_nurse(digits, speech):
+        return dial_turn([connecting_text(language)], nurse_line, language, voice), DIALED
+    if not asked_again:
+        return key_turn(advice, [nurse_offer(language)], language, voice), EMERGENCY_AGAIN
+    return simple_turn([*advice, goodbye_text(language)], language, voice), ENDED
+
+
+def after_dial(dial_status: str | None, language: str, voice: str) -> Turn:
+    """The nurse line's ``<Dial>`` ended (its action, ``DialCallStatus``): busy / no answer / failed →
+    "the nurse line did not answer, your care team has been alerted, call 911 if this is an emergency";
+    a call the nurse took → goodbye."""
+    if (dial_status or "").strip().lower() in NURSE_NOT_REACHED:
+        return simple_turn([nurse_not_reached_text(language)], language, voice)
+    return simple_turn([goodbye_text(language)], language, voice)
 
 
 def simple_turn(lines: Sequence[str], language: str, voice: str) -> Turn:

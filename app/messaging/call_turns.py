@@ -28,7 +28,7 @@ from app.flows import engine
 from app.flows import voice as v
 from app.flows.model import Node
 from app.flows.routing import Route, outside_plan
-from app.messaging.calls import can_call, voicemail, voices
+from app.messaging.calls import can_call, voicemail, voices, waiting
 from app.messaging.inbound import find_patient
 from app.models import (
     AuditEvent,
@@ -48,7 +48,7 @@ from app.runtime import Runtime
 log = logging.getLogger(__name__)
 
 #: Once the check-in is done the call says goodbye; a Gather result after that hangs up.
-ENDED = "ended"
+ENDED = v.ENDED
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,12 @@ class VoiceAnswer:
 
 @dataclass(frozen=True)
 class GatherResult:
+    """A Gather (or Dial) action's form: ``Digits``, ``SpeechResult`` + ``Confidence``, ``DialCallStatus``."""
+
     digits: str | None
     speech: str | None
     confidence: str | None
+    dial_status: str | None = None
 
 
 def _said(lines: list[dict[str, Any]]) -> list[engine.Say]:
@@ -269,7 +272,8 @@ def gather(
 ) -> VoiceAnswer | None:
     """A Gather result for ``step`` of call ``call_id``. A step already applied gets its stored turn back;
     None for an unknown call, another call's SID or a step not asked yet (the webhook answers 404)."""
-    call = session.get(Call, call_id, with_for_update=True)
+    loaded = _load_call(session, call_id)  # kept alive to the end: see _load_call
+    call: Call | None = loaded[0] if loaded is not None else None
     if call is None or call.call_sid != call_sid:
         return None
     if step < call.step:
@@ -285,13 +289,34 @@ def gather(
     after = pending.get("after")
     if patient is None or after == ENDED or call.status in {CallStatus.COMPLETED, CallStatus.VOICEMAIL}:
         return _store(session, call, step, _goodbye(rt, language), now)
-    if after == "emergency":
+    if after in (v.EMERGENCY, v.EMERGENCY_AGAIN):
         return _store(session, call, step, _after_emergency(session, call, patient, heard, language, voice), now)
+    if after == v.DIALED:
+        call.pending = {"after": ENDED}
+        if (heard.dial_status or "").lower() in v.NURSE_NOT_REACHED:
+            log.warning("nurse line not reached call id=%s status=%s", call.id, heard.dial_status)
+        return _store(session, call, step, v.after_dial(heard.dial_status, language, voice), now)
     if after == "menu":
         return _store(session, call, step, _menu(session, rt, call, patient, heard, message, now), now)
     if conversation is None or conversation.status != "active":
         return _store(session, call, step, _goodbye(rt, language), now)
     return _store(session, call, step, _in_flow(session, rt, call, patient, conversation, heard, message, now), now)
+
+
+def _load_call(session: Session, call_id: int) -> tuple[Any, ...] | None:
+    """``(call, patient, conversation, program)``: the call row locked (``FOR UPDATE OF calls``) with its
+    patient, conversation and program read in the same statement, one round trip instead of four on the
+    path a caller waits on. The caller keeps the tuple while it works: the session's identity map holds
+    rows weakly, and the ``session.get`` calls that follow find them there with no SQL."""
+    row = session.execute(
+        select(Call, Patient, Conversation, Program)
+        .outerjoin(Patient, Patient.id == Call.patient_id)
+        .outerjoin(Conversation, Conversation.id == Call.conversation_id)
+        .outerjoin(Program, Program.id == Patient.program_id)
+        .where(Call.id == call_id)
+        .with_for_update(of=Call)
+    ).first()
+    return tuple(row) if row is not None else None
 
 
 def _in_flow(
@@ -346,7 +371,7 @@ def _reprompt(call: Call, language: str, voice: str, lead: list[str]) -> v.Turn:
     previous = v.Turn.from_dict(last)
     return v.Turn(
         say=tuple(lead), voice=previous.voice, language=previous.language, gather=previous.gather,
-        prompt=previous.prompt,
+        prompt=v.without_apology(previous.prompt, language),
     )  # fmt: skip
 
 
@@ -405,7 +430,7 @@ def _step(
         program = session.get(Program, patient.program_id)
         assert program is not None
         if program.nurse_line:
-            call.pending = {"after": "emergency"}
+            call.pending = {"after": v.EMERGENCY, "advice": [s.text for s in said if s.purpose == "emergency"]}
         return v.emergency_turn([s.text for s in said], language, voice, program.nurse_line)
     if conversation.status != "active":
         # The chained flow (PHQ-2 → PHQ-9) goes on in this call.
@@ -413,7 +438,9 @@ def _step(
         if follow is not None and follow.channel == "voice":
             call.conversation_id = follow.id
             conversation = follow
-    asking = conversation.status == "active"
+    # A wait (a snooze) asks nothing until it is over: the call says its line and goodbye; the patient is
+    # called (or texted) again after it (app/messaging/calls.wake_after_wait).
+    asking = conversation.status == "active" and not waiting(session, rt, conversation)
     node = _pending_node(session, rt, conversation) if asking else None
     return v.question_turn(said, node, language, voice, asking=asking)
 
@@ -421,12 +448,20 @@ def _step(
 def _after_emergency(
     session: Session, call: Call, patient: Patient, heard: GatherResult, language: str, voice: str
 ) -> v.Turn:
+    """The reply to the nurse offer after an emergency (see :func:`app.flows.voice.after_emergency`)."""
     program = session.get(Program, patient.program_id)
     assert program is not None
-    call.pending = {"after": ENDED}
-    if program.nurse_line and v.wants_nurse(heard.digits, heard.speech):
-        return v.dial_turn([v.connecting_text(language)], program.nurse_line, language, voice)
-    return v.simple_turn([v.goodbye_text(language)], language, voice)
+    pending = dict(call.pending or {})
+    advice = [str(line) for line in pending.get("advice") or []]
+    if not program.nurse_line:
+        call.pending = {"after": ENDED}
+        return v.simple_turn([*advice, v.goodbye_text(language)], language, voice)
+    turn, after = v.after_emergency(
+        heard.digits, heard.speech, advice=advice, asked_again=pending.get("after") == v.EMERGENCY_AGAIN,
+        nurse_line=program.nurse_line, language=language, voice=voice,
+    )  # fmt: skip
+    call.pending = {**pending, "after": after}
+    return turn
 
 
 def _opt_out_of_calls(
@@ -458,12 +493,12 @@ def opt_out_of_calls(session: Session, patient: Patient, now: dt.datetime) -> bo
     patient.voice_opted_out_at = now
     session.add(AuditEvent(action="patient.voice_opted_out", subject_type="patient", subject_id=patient.id, at=now))
     # Calls still to be tried are cancelled now.
-    for waiting in session.scalars(
+    for queued in session.scalars(
         select(Call).where(Call.patient_id == patient.id, Call.status == CallStatus.QUEUED)
     ).all():
-        waiting.status = CallStatus.CANCELLED
-        waiting.error_code = "voice_opted_out"
-        waiting.ended_at = now
+        queued.status = CallStatus.CANCELLED
+        queued.error_code = "voice_opted_out"
+        queued.ended_at = now
     log.info("patient opted out of calls id=%s", patient.id)
     return True
 
@@ -539,7 +574,7 @@ def _outside_emergency(
         if isinstance(event, engine.Escalate):
             escalate_event(session, rt, patient, event, conversation_id=None, now=now, extra={"by": "inbound_call"})
     lines = [e.text for e in plan.events if isinstance(e, engine.Say) and e.purpose == "emergency"]
-    call.pending = {"after": "emergency"} if program.nurse_line else {"after": ENDED}
+    call.pending = {"after": v.EMERGENCY, "advice": lines} if program.nurse_line else {"after": ENDED}
     return v.emergency_turn(lines, language, voice, program.nurse_line)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.channels.base import OutboundCall, SendError
 from app.channels.rate_limit import call_key
-from app.conversations.service import resume_and_say, start_and_say
+from app.conversations.service import pinned_flow, resume_and_say, start_and_say
 from app.db import after_commit
 from app.flows import engine
 from app.flows import voice as v
@@ -387,7 +387,12 @@ def handle_status(
     if call.status == CallStatus.IN_PROGRESS:
         conversation = session.get(Conversation, call.conversation_id) if call.conversation_id else None
         call.status = CallStatus.COMPLETED
-        if conversation is not None and conversation.status == "active" and conversation.channel == "voice":
+        if (
+            conversation is not None
+            and conversation.status == "active"
+            and conversation.channel == "voice"
+            and not waiting(session, rt, conversation)
+        ):
             hung_up(session, rt, call, conversation, now)
             return "hung-up"
         return "completed"
@@ -436,6 +441,39 @@ def expire_missed(
         if conversation.status != "active" or conversation.channel != "voice":
             return
         resume_and_say(session, rt, patient, conversation, engine.Timeout(), now, inbound=None)
+
+
+def waiting(session: Session, rt: Runtime, conversation: Conversation) -> bool:
+    """Whether the conversation waits at a ``wait`` node (see :func:`app.flows.voice.waits`)."""
+    if conversation.status != "active":
+        return False
+    flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
+    return v.waits(flow, engine.State.from_dict(conversation.state))
+
+
+def wake_after_wait(
+    session: Session, rt: Runtime, patient: Patient, conversation: Conversation, now: dt.datetime
+) -> str:
+    """A voice conversation's wait is over (the sweeper found it due): contact the patient again, once.
+
+    By phone while the patient can be called (a new call whose opening is the question the wait leads to,
+    its ``call_key`` ``wake:<conversation>:<wake time>`` so the same wake never places two calls); else by
+    text where the patient takes texts (the conversation goes on as SMS, worded for texts); else the
+    conversation moves on unheard and expires as unanswered. Returns ``"call"``, ``"sms"`` or ``"none"``.
+    """
+    state = engine.State.from_dict(conversation.state)
+    key = f"wake:{conversation.id}:{state.wake_at}"
+    by_phone = can_call(patient)
+    if not by_phone and can_text(patient):
+        conversation.channel = "sms"  # apply_step texts the next question, worded for texts
+    _, said = resume_and_say(session, rt, patient, conversation, engine.Timeout(), now, inbound=None)
+    if conversation.channel == "sms":
+        return "sms"
+    if by_phone and conversation.status == "active" and said:
+        if session.scalar(select(Call.id).where(Call.call_key == key)) is None:
+            queue_call(session, rt, patient, conversation, said, now, key=key)
+        return "call"
+    return "none"
 
 
 def _end_conversation(conversation: Conversation, status: str, result: str, now: dt.datetime) -> None:

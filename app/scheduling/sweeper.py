@@ -24,7 +24,7 @@ from app.conversations.service import (
 )
 from app.escalation.paging import repage_due
 from app.flows import engine
-from app.messaging.calls import due_calls, enqueue_placing, start_voice_checkin, wants_voice
+from app.messaging.calls import due_calls, enqueue_placing, start_voice_checkin, waiting, wake_after_wait, wants_voice
 from app.messaging.inbound import due_inbound, enqueue_processing
 from app.messaging.outbound import due_for_retry, enqueue_sends
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
@@ -114,7 +114,11 @@ def _wake_conversations(rt: Runtime, now: dt.datetime, counts: dict[str, int]) -
                 conversation.wake_at = next_allowed(now, patient.timezone, start, end)
                 counts["deferred"] += 1
                 continue
-            resume_conversation(session, rt, patient, conversation, engine.Timeout(), now, inbound=None)
+            if conversation.channel == "voice" and waiting(session, rt, conversation):
+                # A wait reached during a call (a snooze): the call ended; contact the patient again.
+                wake_after_wait(session, rt, patient, conversation, now)
+            else:
+                resume_conversation(session, rt, patient, conversation, engine.Timeout(), now, inbound=None)
             counts["woken"] += 1
         return len(conversations) == BATCH
 

@@ -10,6 +10,7 @@ on a real call. Keys of a number (``# to end``) are collected here until ``#``, 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -17,7 +18,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.conversations.service import ConversationBusy, start_conversation
+from app.conversations.service import ConversationBusy, active_conversation, start_conversation
 from app.flows import voice as v
 from app.i18n import gettext_for
 from app.messaging.call_turns import SIMULATED, GatherResult, simulated_gather, start_simulated_call
@@ -189,8 +190,19 @@ def call_start(patient_id: int) -> ResponseReturnValue:
         try:
             start_simulated_call(db, rt, patient, flow_id, rt.now())
         except ConversationBusy:
-            flash(_("Nothing started: a conversation is already under way. Reply to it first."), "error")
+            flash(_busy_text(db, patient, _), "error")
     return redirect(url_for("simulator.page", patient=patient_id, mode="phone", flow=flow_id))
+
+
+def _busy_text(db: Session, patient: Patient, _: Callable[[str], str]) -> str:
+    """Why "Call now" started nothing: the open call (its check-in named, it stays on the page), or a
+    conversation going on by text."""
+    open_one = active_conversation(db, patient.id)
+    if open_one is not None and open_one.channel == "voice":
+        return _("Nothing started: the %(flow)s call is still open. Finish it first (it is shown below).") % {
+            "flow": open_one.flow_id
+        }
+    return _("Nothing started: a conversation is already under way. Reply to it first.")
 
 
 def _simulated_call(patient_id: int, call_id: int) -> v.Turn | None:

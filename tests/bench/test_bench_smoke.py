@@ -82,4 +82,5 @@ def _voice_figures_are_plausible(result: str, stdout: str) -> None:
     assert 0 < p50 <= p99 and 0 < bare_p50 <= bare_p99, result
     assert int(figures["answered"]) > 0 and figures["at_rate"] == "20", result
     assert figures["p99_target"] == "n/a", result  # the target is stated at 100 req/s, not the smoke rate
+    assert 1 <= int(figures["statements_per_gather"]) <= 7, result  # was 10 before the joined, locked read
     assert re.search(r"^latency at 20 req/s open loop: outreach p50 [\d.]+ ms, p99 [\d.]+ ms; bare p50", stdout, re.M)

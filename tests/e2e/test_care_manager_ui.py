@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.escalation.service import open_or_join
-from app.models import Answer, AuditEvent, Call, Escalation, Patient, Program, User
+from app.models import Answer, AuditEvent, Call, Conversation, Escalation, Patient, Program, User
 from app.runtime import Runtime, clear_current
 from app.web.auth import create_user
 
@@ -957,3 +957,29 @@ def test_simulator_phone_mode_in_spanish(page: Page, console_live: str, console_
     with rt.sessions() as s:
         saved = s.scalars(select(Answer).where(Answer.patient_id == rosa_id).order_by(Answer.id)).all()
         assert [(a.question_id, a.value) for a in saved] == [("weight", 182.0), ("breath", False)]
+
+    # "Call now" with another check-in while this call is open: the user is told, nothing else starts.
+    page.get_by_label("Control").select_option("phq2")
+    page.get_by_role("button", name="Llamar ahora").click()
+    expect(page.get_by_role("alert")).to_contain_text("la llamada de hf-daily-check sigue abierta")
+    expect(hears).to_contain_text("Perdone, no le escuché.")  # the open call is still shown
+    with rt.sessions() as s:
+        flows = s.scalars(select(Conversation.flow_id).where(Conversation.patient_id == rosa_id)).all()
+        assert flows == ["hf-daily-check"]
+
+
+def test_simulator_call_now_with_another_flow_says_a_call_is_open(
+    page: Page, console_live: str, console_rt: Runtime
+) -> None:
+    rt = console_rt
+    ana_id = _sim_patient(rt, mrn="PH-3", given="Ana", phone="+12025550113", language="en", nurse_line=None)
+    create_user(rt, "nurse@example.org", PASSWORD, "care_manager", program="north-clinic")
+    sign_in(page, console_live, "nurse@example.org", PASSWORD)
+    page.goto(f"{console_live}/simulator?patient={ana_id}&mode=phone")
+    page.get_by_label("Check-in").select_option("hf-daily-check")
+    page.get_by_role("button", name="Call now").click()
+    expect(page.locator("#hears")).to_contain_text("What is your weight")
+    page.get_by_label("Check-in").select_option("phq2")
+    page.get_by_role("button", name="Call now").click()
+    expect(page.get_by_role("alert")).to_contain_text("the hf-daily-check call is still open")
+    expect(page.locator("#hears")).to_contain_text("What is your weight")

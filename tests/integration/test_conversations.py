@@ -153,12 +153,12 @@ def test_simulate_plays_a_flow_as_a_call_in_a_pipe(app: Flask) -> None:
     assert "oprima la tecla numeral" in result.output
     assert "Para no recibir más llamadas, oprima 9." in result.output
     assert "[keys, # to end | speech es-US]" in result.output
-    assert "Escuché 183. Marque 1 si es correcto" in result.output
+    assert "Escuché 183. Oprima 1 si es correcto" in result.output
     assert "[answer weight = 183.0 lb]" in result.output
     assert "Perdone, no le escuché." in result.output
     assert "[answer breath = False]" in result.output
     assert "ESCALATION EMERGENCY: chest_pain" in result.output and "911" in result.output
-    assert "marque 0" in result.output and "[dials +15550100]" in result.output
+    assert "oprima 0" in result.output and "[dials +15550100]" in result.output
     assert "(call ended; conversation completed: red_flag)" in result.output
 
 

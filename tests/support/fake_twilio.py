@@ -848,6 +848,14 @@ class PhoneCall:
             raise AssertionError(f"no <Redirect> in {self.twiml}")
         return self._post(found.text.strip(), self._params("in-progress"))
 
+    def dial_ended(self, dial_status: str) -> str:
+        """The ``<Dial>`` ended (``DialCallStatus``: completed, busy, no-answer, failed, canceled): Twilio
+        posts its ``action`` and plays what the app answers."""
+        found = self.document.find("Dial")
+        if found is None or not found.get("action"):
+            raise AssertionError(f"no <Dial action=…> in {self.twiml}")
+        return self._post(str(found.get("action")), self._params("in-progress", {"DialCallStatus": dial_status}))
+
     def replay(self, url: str, params: Mapping[str, str]) -> tuple[int, str]:
         """Post the same request again (Twilio retrying): the answer, without changing ``twiml``."""
         return self.transport(url, params, sign(url, params, self.fake.auth_token))

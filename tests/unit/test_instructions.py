@@ -113,11 +113,11 @@ EXPECTED = {
     ("weight", "sms", "en"): "Reply with your weight, like 182.",
     ("weight", "sms", "es"): "Responda solo con su peso, como 182.",
     ("weight", "voice", "en"): "Enter your weight, then press the pound key.",
-    ("weight", "voice", "es"): "Marque su peso y luego oprima la tecla numeral.",
+    ("weight", "voice", "es"): "Ingrese su peso y luego oprima la tecla numeral.",
     ("count", "sms", "en"): "Reply with a number.",
     ("count", "sms", "es"): "Responda solo con la cifra.",
     ("count", "voice", "en"): "Enter the number, then press the pound key.",
-    ("count", "voice", "es"): "Marque el número y luego oprima la tecla numeral.",
+    ("count", "voice", "es"): "Ingrese el número y luego oprima la tecla numeral.",
     ("breath", "sms", "en"): "Reply YES or NO.",
     ("breath", "sms", "es"): "Responda SI o NO.",
     ("breath", "voice", "en"): "Press 1 for yes or 2 for no. You can also say yes or no.",
@@ -179,7 +179,7 @@ def test_render_prompt_voice_is_said_aloud(flow: Flow) -> None:
     )
     # "1/2." is "Question 1 of 2." aloud, the menu is a sentence, and no line breaks are left.
     spoken = render_prompt(flow.node("mood"), "es", ctx("es", "voice"))
-    assert spoken.startswith("Pregunta 1 de 2. Decaido(a). Oprima 0 para Ningún día,")
+    assert spoken.startswith("Pregunta 1 de 2. Decaído o decaída. Oprima 0 para Ningún día,")
     assert "\n" not in spoken
 
 
@@ -256,7 +256,7 @@ def test_reprompts_are_worded_for_the_channel(flow: Flow) -> None:
         ("sms", "en", "Reply with your weight, like 182. Reply STOP to end texts."),
         ("sms", "es", "Responda solo con su peso, como 182. Responda PARAR para dejar de recibir mensajes."),
         ("voice", "en", "Enter your weight, then press the pound key. To stop these calls, press 9."),
-        ("voice", "es", "Marque su peso y luego oprima la tecla numeral. Para no recibir más llamadas, oprima 9."),
+        ("voice", "es", "Ingrese su peso y luego oprima la tecla numeral. Para no recibir más llamadas, oprima 9."),
     ],
 )
 def test_the_first_message_carries_the_opt_out_line(flow: Flow, channel: str, language: str, ending: str) -> None:

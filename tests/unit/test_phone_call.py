@@ -95,9 +95,9 @@ def test_a_spoken_emergency_says_911_and_offers_the_nurse_in_spanish(library: Co
     step = call.hear(Heard(speech="me duele el pecho ahora", confidence=0.2))
     assert "911" in step.said()
     assert any(isinstance(e, engine.Escalate) and e.level == "EMERGENCY" for e in step.events)
-    assert "marque 0" in step.said()
+    assert "oprima 0" in step.said()
     dial = call.hear(Heard(digits="0"))
-    assert dial.turn.dial == "+15550100" and call.ended
+    assert dial.turn.dial == "+15550100" and call.dialing
 
 
 def test_simulate_call_prints_what_the_caller_hears(library: ContentLibrary) -> None:
@@ -203,3 +203,64 @@ def test_key_9_at_the_self_harm_question_is_asked_again_not_an_opt_out(library: 
     assert any(isinstance(e, engine.NotUnderstood) for e in step.events)
     positive = call.hear(Heard(digits="1"))
     assert any(isinstance(e, engine.Escalate) and e.level == "EMERGENCY" for e in positive.events)
+
+
+@pytest.mark.parametrize(
+    ("language", "snoozed", "again"),
+    [("en", "remind you in 30", "Did you take it"), ("es", "le recuerdo en 30", "Oprima 1 si ya la tomó")],
+)
+def test_a_snooze_ends_the_call_and_the_call_back_asks_again(
+    library: ContentLibrary, language: str, snoozed: str, again: str
+) -> None:
+    """Med-reminder's "2 = remind me in 30 minutes" kept the call listening and never came back: any wait
+    reached on a call ends it politely, and after the wait the patient is called back once."""
+    call = PhoneCall(
+        library.flows["med-reminder"],
+        engine.PatientContext(
+            first_name="Ana", language=language, program_name="North Clinic", program_phone="555-0100",
+            variables={"medication_name": "metoprolol", "dose_time": "8:00"},
+        ),
+        library.intents,
+        NOW,
+    )  # fmt: skip
+    call.start()
+    with pytest.raises(RuntimeError):
+        call.call_back(NOW)  # waits on nothing yet
+    step = call.hear(Heard(digits="2"))
+    assert snoozed in step.said() and step.turn.ends and call.ended and call.waiting
+    assert call.state is not None and call.state.status == "active"
+    back = call.call_back(NOW + dt.timedelta(minutes=30))
+    assert again in back.said() and ("press 9" in back.said() or "oprima 9" in back.said())
+    assert back.turn.gather is not None and not call.waiting and not call.ended
+    done = call.hear(Heard(digits="1"))
+    assert [(e.question_id, e.value) for e in done.events if isinstance(e, engine.SaveAnswer)] == [
+        ("dose_retry", "taken")
+    ]
+    assert call.state.status == "completed"
+
+
+def test_a_simulated_call_asks_the_nurse_offer_again_and_tells_an_unanswered_nurse_line(
+    library: ContentLibrary,
+) -> None:
+    call = _call(library, "hf-daily-check", "en", nurse="+15550100")
+    call.start()
+    call.hear(Heard(speech="I have chest pain right now"))
+    again = call.hear(Heard(digits="5"))
+    assert "911" in again.said() and "press 0" in again.said() and not call.ended
+    dialled = call.hear(Heard(digits="0"))
+    assert dialled.turn.dial == "+15550100"
+    told = call.hear(Heard(dial_status="no-answer"))
+    assert "did not answer" in told.said() and "911" in told.said() and call.ended
+
+
+@pytest.mark.parametrize(("language", "sorry"), [("en", "sorry"), ("es", "disculpe")])
+def test_silence_after_a_reply_not_understood_apologises_once(
+    library: ContentLibrary, language: str, sorry: str
+) -> None:
+    call = _call(library, "hf-daily-check", language)
+    call.start()
+    call.hear(Heard(speech="banana"))
+    again = call.hear(Heard())
+    said = again.said().lower()
+    assert said.count(sorry) + said.count("perdone") == 1, said
+    assert ("weight" if language == "en" else "peso") in said

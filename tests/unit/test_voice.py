@@ -97,7 +97,7 @@ def test_the_emergency_turn_offers_the_nurse_line_only_when_there_is_one() -> No
     assert [c.tag for c in with_nurse] == ["Say", "Gather", "Redirect"]
     gather = with_nurse.find("Gather")
     assert gather is not None and gather.get("numDigits") == "1"
-    assert [s.text for s in gather] == ["Para hablar ahora con una enfermera, marque 0."]
+    assert [s.text for s in gather] == ["Para hablar ahora con una enfermera, oprima 0."]
     without = ElementTree.fromstring(render(v.emergency_turn(["Call 911 now."], "en", "P", None), ACTION))
     assert [c.tag for c in without] == ["Say", "Hangup"]
     dial = ElementTree.fromstring(render(v.dial_turn(["Connecting."], "+15550001111", "en", "P"), ACTION))
@@ -187,3 +187,144 @@ def test_silence_leaves_the_question_unanswered_and_goes_on(library: ContentLibr
     assert step.state.node == "breath"
     assert engine.SaveAnswer("weight", "unanswered", None, None, "") in step.events
     assert "weight" not in step.state.unknown
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_after_an_emergency_anything_but_the_nurse_is_asked_once_more_then_ends_with_the_advice(language: str) -> None:
+    advice = ["Call 911 now."]
+    voice = v.voice_for(language)
+    offer = v.nurse_offer(language)
+    turn, after = v.after_emergency(
+        "5", None, advice=advice, asked_again=False, nurse_line="+1555", language=language, voice=voice
+    )
+    assert (turn.say, turn.prompt, after) == (("Call 911 now.",), (offer,), v.EMERGENCY_AGAIN)
+    assert turn.gather is not None and turn.gather.num_digits == 1
+    turn, after = v.after_emergency(
+        None, None, advice=advice, asked_again=True, nurse_line="+1555", language=language, voice=voice
+    )
+    assert turn.ends and after == v.ENDED
+    assert turn.say == ("Call 911 now.", v.goodbye_text(language))  # never a silent hang-up
+    turn, after = v.after_emergency(
+        None,
+        "cero" if language == "es" else "zero",
+        advice=advice,
+        asked_again=True,
+        nurse_line="+1555",
+        language=language,
+        voice=voice,
+    )
+    assert (turn.dial, after) == ("+1555", v.DIALED)
+
+
+@pytest.mark.parametrize(
+    ("status", "unreached"),
+    [("busy", True), ("no-answer", True), ("failed", True), ("canceled", True), ("completed", False), (None, False)],
+)
+def test_after_the_nurse_line_rang(status: str | None, unreached: bool) -> None:
+    for language, words in (("en", "did not answer"), ("es", "no contestó")):
+        turn = v.after_dial(status, language, v.voice_for(language))
+        said = " ".join(turn.say)
+        assert turn.ends and (words in said) is unreached and ("911" in said) is unreached
+
+
+def test_the_nurse_dial_has_a_timeout_and_comes_back_to_the_action() -> None:
+    turn = v.dial_turn(["Connecting you to a nurse now."], "+15550100", "en", v.voice_for("en"))
+    dial = ElementTree.fromstring(render(turn, "https://x/twilio/voice/gather?call=1&amp;step=4")).find("Dial")
+    assert dial is not None and dial.text == "+15550100"
+    assert dial.get("timeout") == str(v.NURSE_DIAL_TIMEOUT_SECONDS) and dial.get("method") == "POST"
+    assert dial.get("action", "").startswith("https://x/twilio/voice/gather?call=1")
+
+
+# Speech recognition gives words where the keypad gives digits: "one" at "press 1 for yes", "one eight three"
+# for 183. Read as the keys, in both languages, with the recogniser's usual variants.
+@pytest.mark.parametrize(
+    ("flow_id", "node_id", "language", "said", "expected"),
+    [
+        ("hf-daily-check", "breath", "en", "one", "1"),
+        ("hf-daily-check", "breath", "en", "One.", "1"),
+        ("hf-daily-check", "breath", "en", "two", "2"),
+        ("hf-daily-check", "breath", "en", "too", "2"),
+        ("hf-daily-check", "breath", "en", "number two", "2"),
+        ("hf-daily-check", "breath", "en", "press 1", "1"),
+        ("hf-daily-check", "breath", "es", "uno", "1"),
+        ("hf-daily-check", "breath", "es", "dos", "2"),
+        ("hf-daily-check", "breath", "es", "el dos", "2"),
+        ("hf-daily-check", "breath", "es", "número uno", "1"),
+        ("hf-daily-check", "breath", "en", "yes", "yes"),  # words stay words
+        ("hf-daily-check", "breath", "en", "one more thing", "one more thing"),
+        ("hf-daily-check", "breath", "en", "I have two pillows", "I have two pillows"),
+        ("hf-daily-check", "weight", "en", "one eight three", "183"),
+        ("hf-daily-check", "weight", "en", "one eight three pounds", "183 pounds"),
+        ("hf-daily-check", "weight", "en", "1 8 3", "183"),
+        ("hf-daily-check", "weight", "en", "one eight two point five", "182.5"),
+        ("hf-daily-check", "weight", "en", "two oh five", "205"),
+        ("hf-daily-check", "weight", "es", "uno ocho tres", "183"),
+        ("hf-daily-check", "weight", "es", "dos cero cinco libras", "205 libras"),
+        ("hf-daily-check", "weight", "es", "uno ocho dos punto cinco", "182.5"),
+        ("hf-daily-check", "weight", "en", "one eighty three", "one eighty three"),  # text2num reads it
+        ("hf-daily-check", "weight", "es", "ciento ochenta y tres", "ciento ochenta y tres"),
+        ("hf-daily-check", "weight", "en", "two", "two"),  # one digit word: left to the number reader
+    ],
+)
+def test_spoken_keys_and_digit_by_digit_numbers(
+    library: ContentLibrary, flow_id: str, node_id: str, language: str, said: str, expected: str
+) -> None:
+    assert v.spoken_keys(node(library, flow_id, node_id), said, language) == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "value"),
+    [("en", "one", True), ("en", "two", False), ("es", "uno", True), ("es", "dos", False), ("en", "too", False)],
+)
+def test_spoken_one_and_two_answer_yes_no_like_the_keys(
+    library: ContentLibrary, language: str, said: str, value: bool
+) -> None:
+    question = node(library, "hf-daily-check", "breath")
+    got = v.read_input(question, language, digits=None, speech=said, confidence="0.9")
+    understood = engine.understand(question, engine.Reply(got.text, got.mode), language)
+    assert understood is not None and understood.value is value
+    assert v.read_confirm(None, said) is value
+
+
+@pytest.mark.parametrize(("language", "said"), [("en", "one eight three"), ("es", "uno ocho tres")])
+def test_a_digit_by_digit_weight_is_183_and_read_back_as_183(library: ContentLibrary, language: str, said: str) -> None:
+    question = node(library, "hf-daily-check", "weight")
+    got = v.read_input(question, language, digits=None, speech=said, confidence="0.3")
+    assert (got.kind, got.display) == ("confirm", "183")
+    got = v.read_input(question, language, digits=None, speech=said, confidence="0.9")
+    understood = engine.understand(question, engine.Reply(got.text, got.mode), language)
+    assert understood is not None and understood.value == 183.0
+
+
+# Read aloud, a text must not sound like a text message or a form: "Le escribimos" on a call, "muerto(a)".
+@pytest.mark.parametrize(
+    ("flow_id", "node_id", "language", "said", "not_said", "texted"),
+    [
+        ("post-discharge", "feeling", "es", "Le llamamos tras su estancia", "escribimos", "Le escribimos"),
+        ("phq9", "phq9_9", "es", "estaría mejor muerto o muerta", "(a)", "estaria mejor muerto(a)"),
+        ("phq9", "phq9_2", "es", "decaído o decaída, deprimido o deprimida", "(a)", "decaido(a), deprimido(a)"),
+        ("phq9", "intro", "es", "las últimas 2 semanas", "ultimas", "las ultimas 2 semanas"),
+        ("phq9", "phq9_4", "es", "cansado o cansada o con poca energía", "energia", "energia"),
+        ("diabetes-glucose-check", "unclear", "es", "va a ver sus respuestas", "mensajes", "sus mensajes"),
+        ("diabetes-glucose-check", "unclear", "en", "will see your answers", "messages", "your messages"),
+    ],
+)
+def test_voice_renderings_read_aloud_naturally_and_texts_stay_as_written(
+    library: ContentLibrary, flow_id: str, node_id: str, language: str, said: str, not_said: str, texted: str
+) -> None:
+    from app.content_lint import sms_text, voice_text
+
+    flow = library.flow(flow_id)
+    spoken = voice_text(flow, flow.node(node_id), language)
+    assert said in spoken and not_said not in spoken
+    assert texted in sms_text(flow, flow.node(node_id), language)
+
+
+def test_the_linter_flags_slash_forms_and_sms_wording_in_a_voice_rendering() -> None:
+    from app.content_lint import voice_wording_problems
+
+    assert voice_wording_problems("¿Está el/la paciente bien?") == ["'el/la'"]
+    assert voice_wording_problems("Le escribimos hoy.") == ["'Le escribimos'"]
+    assert voice_wording_problems("We are texting you about your visit.") == ["'We are texting'"]
+    assert voice_wording_problems("Se siente confundido(a)?") == ["'confundido(a)'"]
+    assert voice_wording_problems("Le llamamos hoy. Peso en lb, glucosa en mg/dL.") == []
