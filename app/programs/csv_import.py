@@ -21,23 +21,25 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, String, any_, bindparam, insert, select, text, update
+from sqlalchemy import String, any_, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
+from app.db import insert_many
 from app.models import AuditEvent, Enrollment, Patient, Program
 from app.patients.service import ValidationFailed, clean_patient
 from app.programs.enrollment import note_event
 from app.programs.programs import campaign_allowed
 from app.runtime import Runtime
+from app.scheduling.bulk import NewEnrollment, enroll_new
 from app.scheduling.enrollments import ConsentRequired, enroll, note
 
 BATCH_ROWS = 2000
@@ -267,7 +269,7 @@ def _import_batch(
         if updates:
             session.execute(update(Patient), updates)
         if audits:
-            _insert_rows(session, AuditEvent.__table__, audits)
+            insert_many(session, AuditEvent.__table__, audits)
         if campaign is not None:
             _enroll_batch(session, rt, program, campaign, valid, anchor, actor, now)
     return results
@@ -285,35 +287,6 @@ def _known_patients(session: Session, program: Program, mrns: list[str]) -> dict
     else:
         query = query.where(Patient.mrn.in_(mrns))
     return {row.mrn: row._mapping for row in session.execute(query.with_for_update())}
-
-
-def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Many rows at once: PostgreSQL's COPY (one round trip, no SQL text to build and parse for
-    thousands of VALUES), a multi-row INSERT elsewhere (the embedded SQLite)."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    columns = [c for c in table.columns if c.name in rows[0]]
-    names = ", ".join(f'"{c.name}"' for c in columns)
-    converters = [(column.name, _copy_converter(column)) for column in columns]
-    raw = connection.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
-        for row in rows:
-            copy.write_row([convert(row[name]) for name, convert in converters])
-
-
-def _copy_converter(column: Any) -> Callable[[Any], Any]:
-    """How one column's Python value is written in COPY: JSON as its text, datetimes in UTC."""
-    if isinstance(column.type, JSON):
-        return lambda value: None if value is None else json.dumps(value)
-    return _plain_or_utc
-
-
-def _plain_or_utc(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
-    return value
 
 
 def _insert_patients(session: Session, program: Program, rows: list[dict[str, Any]]) -> list[int]:
@@ -344,9 +317,9 @@ def _insert_patients(session: Session, program: Program, rows: list[dict[str, An
         )
         for values, patient_id in zip(full, ids, strict=True):
             values["id"] = patient_id
-        _insert_rows(session, table, full)
+        insert_many(session, table, full)
         return ids
-    _insert_rows(session, table, full)
+    insert_many(session, table, full)
     return list(
         session.scalars(
             select(Patient.id).where(Patient.program_id == program.id, Patient.mrn.in_([r["mrn"] for r in rows]))
@@ -380,23 +353,31 @@ def _enroll_batch(
             select(Patient).where(Patient.program_id == program.id, Patient.mrn.in_([c["mrn"] for _, c, _ in valid]))
         ).all()
     }
-    current = {
-        e.patient_id: e
-        for e in session.scalars(
-            select(Enrollment).where(
-                Enrollment.patient_id.in_([p.id for p in patients.values()]),
-                Enrollment.campaign == campaign,
-                Enrollment.status == "active",
-            )
-        ).all()
-    }
+    ids = (campaign, *rt.content.campaigns[campaign].aliases)
+    current: dict[int, Enrollment] = {}
+    others: set[int] = set()  # an active enrollment under an old id (an alias) of the campaign
+    for e in session.scalars(
+        select(Enrollment).where(
+            Enrollment.patient_id.in_([p.id for p in patients.values()]),
+            Enrollment.campaign.in_(ids),
+            Enrollment.status == "active",
+        )
+    ):
+        if e.campaign == campaign:
+            current.setdefault(e.patient_id, e)
+        else:
+            others.add(e.patient_id)
+    fresh: list[tuple[RowResult, NewEnrollment]] = []
     for result, clean, row_anchor in valid:
         patient = patients[clean["mrn"]]
         # No anchor: the patient's own local today (not the UTC date).
-        day = row_anchor or anchor or now.astimezone(ZoneInfo(patient.timezone)).date()
+        day = row_anchor or anchor or now.astimezone(_zone(patient.timezone)).date()
         enrollment = current.get(patient.id)
         if enrollment is not None and enrollment.anchor_date == day:
             result.enrollment = "unchanged"
+            continue
+        if enrollment is None and patient.id not in others:
+            fresh.append((result, NewEnrollment(patient, campaign, day)))
             continue
         try:
             with session.begin_nested():
@@ -410,3 +391,24 @@ def _enroll_batch(
         result.enrollment = "moved" if enrollment is not None else "enrolled"
         if enrollment is None:
             note_event(session, patient.id, "enrollment.created", made, f"import {actor}", actor, now)
+    # New enrollments all at once (app/scheduling/bulk.py: the same rows ``enroll`` would write).
+    outcomes = enroll_new(session, rt, [wanted for _, wanted in fresh], now)
+    for (result, wanted), outcome in zip(fresh, outcomes, strict=True):
+        if isinstance(outcome, ConsentRequired):
+            result.enrollment = NEEDS_CONSENT
+            note(
+                session,
+                wanted.patient.id,
+                "enrollment_refused",
+                "consent_required",
+                now,
+                detail={"campaign": campaign},
+            )
+            continue
+        result.enrollment = "enrolled"
+        note_event(session, wanted.patient.id, "enrollment.created", outcome, f"import {actor}", actor, now)
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
