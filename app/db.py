@@ -192,6 +192,10 @@ def install_commit_hooks(factory: sessionmaker[Session]) -> None:
         session.info.pop("send_rows", None)  # app.messaging.outbound.enqueue_delivery's rows, never sent
 
 
+#: Fewer rows than this go in one executemany INSERT (one round trip), more by COPY (start, data, end).
+COPY_FROM_ROWS = 100
+
+
 def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts of column name -> value, every row with the same keys) into ``table`` in the
     session's transaction: PostgreSQL's COPY (one round trip, no SQL text to build and parse for
@@ -201,7 +205,7 @@ def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_FROM_ROWS:
         session.execute(insert(table), rows)
         return
     columns = [c for c in table.columns if c.name in rows[0]]
