@@ -6,6 +6,7 @@ function runs the same way in a request, an RQ worker or a test, and owns its ow
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -210,21 +211,39 @@ def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
         return
     columns = [c for c in table.columns if c.name in rows[0]]
     names = ", ".join(f'"{c.name}"' for c in columns)
-    converters = [(column.name, _copy_converter(column)) for column in columns]
+    converters = [_copy_converter(column) for column in columns]
+    names_only = [column.name for column in columns]
+    plain = all(convert is None for convert in converters)
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
         for row in rows:
-            copy.write_row([convert(row[name]) for name, convert in converters])
+            if plain:
+                copy.write_row([row[name] for name in names_only])
+            else:
+                copy.write_row(
+                    [
+                        row[name] if convert is None else convert(row[name])
+                        for name, convert in zip(names_only, converters, strict=True)
+                    ]
+                )
 
 
-def _copy_converter(column: Any) -> Callable[[Any], Any]:
-    """How one column's Python value is written in COPY: JSON as its text, datetimes in UTC."""
+def _copy_converter(column: Any) -> Callable[[Any], Any] | None:
+    """How one column's Python value is written in COPY: JSON as its text, datetimes in UTC (the
+    session's time zone may be another), anything else as it is (None)."""
     if isinstance(column.type, JSON):
-        return lambda value: None if value is None else json.dumps(value)
-    return _plain_or_utc
+        return _json_or_null
+    python_type = None
+    with contextlib.suppress(NotImplementedError):
+        python_type = column.type.python_type
+    if python_type is dt.datetime:
+        return _utc
+    return None
 
 
-def _plain_or_utc(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
-    return value
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(dt.UTC)

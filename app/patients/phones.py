@@ -18,6 +18,22 @@ _PLAIN_NANP = re.compile(
 )
 
 
+#: ``is_valid_number`` tries the regions of +1 in this order and takes the first that fits; the US is first
+#: and has no leading-digits shortcut, so "valid for the US" means "valid" (checked once here).
+_US_FIRST = (
+    phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1][0] == "US"
+    and phonenumbers.PhoneMetadata.metadata_for_region("US").leading_digits is None  # type: ignore[union-attr]
+)
+
+
+def _valid_nanp(number: phonenumbers.PhoneNumber) -> bool:
+    """``phonenumbers.is_valid_number`` for a +1 number: one pass over the US patterns for a US number
+    (``is_valid_number`` makes two), the full check for any other."""
+    if _US_FIRST and phonenumbers.is_valid_number_for_region(number, "US"):
+        return True
+    return bool(phonenumbers.is_valid_number(number))
+
+
 class InvalidPhone(ValueError):
     pass
 
@@ -34,7 +50,7 @@ def to_e164(raw: str, region: str = "US") -> str:
     if region == "US" and (plain := _PLAIN_NANP.fullmatch(raw.strip())) is not None:
         area, area_bare, exchange, line = plain.groups()
         number = phonenumbers.PhoneNumber(country_code=1, national_number=int((area or area_bare) + exchange + line))
-        if phonenumbers.is_valid_number(number):
+        if _valid_nanp(number):
             return f"+1{area or area_bare}{exchange}{line}"
     return _to_e164_parsed(raw, region)
 

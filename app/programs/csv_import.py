@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from app.db import insert_many
 from app.models import AuditEvent, Enrollment, Patient, Program
 from app.patients.service import ValidationFailed, clean_patient
-from app.programs.enrollment import note_event
+from app.programs.enrollment import event_row, note_event
 from app.programs.programs import campaign_allowed
 from app.runtime import Runtime
 from app.scheduling.bulk import NewEnrollment, enroll_new
@@ -393,6 +393,7 @@ def _enroll_batch(
             note_event(session, patient.id, "enrollment.created", made, f"import {actor}", actor, now)
     # New enrollments all at once (app/scheduling/bulk.py: the same rows ``enroll`` would write).
     outcomes = enroll_new(session, rt, [wanted for _, wanted in fresh], now)
+    created: list[dict[str, Any]] = []
     for (result, wanted), outcome in zip(fresh, outcomes, strict=True):
         if isinstance(outcome, ConsentRequired):
             result.enrollment = NEEDS_CONSENT
@@ -406,7 +407,8 @@ def _enroll_batch(
             )
             continue
         result.enrollment = "enrolled"
-        note_event(session, wanted.patient.id, "enrollment.created", outcome, f"import {actor}", actor, now)
+        created.append(event_row(wanted.patient.id, "enrollment.created", outcome, f"import {actor}", actor, now))
+    insert_many(session, AuditEvent.__table__, created)
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.db import insert_many
@@ -37,6 +37,15 @@ from app.scheduling.occurrences import Occurrence, local_today, occurrence_key, 
 
 
 @dataclass(frozen=True)
+class Enrolled:
+    """An enrollment ``enroll_new`` made (its row is written; this is a read-only note of it)."""
+
+    id: int
+    campaign: str
+    patient_id: int
+
+
+@dataclass(frozen=True)
 class NewEnrollment:
     """One enrollment to make: ``anchor`` None means the patient's local today."""
 
@@ -47,10 +56,10 @@ class NewEnrollment:
 
 def enroll_new(
     session: Session, rt: Runtime, wanted: Sequence[NewEnrollment], now: dt.datetime
-) -> list[Enrollment | ConsentRequired]:
+) -> list[Enrolled | ConsentRequired]:
     """Make every enrollment in ``wanted`` (in order) and derive its occurrences, as ``enroll`` would.
 
-    Returns, per item, the new Enrollment (flushed: it has its id) or the ConsentRequired that ``enroll``
+    Returns, per item, the new enrollment (written, with its id) or the ConsentRequired that ``enroll``
     would have raised (nothing written for that item; the caller says so on the row and the timeline).
     Raises UnknownCampaign (nothing written) when a campaign id is unknown. A patient enrolled in several
     campaigns here has each checked against the caps with the ones before it, as one ``enroll`` after
@@ -77,7 +86,7 @@ def enroll_new(
             )
         ):
             pending[patient_id].append(due_at)
-    results: list[Enrollment | ConsentRequired] = []
+    results: list[Enrolled | ConsentRequired | None] = []
     made: list[tuple[Enrollment, Campaign, Patient, list[tuple[Occurrence, dt.datetime]]]] = []
     for item, campaign in zip(wanted, campaigns, strict=True):
         patient = item.patient
@@ -115,10 +124,9 @@ def enroll_new(
         enrollment.schedule_basis = schedule_basis(campaign, patient, enrollment)
         enrollment.next_due_at = min((due for _, due in chosen), default=None)
         pending[patient.id].extend(due for _, due in chosen)
-        session.add(enrollment)
         made.append((enrollment, campaign, patient, chosen))
-        results.append(enrollment)
-    session.flush()  # one INSERT ... RETURNING for every enrollment: their ids key the occurrences
+        results.append(None)  # filled in once the enrollment has its id
+    _write_enrollments(session, [enrollment for enrollment, _c, _p, _o in made])
     touches: list[dict[str, object]] = []
     for enrollment, campaign, patient, chosen in made:
         if not campaign.applies_to(patient.conditions):
@@ -145,4 +153,35 @@ def enroll_new(
                 }
             )
     insert_many(session, ScheduledTouch.__table__, touches)
-    return results
+    written = iter(made)
+    done: list[Enrolled | ConsentRequired] = []
+    for result in results:
+        if result is None:
+            enrollment = next(written)[0]
+            result = Enrolled(enrollment.id, enrollment.campaign, enrollment.patient_id)
+        done.append(result)
+    return done
+
+
+def _write_enrollments(session: Session, enrollments: list[Enrollment]) -> None:
+    """Give every enrollment its id and write it. PostgreSQL: ids from the table's sequence in one query
+    and the rows by ``insert_many`` (no ORM objects in the session: a large import keeps none in memory);
+    elsewhere through the ORM (one flush)."""
+    if not enrollments:
+        return
+    if session.connection().dialect.name != "postgresql":
+        session.add_all(enrollments)
+        session.flush()
+        for enrollment in enrollments:
+            session.expunge(enrollment)  # as on PostgreSQL: the caller holds notes, not session objects
+        return
+    ids = session.scalars(
+        text("SELECT nextval(pg_get_serial_sequence('enrollments', 'id')) FROM generate_series(1, :n)"),
+        {"n": len(enrollments)},
+    ).all()
+    columns = [column.name for column in Enrollment.__table__.columns]
+    rows = []
+    for enrollment, enrollment_id in zip(enrollments, ids, strict=True):
+        enrollment.id = int(enrollment_id)
+        rows.append({name: getattr(enrollment, name) for name in columns})
+    insert_many(session, Enrollment.__table__, rows)
