@@ -8,10 +8,13 @@ zones, two languages, conditions and birth dates; numbers +1 202-9xx 555-xxxx-st
 2. the same file again: every row ``unchanged``; nothing written (patients' ``updated_at`` and the audit
    count are the same before and after).
 3. with enrollment: ``--campaign post-discharge-tcm --anchor-column discharged`` on ``--enroll-rows``
-   rows of a second file (each enrollment derives its touches through the scheduler's own ``enroll``).
+   rows of a second file (new enrollments and their touches through ``app.scheduling.bulk.enroll_new``, which
+   tests/integration/test_bulk_enrollment.py holds to exactly what ``enroll`` gives).
 4. MLLP: ``outreach mllp`` as its own process; ``--adt`` A03 messages sent one after another on one
    connection; each ACK's round trip is the time from the first byte sent to the last ACK byte read, by
    when the patient, the discharge, the enrollments and their first scheduled touch are committed.
+Each CLI phase prints its wall time, the CPU seconds of that process (user + system) and the load average:
+the machine is shared, and the wall time mostly measures the neighbours when the load is high.
 
 Verified afterwards in SQL: patient, enrollment, touch, discharge and ADT-message counts; the reports'
 line counts and results. Run from the repository root:  .venv/bin/python bench/import_csv.py [--rows 100000]

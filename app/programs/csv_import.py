@@ -8,9 +8,11 @@ stops the others.
 
 Idempotent: running the same file again finds every patient unchanged and every enrollment already in
 place with the same anchor, and writes nothing. Rows are written in batches (``BATCH_ROWS`` per
-transaction: one SELECT of the batch's MRNs, one multi-row INSERT, one executemany UPDATE of the
-changed ones), not a transaction per row; enrollments go through the scheduler's own ``enroll`` so the
-schedule rules live in one place.
+transaction: one SELECT of the batch's MRNs as one array, COPY of the new patients with ids taken from
+the sequence, one executemany UPDATE of the changed ones), not a transaction per row. Validation is per
+row on plain dicts (no ORM objects); plain US numbers take ``to_e164``'s fast path. New enrollments go
+through ``app.scheduling.bulk.enroll_new`` (one insert for the batch's enrollments, COPY for their
+occurrences; the same rows the scheduler's ``enroll`` writes, tested), a moved anchor through ``enroll``.
 
 CSV columns: DESIGN §3's patient fields (``mrn, given_name, family_name, phone, language, timezone,
 preferred_channel, conditions`` (``;``-separated)``, caregiver_phone, birth_date``); the anchor column
