@@ -35,6 +35,7 @@ from app.programs.mapping import AdtMapping, load_mapping
 from app.programs.programs import campaign_allowed, find_program
 from app.programs.tcm import open_discharge
 from app.runtime import Runtime
+from app.scheduling.bulk import NewEnrollment, enroll_new
 from app.scheduling.enrollments import ConsentRequired, UnknownCampaign, enroll, note
 
 log = logging.getLogger(__name__)
@@ -71,40 +72,33 @@ def receive_adt(rt: Runtime, text: str, *, program_slug: str | None = None, retr
             problem.ack_code, problem.reason, build_ack(text, problem.ack_code, problem.reason, now=now), problem.event
         )
     try:
-        with rt.sessions() as session, session.begin():
-            earlier = session.scalars(
-                select(AdtMessage).where(AdtMessage.sender == event.sender, AdtMessage.control_id == event.control_id)
-            ).first()
-            if earlier is not None:
-                return AdtOutcome(
-                    earlier.ack_code,
-                    earlier.detail,
-                    build_ack(text, earlier.ack_code, earlier.detail, now=now),
-                    event.event,
-                    earlier.patient_id,
-                    duplicate=True,
-                )
-            savepoint = session.begin_nested()
+        with rt.sessions() as session:
             try:
-                program = _program(session, rt, event, program_slug)
-                patient_id, detail = _apply(session, rt, program, event)
-                savepoint.commit()
-                code = "AA"
+                with session.begin():
+                    earlier = session.scalars(
+                        select(AdtMessage).where(
+                            AdtMessage.sender == event.sender, AdtMessage.control_id == event.control_id
+                        )
+                    ).first()
+                    if earlier is not None:
+                        return AdtOutcome(
+                            earlier.ack_code,
+                            earlier.detail,
+                            build_ack(text, earlier.ack_code, earlier.detail, now=now),
+                            event.event,
+                            earlier.patient_id,
+                            duplicate=True,
+                        )
+                    program = _program(session, rt, event, program_slug)
+                    patient_id, detail = _apply(session, rt, program, event)
+                    code = "AA"
+                    session.add(_answer(event, code, detail, program.id, patient_id, now))
             except _Refused as refused:
-                savepoint.rollback()  # a message that cannot be used changes nothing
-                program, patient_id, detail, code = None, None, refused.reason, "AE"
-            session.add(
-                AdtMessage(
-                    sender=event.sender,
-                    control_id=event.control_id,
-                    event=event.event,
-                    ack_code=code,
-                    detail=detail[:400],
-                    program_id=program.id if program else None,
-                    patient_id=patient_id,
-                    received_at=now,
-                )
-            )
+                # A message that cannot be used changes nothing: everything it did is rolled back (no
+                # savepoint on the way of every good message), and the answer is stored on its own.
+                patient_id, detail, code = None, refused.reason, "AE"
+                with session.begin():
+                    session.add(_answer(event, code, detail, None, None, now))
     except IntegrityError:
         # The same message is being applied by another connection right now: answer as it will.
         return (
@@ -117,6 +111,22 @@ def receive_adt(rt: Runtime, text: str, *, program_slug: str | None = None, retr
         return _failed(text, event, now)
     log.info("adt applied ack=%s event=%s", code, event.event)
     return AdtOutcome(code, detail, build_ack(text, code, detail, now=now), event.event, patient_id)
+
+
+def _answer(
+    event: AdtEvent, code: str, detail: str, program_id: int | None, patient_id: int | None, now: dt.datetime
+) -> AdtMessage:
+    """The stored answer to a message (MSH-3/4 + MSH-10 unique): the same message again gets it back."""
+    return AdtMessage(
+        sender=event.sender,
+        control_id=event.control_id,
+        event=event.event,
+        ack_code=code,
+        detail=detail[:400],
+        program_id=program_id,
+        patient_id=patient_id,
+        received_at=now,
+    )
 
 
 def _failed(text: str, event: AdtEvent, now: dt.datetime) -> AdtOutcome:
@@ -322,7 +332,7 @@ def _discharge(
             language=event.language or "en",
             timezone=program.timezone,
             birth_date=event.birth_date,
-            conditions=[],
+            conditions=list(mapped.conditions),  # set before the INSERT: no UPDATE right after
             consent_basis="program_enrollment",
             consent_recorded_at=now,
             consent_recorded_by=f"adt:{event.sender}"[:200],
@@ -330,10 +340,13 @@ def _discharge(
         )
         session.add(patient)
         session.flush()
+        new_patient = True
     else:
+        new_patient = False
         _update_demographics(patient, event)
     conditions = list(patient.conditions or [])
-    patient.conditions = conditions + [c for c in mapped.conditions if c not in conditions]
+    if any(c not in conditions for c in mapped.conditions):
+        patient.conditions = conditions + [c for c in mapped.conditions if c not in conditions]
     visit = (event.visit_number or f"{event.sender}:{event.control_id}")[:64]
     discharge = open_discharge(
         session,
@@ -343,12 +356,44 @@ def _discharge(
         tz=program.timezone,
         unit=event.unit,
         diagnoses=event.diagnoses,
+        new_patient=new_patient,
     )
     enrolled: list[str] = []
     skipped: list[str] = []
     needs_consent: list[str] = []
     ids = list(discharge.enrollment_ids or [])
-    for campaign in mapped.campaigns:
+    if new_patient:
+        # Nothing to move or restart for a patient first seen now: every campaign at once (the same rows
+        # ``enroll`` writes, in a few statements; the ACK waits for them, so it is the latency that counts).
+        skipped = [c for c in mapped.campaigns if not campaign_allowed(program, c)]
+        wanted, seen = [], set()
+        for name in mapped.campaigns:
+            found = rt.content.campaign(name)
+            key = found.id if found is not None else name  # an alias and its campaign: one enrollment
+            if name not in skipped and key not in seen:
+                seen.add(key)
+                wanted.append(NewEnrollment(patient, name, discharge.discharge_date))
+        try:
+            outcomes = enroll_new(session, rt, wanted, now)
+        except UnknownCampaign as exc:
+            raise _Refused(f"the ADT mapping names unknown campaign '{exc.args[0]}'") from None
+        for item, outcome in zip(wanted, outcomes, strict=True):
+            if isinstance(outcome, ConsentRequired):
+                note(
+                    session,
+                    patient.id,
+                    "enrollment_refused",
+                    "consent_required",
+                    now,
+                    detail={"campaign": item.campaign_id},
+                )
+                needs_consent.append(item.campaign_id)
+                continue
+            reason = f"discharge {discharge.discharge_date.isoformat()}"
+            note_event(session, patient.id, "enrollment.created", outcome, reason, ACTOR, now)
+            ids.append(outcome.id)
+            enrolled.append(item.campaign_id)
+    for campaign in mapped.campaigns if not new_patient else ():
         if not campaign_allowed(program, campaign):
             skipped.append(campaign)
             continue

@@ -8,9 +8,11 @@ stops the others.
 
 Idempotent: running the same file again finds every patient unchanged and every enrollment already in
 place with the same anchor, and writes nothing. Rows are written in batches (``BATCH_ROWS`` per
-transaction: one SELECT of the batch's MRNs, one multi-row INSERT, one executemany UPDATE of the
-changed ones), not a transaction per row; enrollments go through the scheduler's own ``enroll`` so the
-schedule rules live in one place.
+transaction: one SELECT of the batch's MRNs as one array, COPY of the new patients with ids taken from
+the sequence, one executemany UPDATE of the changed ones), not a transaction per row. Validation is per
+row on plain dicts (no ORM objects); plain US numbers take ``to_e164``'s fast path. New enrollments go
+through ``app.scheduling.bulk.enroll_new`` (one insert for the batch's enrollments, COPY for their
+occurrences; the same rows the scheduler's ``enroll`` writes, tested), a moved anchor through ``enroll``.
 
 CSV columns: DESIGN §3's patient fields (``mrn, given_name, family_name, phone, language, timezone,
 preferred_channel, conditions`` (``;``-separated)``, caregiver_phone, birth_date``); the anchor column
@@ -21,21 +23,25 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, insert, select, update
+from sqlalchemy import String, any_, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
+from app.db import insert_many
 from app.models import AuditEvent, Enrollment, Patient, Program
 from app.patients.service import ValidationFailed, clean_patient
-from app.programs.enrollment import note_event
+from app.programs.enrollment import event_row, note_event
 from app.programs.programs import campaign_allowed
 from app.runtime import Runtime
+from app.scheduling.bulk import NewEnrollment, enroll_new
 from app.scheduling.enrollments import ConsentRequired, enroll, note
 
 BATCH_ROWS = 2000
@@ -224,14 +230,7 @@ def _import_batch(
         valid.append((result, clean, row_anchor))
     present = set(header)
     with rt.sessions() as session, session.begin():
-        existing = {
-            p.mrn: p
-            for p in session.scalars(
-                select(Patient)
-                .where(Patient.program_id == program.id, Patient.mrn.in_([c["mrn"] for _, c, _ in valid]))
-                .with_for_update()
-            ).all()
-        }
+        existing = _known_patients(session, program, [c["mrn"] for _, c, _ in valid])
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         audits: list[dict[str, Any]] = []
@@ -254,17 +253,15 @@ def _import_batch(
                 result.result = "created"
                 continue
             changes = {
-                key: clean[key]
-                for key in COMPARED
-                if key in clean and key in present and getattr(patient, key) != clean[key]
+                key: clean[key] for key in COMPARED if key in clean and key in present and patient[key] != clean[key]
             }
-            if "conditions" in changes and list(patient.conditions or []) == clean["conditions"]:
+            if "conditions" in changes and list(patient["conditions"] or []) == clean["conditions"]:
                 changes.pop("conditions")
             if changes:
                 if "phone" in changes:
                     changes["phone_invalid"] = False
-                updates.append({"id": patient.id, "updated_at": now, **changes})
-                audits.append(_audit("patient.updated", patient.id, actor, now))
+                updates.append({"id": patient["id"], "updated_at": now, **changes})
+                audits.append(_audit("patient.updated", patient["id"], actor, now))
                 result.result = "updated"
             else:
                 result.result = "unchanged"
@@ -274,35 +271,24 @@ def _import_batch(
         if updates:
             session.execute(update(Patient), updates)
         if audits:
-            _insert_rows(session, AuditEvent.__table__, audits)
+            insert_many(session, AuditEvent.__table__, audits)
         if campaign is not None:
             _enroll_batch(session, rt, program, campaign, valid, anchor, actor, now)
     return results
 
 
-def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Many rows at once: PostgreSQL's COPY (one round trip, no SQL text to build and parse for
-    thousands of VALUES), a multi-row INSERT elsewhere (the embedded SQLite)."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    columns = [c for c in table.columns if c.name in rows[0]]
-    names = ", ".join(f'"{c.name}"' for c in columns)
-    raw = connection.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
-        for row in rows:
-            copy.write_row([_copy_value(column, row[column.name]) for column in columns])
-
-
-def _copy_value(column: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(column.type, JSON):
-        return json.dumps(value)
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
-    return value
+def _known_patients(session: Session, program: Program, mrns: list[str]) -> dict[str, RowMapping]:
+    """The program's patients with these MRNs (id and the compared columns, no ORM objects), locked
+    for this batch's transaction. One array parameter on PostgreSQL instead of thousands of binds."""
+    if not mrns:
+        return {}
+    columns = [Patient.id, Patient.mrn, *(getattr(Patient, key) for key in COMPARED)]
+    query = select(*columns).where(Patient.program_id == program.id)
+    if session.connection().dialect.name == "postgresql":
+        query = query.where(Patient.mrn == any_(bindparam("mrns", mrns, type_=postgresql.ARRAY(String))))
+    else:
+        query = query.where(Patient.mrn.in_(mrns))
+    return {row.mrn: row._mapping for row in session.execute(query.with_for_update())}
 
 
 def _insert_patients(session: Session, program: Program, rows: list[dict[str, Any]]) -> list[int]:
@@ -322,7 +308,20 @@ def _insert_patients(session: Session, program: Program, rows: list[dict[str, An
             else:
                 values[column.name] = default.arg
         full.append(values)
-    _insert_rows(session, table, full)
+    if session.connection().dialect.name == "postgresql":
+        # The ids come from the table's own sequence up front, so the COPY carries them and no query
+        # has to find the new rows again.
+        ids = list(
+            session.scalars(
+                text("SELECT nextval(pg_get_serial_sequence('patients', 'id')) FROM generate_series(1, :n)"),
+                {"n": len(full)},
+            )
+        )
+        for values, patient_id in zip(full, ids, strict=True):
+            values["id"] = patient_id
+        insert_many(session, table, full)
+        return ids
+    insert_many(session, table, full)
     return list(
         session.scalars(
             select(Patient.id).where(Patient.program_id == program.id, Patient.mrn.in_([r["mrn"] for r in rows]))
@@ -356,23 +355,31 @@ def _enroll_batch(
             select(Patient).where(Patient.program_id == program.id, Patient.mrn.in_([c["mrn"] for _, c, _ in valid]))
         ).all()
     }
-    current = {
-        e.patient_id: e
-        for e in session.scalars(
-            select(Enrollment).where(
-                Enrollment.patient_id.in_([p.id for p in patients.values()]),
-                Enrollment.campaign == campaign,
-                Enrollment.status == "active",
-            )
-        ).all()
-    }
+    ids = (campaign, *rt.content.campaigns[campaign].aliases)
+    current: dict[int, Enrollment] = {}
+    others: set[int] = set()  # an active enrollment under an old id (an alias) of the campaign
+    for e in session.scalars(
+        select(Enrollment).where(
+            Enrollment.patient_id.in_([p.id for p in patients.values()]),
+            Enrollment.campaign.in_(ids),
+            Enrollment.status == "active",
+        )
+    ):
+        if e.campaign == campaign:
+            current.setdefault(e.patient_id, e)
+        else:
+            others.add(e.patient_id)
+    fresh: list[tuple[RowResult, NewEnrollment]] = []
     for result, clean, row_anchor in valid:
         patient = patients[clean["mrn"]]
         # No anchor: the patient's own local today (not the UTC date).
-        day = row_anchor or anchor or now.astimezone(ZoneInfo(patient.timezone)).date()
+        day = row_anchor or anchor or now.astimezone(_zone(patient.timezone)).date()
         enrollment = current.get(patient.id)
         if enrollment is not None and enrollment.anchor_date == day:
             result.enrollment = "unchanged"
+            continue
+        if enrollment is None and patient.id not in others:
+            fresh.append((result, NewEnrollment(patient, campaign, day)))
             continue
         try:
             with session.begin_nested():
@@ -386,3 +393,26 @@ def _enroll_batch(
         result.enrollment = "moved" if enrollment is not None else "enrolled"
         if enrollment is None:
             note_event(session, patient.id, "enrollment.created", made, f"import {actor}", actor, now)
+    # New enrollments all at once (app/scheduling/bulk.py: the same rows ``enroll`` would write).
+    outcomes = enroll_new(session, rt, [wanted for _, wanted in fresh], now)
+    created: list[dict[str, Any]] = []
+    for (result, wanted), outcome in zip(fresh, outcomes, strict=True):
+        if isinstance(outcome, ConsentRequired):
+            result.enrollment = NEEDS_CONSENT
+            note(
+                session,
+                wanted.patient.id,
+                "enrollment_refused",
+                "consent_required",
+                now,
+                detail={"campaign": campaign},
+            )
+            continue
+        result.enrollment = "enrolled"
+        created.append(event_row(wanted.patient.id, "enrollment.created", outcome, f"import {actor}", actor, now))
+    insert_many(session, AuditEvent.__table__, created)
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, Enrollment, Patient, ScheduledTouch, TouchStatus
 from app.runtime import Runtime
+from app.scheduling.bulk import Enrolled
 from app.scheduling.enrollments import derive_touches
 
 ACTIVE = "active"
@@ -35,22 +36,33 @@ class EnrollmentRefused(Exception):
 
 
 def note_event(
-    session: Session, patient_id: int, action: str, enrollment: Enrollment, reason: str, actor: str, now: dt.datetime
+    session: Session,
+    patient_id: int,
+    action: str,
+    enrollment: Enrollment | Enrolled,
+    reason: str,
+    actor: str,
+    now: dt.datetime,
 ) -> None:
-    session.add(
-        AuditEvent(
-            action=action,
-            subject_type="patient",
-            subject_id=patient_id,
-            detail={
-                "enrollment_id": enrollment.id,
-                "campaign": enrollment.campaign,
-                "reason": reason[:REASON_MAX],
-                "actor": actor[:REASON_MAX],
-            },
-            at=now,
-        )
-    )
+    session.add(AuditEvent(**event_row(patient_id, action, enrollment, reason, actor, now)))
+
+
+def event_row(
+    patient_id: int, action: str, enrollment: Enrollment | Enrolled, reason: str, actor: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The audit row ``note_event`` writes, as column values (the bulk paths insert many at once)."""
+    return {
+        "action": action,
+        "subject_type": "patient",
+        "subject_id": patient_id,
+        "detail": {
+            "enrollment_id": enrollment.id,
+            "campaign": enrollment.campaign,
+            "reason": reason[:REASON_MAX],
+            "actor": actor[:REASON_MAX],
+        },
+        "at": now,
+    }
 
 
 def _cancel_pending(session: Session, enrollment: Enrollment, outcome: str, now: dt.datetime) -> None:

@@ -90,14 +90,20 @@ def open_discharge(
     tz: str,
     unit: str | None,
     diagnoses: Sequence[str],
+    new_patient: bool = False,
 ) -> Discharge:
-    """Start (or, for the same visit, correct) the TCM clock of a discharge."""
+    """Start (or, for the same visit, correct) the TCM clock of a discharge. ``new_patient``: the patient
+    was created in this transaction, so there is no earlier discharge to look for."""
     discharge_date = discharged_at.astimezone(ZoneInfo(tz)).date()
-    discharge = session.scalars(
-        select(Discharge)
-        .where(Discharge.patient_id == patient.id, Discharge.visit_number == visit_number)
-        .with_for_update()
-    ).first()
+    discharge = (
+        None
+        if new_patient
+        else session.scalars(
+            select(Discharge)
+            .where(Discharge.patient_id == patient.id, Discharge.visit_number == visit_number)
+            .with_for_update()
+        ).first()
+    )
     if discharge is None:
         discharge = Discharge(patient_id=patient.id, program_id=patient.program_id, visit_number=visit_number)
         session.add(discharge)

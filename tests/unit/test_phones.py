@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.patients.phones import InvalidPhone, mask, to_e164
+from app.patients.phones import _PLAIN_NANP, InvalidPhone, _to_e164_parsed, mask, to_e164
 
 
 @pytest.mark.parametrize(
@@ -82,3 +84,44 @@ def test_mask_never_prints_a_number_of_any_length_whole(length: int) -> None:
     # At most 4 characters are shown, and never more than a third of a short number.
     shown = sum(1 for ch in masked if ch != "*")
     assert shown <= (6 if length >= 10 else length // 3)
+
+
+# The fast path for plain US/Canada numbers gives exactly what phonenumbers gives (issue 10 Scale: the bulk
+# import checks 100,000 numbers). The reference is the full path on every input; both the number and the
+# error must agree.
+
+_digits = st.text(alphabet="0123456789", min_size=1, max_size=12)
+_sep = st.sampled_from(["", " ", "-", ".", "  ", "/"])
+_prefix = st.sampled_from(["", "1", "+1", "1 ", "+1 ", "1-", "+1-", "+", "01", "+11", "001 "])
+
+
+@st.composite
+def _nanp_shaped(draw: st.DrawFn) -> str:
+    area = draw(st.text(alphabet="0123456789", min_size=3, max_size=3))
+    exchange = draw(st.text(alphabet="0123456789", min_size=3, max_size=3))
+    line = draw(st.text(alphabet="0123456789", min_size=3, max_size=5))
+    area_shown = draw(st.sampled_from([area, f"({area})", f"({area}) ", f"({area}"]))
+    padding = draw(st.sampled_from(["", " ", "\t", " x12", "\u00a0", "٠"]))
+    return draw(_prefix) + area_shown + draw(_sep) + exchange + draw(_sep) + line + padding
+
+
+def _outcome(fn: object, raw: str) -> tuple[str, str]:
+    try:
+        return ("ok", fn(raw, "US"))  # type: ignore[operator]
+    except InvalidPhone as exc:
+        return ("invalid", str(exc))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(_nanp_shaped(), _digits, st.text(alphabet="0123456789+-() .x٢", max_size=20)))
+def test_fast_path_agrees_with_phonenumbers(raw: str) -> None:
+    assert _outcome(to_e164, raw) == _outcome(_to_e164_parsed, raw)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(min_value=2_000_000_000, max_value=9_999_999_999), st.sampled_from(["", "+1", "1", "+1 "]))
+def test_fast_path_agrees_on_every_area_code(national: int, prefix: str) -> None:
+    """Valid and invalid area codes and exchanges alike (N11 codes, unassigned areas, 555 lines)."""
+    raw = prefix + str(national)
+    assert _PLAIN_NANP.fullmatch(raw.strip()) is not None  # the fast path is the one tested
+    assert _outcome(to_e164, raw) == _outcome(_to_e164_parsed, raw)
