@@ -1,5 +1,4 @@
-"""API tokens scoped to one program, stored hashed (issue 11 item 1); indexes the dashboard and the
-bench of the queue and patient pages need.
+"""API tokens scoped to one program, stored hashed (issue 11 item 1).
 
 Revision ID: 0011
 Revises: 0010
