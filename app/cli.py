@@ -353,6 +353,38 @@ def create_user_command(email: str, role: str, program: str | None, team: str | 
         click.echo("note: no --program given; this user sees no patients until added to a program", err=True)
 
 
+@main.command("create-token")
+@click.option("--program", "program", required=True, help="slug of the program the token may see")
+@click.option("--role", type=click.Choice(["read", "write"]), default="write", show_default=True)
+@click.option("--name", default="", help="what the token is for (shown in lists)")
+def create_token_command(program: str, role: str, name: str) -> None:
+    """Create a JSON API token that sees only one program's patients (403 for any other); printed once,
+    stored only as its SHA-256. ``read`` tokens may only GET. See README "JSON API tokens"."""
+    from app.patients.api_tokens import create_token
+
+    with _rt().sessions() as s, s.begin():
+        try:
+            row, token = create_token(s, program, role, name)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        prefix = row.prefix
+    click.echo(token)
+    click.echo(f"token {prefix}… for program {program} ({role}); store it now, it is not shown again", err=True)
+
+
+@main.command("revoke-token")
+@click.argument("prefix")
+def revoke_token_command(prefix: str) -> None:
+    """Revoke a program API token by the prefix printed when it was created (otk_ and 8 characters)."""
+    from app.patients.api_tokens import revoke_token
+
+    with _rt().sessions() as s, s.begin():
+        count = revoke_token(s, prefix)
+    if not count:
+        raise click.ClickException(f"no live token starts with {prefix!r}")
+    click.echo(f"revoked {count} token(s)")
+
+
 @main.command("lint-content")
 @click.option("--segments", "show_segments", is_flag=True, help="list every text's encoding and SMS segments")
 @click.option("--strict", is_flag=True, help="flow texts above the reading level fail too (default: warn)")

@@ -591,3 +591,23 @@ class CareCall(Base):
     called_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     contact_attempt_id: Mapped[int | None] = mapped_column(ForeignKey("contact_attempts.id"))
+
+
+class ApiToken(Base):
+    """A JSON API token scoped to one program (issue 11 item 1): its requests see only that program's
+    patients. Only the SHA-256 of the token is stored (tokens are 256-bit random, so a fast hash is
+    enough); ``prefix`` (its first characters) names it in lists and audit rows. ``role``: ``read`` (GET
+    only) or ``write``. A revoked token (``revoked_at`` set) is refused."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="write")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    program: Mapped[Program] = relationship()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -32,6 +31,7 @@ from app.api.schemas import (
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.conversations.variables import InvalidVariables, clean_variables
 from app.models import Answer, AuditEvent, Discharge, Enrollment, Escalation, Message, Patient, Program, TimelineEvent
+from app.patients.api_tokens import TOKEN_PREFIX, ApiCaller, authenticate
 from app.patients.consent import InvalidConsent, consent_json
 from app.patients.service import ValidationFailed, default_program, patient_json
 from app.programs import enrollment as enrollments
@@ -92,19 +92,43 @@ def _runtime() -> Runtime:
 def _authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    token = _runtime().settings.api_token
+    rt = _runtime()
+    token = rt.settings.api_token
     header = request.headers.get("Authorization", "")
     given = header[7:] if header.startswith("Bearer ") else ""
-    if not token:
-        raise ApiError(401, "api_disabled", "The API is off: set API_TOKEN to enable it.")
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    if not token and not given.startswith(TOKEN_PREFIX):
+        raise ApiError(
+            401, "api_disabled", "The API is off: set API_TOKEN or use a program token (outreach create-token)."
+        )
+    with rt.sessions() as session:
+        caller = authenticate(session, given, token)
+    if caller is None:
         raise ApiError(401, "unauthorized", "A valid bearer token is required.")
+    if caller.role == "read" and request.method not in {"GET", "HEAD"}:
+        raise ApiError(403, "forbidden", "This token may only read.")
+    g.api_caller = caller
+
+
+def _caller() -> ApiCaller:
+    caller: ApiCaller = g.api_caller
+    return caller
+
+
+def _allow(program_id: int) -> None:
+    """403 when the caller's token is scoped to other programs."""
+    if not _caller().may_see(program_id):
+        raise ApiError(403, "forbidden", "This token may not see this program's patients.")
+
+
+def _global_only() -> None:
+    if not _caller().is_global:
+        raise ApiError(403, "forbidden", "Only the deployment's admin token may do this.")
 
 
 @bp.after_request
 def _audit(response: Response) -> Response:
-    """An audit row for every answered API call that read or changed patient data (the API has one global
-    token, so the row names the endpoint, not a person)."""
+    """An audit row for every answered API call that read or changed patient data: the endpoint and the
+    token (``token_id``; None = the deployment's global token), not a person."""
     if request.endpoint in PUBLIC_ENDPOINTS or response.status_code >= 400 or request.endpoint is None:
         return response
     args = request.view_args or {}
@@ -116,7 +140,11 @@ def _audit(response: Response) -> Response:
                 action="api.read" if request.method == "GET" else "api.write",
                 subject_type="patient" if isinstance(patient_id, int) else "api",
                 subject_id=patient_id if isinstance(patient_id, int) else None,
-                detail={"endpoint": request.endpoint, "status": response.status_code},
+                detail={
+                    "endpoint": request.endpoint,
+                    "status": response.status_code,
+                    "token_id": getattr(g.get("api_caller"), "token_id", None),
+                },
             )
         )
     return response
@@ -168,6 +196,7 @@ def _patient(session: Session, patient_id: int) -> Patient:
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise ApiError(404, "not_found", "No such patient.")
+    _allow(patient.program_id)
     return patient
 
 
@@ -176,7 +205,13 @@ def _program(session: Session, slug: str | None) -> Program:
         program = session.scalars(select(Program).where(Program.slug == slug)).first()
         if program is None:
             raise ApiError(422, "invalid", "Unknown program.", {"program": "unknown program"})
+        _allow(program.id)
         return program
+    scope = _caller().scope
+    if scope is not None:  # a program token's default is its own program
+        found = session.get(Program, min(scope))
+        if found is not None:
+            return found
     try:
         return default_program(session)
     except LookupError as exc:
@@ -275,6 +310,7 @@ def create_enrollment() -> tuple[Response, int]:
             ).first()
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
+        _allow(patient.program_id)
         known = rt.content.campaign(data.campaign)  # an id or one of its aliases (post-discharge-tcm)
         if known is not None and not campaign_allowed(patient.program, known.id):
             raise ApiError(
@@ -311,6 +347,7 @@ def start_conversation_now(patient_id: int) -> tuple[Response, int]:
         patient = session.get(Patient, patient_id, with_for_update=True)
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
+        _allow(patient.program_id)
         try:
             conversation = start_flow_now(session, rt, patient, data.flow, rt.now(), variables)
         except UnknownFlow:
@@ -358,6 +395,9 @@ def list_escalations() -> Response:
         query = query.where(Escalation.level == filters.level)
     if filters.patient_id:
         query = query.where(Escalation.patient_id == int(filters.patient_id))
+    scope = _caller().scope
+    if scope is not None:
+        query = query.where(Escalation.patient_id.in_(select(Patient.id).where(Patient.program_id.in_(scope))))
     with _runtime().sessions() as session:
         return jsonify({"escalations": [escalation_json(e) for e in session.scalars(query.limit(500)).all()]})
 
@@ -371,6 +411,7 @@ def _change(enrollment_id: int, action: str) -> Response:
         enrollment = session.get(Enrollment, enrollment_id, with_for_update=True)
         if enrollment is None:
             raise ApiError(404, "not_found", "No such enrollment.")
+        _allow(enrollment.patient.program_id)
         try:
             if action == "pause":
                 enrollments.pause(session, enrollment, data.reason, actor, now)
@@ -421,13 +462,18 @@ def list_enrollments(patient_id: int) -> Response:
 @bp.get("/programs")
 def list_programs() -> Response:
     with _runtime().sessions() as session:
-        rows = session.scalars(select(Program).order_by(Program.id)).all()
+        query = select(Program).order_by(Program.id)
+        scope = _caller().scope
+        if scope is not None:
+            query = query.where(Program.id.in_(scope))
+        rows = session.scalars(query).all()
         return jsonify({"programs": [program_json(p) for p in rows]})
 
 
 @bp.post("/programs")
 def create_program() -> tuple[Response, int]:
     """A new program: 201, 409 if the slug is taken, 422 naming each bad field."""
+    _global_only()
     data = _parse(ProgramIn)
     rt = _runtime()
     changes = data.changes()
@@ -446,6 +492,7 @@ def create_program() -> tuple[Response, int]:
 @bp.patch("/programs/<slug>")
 def update_program(slug: str) -> Response:
     """Change some of a program's fields: 200, 404, 422 naming each bad field."""
+    _global_only()
     data = _parse(ProgramPatch)
     rt = _runtime()
     with rt.sessions() as session, session.begin():
@@ -465,6 +512,7 @@ def get_program(slug: str) -> Response:
         program = find_program(session, slug)
         if program is None:
             raise ApiError(404, "not_found", "No such program.")
+        _allow(program.id)
         return jsonify(program_json(program))
 
 
@@ -481,10 +529,16 @@ def post_adt() -> tuple[Response, int]:
         raise ApiError(400, "bad_request", "Send the HL7 message as text/plain or application/hl7-v2.")
     slug = request.args.get("program") or None
     rt = _runtime()
-    if slug is not None:
-        with rt.sessions() as session:
-            if find_program(session, slug) is None:
+    scope = _caller().scope
+    with rt.sessions() as session:
+        if slug is not None:
+            found = find_program(session, slug)
+            if found is None:
                 raise ApiError(400, "bad_request", "Unknown program.", {"program": "unknown program"})
+            _allow(found.id)
+        elif scope is not None:  # a program token's messages go to its own program
+            own = session.get(Program, min(scope))
+            slug = own.slug if own is not None else None
     raw = request.get_data(cache=True)
     try:
         text = raw.decode("utf-8")
@@ -522,7 +576,10 @@ def list_tcm() -> Response:
             program = find_program(session, filters.program)
             if program is None:
                 raise ApiError(400, "bad_request", "Unknown program.", {"program": "unknown program"})
+            _allow(program.id)
             program_id = program.id
+        elif _caller().scope is not None:
+            program_id = min(_caller().scope or {0})
         rows = tcm.worklist(session, rt.now(), filters.status, program_id)
         return jsonify({"discharges": rows})
 
@@ -537,6 +594,7 @@ def log_attempt(discharge_id: int) -> tuple[Response, int]:
         discharge = session.get(Discharge, discharge_id, with_for_update=True)
         if discharge is None:
             raise ApiError(404, "not_found", "No such discharge.")
+        _allow(discharge.program_id)
         try:
             tcm.record_attempt(
                 session,

@@ -148,6 +148,60 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@dataclass
+class _LightTrigger:
+    detail: Any
+
+
+@dataclass
+class _LightEscalation:
+    """The columns of an escalation the queue's order and filters read (phase 1 of :func:`open_episodes`)."""
+
+    id: int
+    patient_id: int
+    level: str
+    status: str
+    sla_due_at: dt.datetime | None
+    created_at: dt.datetime
+    assigned_to_id: int | None
+    triggers: list[_LightTrigger] = field(default_factory=list)
+    page_count: int = 0
+    last_paged_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class _PatientId:
+    id: int
+
+
+def _choose(
+    light: Sequence[_LightEscalation],
+    filters: QueueFilter,
+    user_id: int,
+    team_ids: frozenset[int],
+    now: dt.datetime,
+    limit: int,
+) -> list[Episode]:
+    """Group by patient, filter (level, mine, team, overdue) and order as the queue does; the first ``limit``."""
+    grouped: dict[int, list[Any]] = {}
+    for escalation in light:
+        grouped.setdefault(escalation.patient_id, []).append(escalation)
+    episodes = [
+        Episode(patient=_PatientId(pid), escalations=sorted(items, key=lambda e: (-_severity(e.level), e.id)))  # type: ignore[arg-type]
+        for pid, items in grouped.items()
+    ]
+    if filters.level:
+        episodes = [e for e in episodes if e.level == filters.level]
+    if filters.mine:
+        episodes = [e for e in episodes if e.assigned_to_id == user_id]
+    if filters.team:
+        episodes = [e for e in episodes if e.assigned_to_id is not None and e.assigned_to_id in team_ids]
+    if filters.overdue:
+        episodes = [e for e in episodes if e.overdue(now)]
+    episodes.sort(key=Episode.sort_key)
+    return episodes[:limit]
+
+
 def open_episodes(
     session: Session,
     *,
@@ -163,10 +217,20 @@ def open_episodes(
 
     ``scope`` (program ids, None = all) limits the patients; INFO is for the timeline only (DESIGN §4.4)."""
     severity = case({"EMERGENCY": 0, "URGENT": 1, "ROUTINE": 2, "INFO": 3}, value=Escalation.level, else_=4)
+    # Phase 1, plain columns (no ORM objects): which episodes make the page, in order, after the filters.
+    # With thousands open, building every escalation, trigger and patient object cost more than the
+    # rest of the page (bench/queue.py); only the chosen episodes' rows are loaded as objects (phase 2).
     query = (
-        select(Escalation)
+        select(
+            Escalation.id,
+            Escalation.patient_id,
+            Escalation.level,
+            Escalation.status,
+            Escalation.sla_due_at,
+            Escalation.created_at,
+            Escalation.assigned_to_id,
+        )
         .join(Patient, Patient.id == Escalation.patient_id)
-        .options(selectinload(Escalation.patient), selectinload(Escalation.triggers))
         .where(Escalation.status.in_(OPEN_STATES), Escalation.level != "INFO")
     )
     if scope is not None:
@@ -180,10 +244,27 @@ def open_episodes(
         query = query.where(
             or_(full_name.like(pattern, escape="\\"), func.lower(Patient.mrn).like(pattern, escape="\\"))
         )
+    query = query.order_by(
+        severity, Escalation.sla_due_at.is_(None), Escalation.sla_due_at, Escalation.created_at
+    ).limit(limit * 4)
+    light = [_LightEscalation(*row) for row in session.execute(query).all()]
+    if light:
+        by_id = {e.id: e for e in light}
+        for escalation_id, detail in session.execute(
+            select(EscalationTrigger.escalation_id, EscalationTrigger.detail).where(
+                EscalationTrigger.escalation_id.in_(list(by_id))
+            )
+        ).all():
+            by_id[escalation_id].triggers.append(_LightTrigger(detail))
+    chosen = _choose(light, filters, user_id, team_ids, now, limit)
+    wanted = [i for episode in chosen for i in episode.ids]
+    if not wanted:
+        return []
+    # Phase 2: the chosen episodes' escalations as objects, with their patients and triggers.
     rows = session.scalars(
-        query.order_by(severity, Escalation.sla_due_at.is_(None), Escalation.sla_due_at, Escalation.created_at).limit(
-            limit * 4
-        )
+        select(Escalation)
+        .options(selectinload(Escalation.patient).selectinload(Patient.program), selectinload(Escalation.triggers))
+        .where(Escalation.id.in_(wanted))
     ).all()
     grouped: dict[int, list[Escalation]] = {}
     for escalation in rows:
@@ -192,16 +273,7 @@ def open_episodes(
         Episode(patient=items[0].patient, escalations=sorted(items, key=lambda e: (-_severity(e.level), e.id)))
         for items in grouped.values()
     ]
-    if filters.level:
-        episodes = [e for e in episodes if e.level == filters.level]
-    if filters.mine:
-        episodes = [e for e in episodes if e.assigned_to_id == user_id]
-    if filters.team:
-        episodes = [e for e in episodes if e.assigned_to_id is not None and e.assigned_to_id in team_ids]
-    if filters.overdue:
-        episodes = [e for e in episodes if e.overdue(now)]
     episodes.sort(key=Episode.sort_key)
-    episodes = episodes[:limit]
     _attach_words(session, episodes)
     return episodes
 

@@ -28,13 +28,14 @@ SESSIONLESS_PREFIXES = ("/twilio/",)
 
 
 def register_web(app: Flask, runtime: Runtime) -> None:
-    from app.web import admin, auth, patient_page, queue, security, simulator
+    from app.web import admin, auth, dashboard, patient_page, queue, security, simulator
 
     app.session_interface = _UiSessions()
     app.register_blueprint(auth.bp)
     app.register_blueprint(queue.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(patient_page.bp)
+    app.register_blueprint(dashboard.bp)
     if runtime.settings.demo_mode or runtime.settings.channel == "console":
         app.register_blueprint(simulator.bp)
     security.install(app, runtime)

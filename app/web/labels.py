@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,19 +26,30 @@ STAFF_ZONES = (
 
 
 def level_label(code: str, language: str) -> str:
+    return _level_labels(language).get(code, code)
+
+
+@cache
+def _level_labels(language: str) -> dict[str, str]:
+    """Built once per language (the queue renders hundreds of rows)."""
     _ = gettext_for(language)
-    labels = {
+    return {
         "EMERGENCY": _("EMERGENCY"),
         "URGENT": _("URGENT"),
         "ROUTINE": _("ROUTINE"),
         "INFO": _("INFO"),
     }
-    return labels.get(code, code)
 
 
 def status_label(code: str, language: str) -> str:
+    return _status_labels(language).get(code, code.replace("_", " "))
+
+
+@cache
+def _status_labels(language: str) -> dict[str, str]:
+    """Built once per language (the queue renders hundreds of rows)."""
     _ = gettext_for(language)
-    labels = {
+    return {
         "open": _("open"),
         "acknowledged": _("acknowledged"),
         "resolved": _("resolved"),
@@ -52,12 +64,17 @@ def status_label(code: str, language: str) -> str:
         "retry": _("retrying"),
         "recorded": _("recorded"),
     }
-    return labels.get(code, code.replace("_", " "))
 
 
 def outcome_label(code: str, language: str) -> str:
+    return _outcome_labels(language).get(code, code.replace("_", " "))
+
+
+@cache
+def _outcome_labels(language: str) -> dict[str, str]:
+    """Built once per language (the queue renders hundreds of rows)."""
     _ = gettext_for(language)
-    labels = {
+    return {
         "reached_patient": _("Reached the patient"),
         "advised_911": _("Advised to call 911"),
         "appointment_made": _("Appointment made"),
@@ -66,13 +83,18 @@ def outcome_label(code: str, language: str) -> str:
         "unable_to_reach": _("Unable to reach"),
         "duplicate": _("Duplicate"),
     }
-    return labels.get(code, code.replace("_", " "))
 
 
 def reason_label(code: str, language: str) -> str:
     """Every reason the shipped flows, triage and the services name; an unknown code is shown readable."""
+    return _reason_labels(language).get(code, code.replace("_", " ").capitalize())
+
+
+@cache
+def _reason_labels(language: str) -> dict[str, str]:
+    """Built once per language (the queue renders hundreds of rows)."""
     _ = gettext_for(language)
-    labels = {
+    return {
         "breathing": _("Severe trouble breathing"),
         "stroke": _("Stroke signs"),
         "unresponsive": _("Unresponsive"),
@@ -123,7 +145,6 @@ def reason_label(code: str, language: str) -> str:
         "unreachable": _("Not answering check-ins"),
         "symptoms_reported": _("Texted about symptoms"),
     }
-    return labels.get(code, code.replace("_", " ").capitalize())
 
 
 def finding_label(detail: Mapping[str, Any], language: str) -> list[str]:
@@ -218,8 +239,14 @@ def change_text(action: str, language: str) -> str:
 
 def enrollment_status_label(code: str, language: str) -> str:
     """An enrollment's status or a change on its timeline (app/programs/enrollment.py)."""
+    return _enrollment_status_labels(language).get(code, code.replace("_", " "))
+
+
+@cache
+def _enrollment_status_labels(language: str) -> dict[str, str]:
+    """Built once per language (the queue renders hundreds of rows)."""
     _ = gettext_for(language)
-    labels = {
+    return {
         "active": _("active"),
         "paused": _("paused"),
         "ended": _("ended"),
@@ -227,4 +254,3 @@ def enrollment_status_label(code: str, language: str) -> str:
         "moved": _("new start date"),
         "resumed": _("resumed"),
     }
-    return labels.get(code, code.replace("_", " "))
