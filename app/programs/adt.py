@@ -29,6 +29,7 @@ from app.flows.loader import FlowError
 from app.models import AdtMessage, Discharge, Enrollment, Patient, Program
 from app.patients.phones import InvalidPhone, to_e164
 from app.patients.service import default_program
+from app.programs.combined import combine_campaigns
 from app.programs.enrollment import ACTIVE, ENDED, PAUSED, note_event, pause, resume, unenroll
 from app.programs.hl7_adt import AdtEvent, AdtProblem, build_ack, localise, read_adt
 from app.programs.mapping import AdtMapping, load_mapping
@@ -348,7 +349,12 @@ def _discharge(
     skipped: list[str] = []
     needs_consent: list[str] = []
     ids = list(discharge.enrollment_ids or [])
-    for campaign in mapped.campaigns:
+    campaigns = list(mapped.campaigns)
+    combined = combine_campaigns(rt.content, campaigns)
+    if all(campaign_allowed(program, c) for c in combined if c not in campaigns):
+        # Several monitored conditions: one combined daily check-in, not one campaign each (issue 12).
+        campaigns = combined
+    for campaign in campaigns:
         if not campaign_allowed(program, campaign):
             skipped.append(campaign)
             continue
