@@ -37,6 +37,7 @@ from app.models import (
     Patient,
     ThresholdChange,
 )
+from app.patients.service import set_thresholds
 from app.programs.combined import combined_campaign, module_campaigns
 from app.programs.enrollment import note_event, unenroll
 from app.programs.programs import campaign_allowed
@@ -170,7 +171,7 @@ def save_care_plan(
     plan.updated_at = now
     plan.monitoring = list(data.monitoring) if data.monitoring is not None else None
     patient.conditions = list(dict.fromkeys(data.conditions))
-    _save_thresholds(session, patient, data.thresholds, actor, now)
+    set_thresholds(session, patient, data.thresholds, actor, now)
     session.execute(delete(CarePlanGoal).where(CarePlanGoal.patient_id == patient.id))
     for position, goal in enumerate(data.goals):
         session.add(
@@ -211,26 +212,6 @@ def save_care_plan(
         )
     )
     return after
-
-
-def _save_thresholds(
-    session: Session, patient: Patient, wanted: Mapping[str, float], actor: str, now: dt.datetime
-) -> None:
-    current = {k: float(v) for k, v in (patient.thresholds or {}).items()}
-    for name in sorted(set(current) | set(wanted)):
-        old, new = current.get(name), wanted.get(name)
-        if old != new:
-            session.add(
-                ThresholdChange(
-                    patient_id=patient.id,
-                    name=name,
-                    old_value=old,
-                    new_value=None if new is None else float(new),
-                    changed_by=actor[:200],
-                    changed_at=now,
-                )
-            )
-    patient.thresholds = {k: float(v) for k, v in wanted.items()}
 
 
 def _feed_dose_times(

@@ -207,3 +207,26 @@ def test_care_plan_errors_have_the_api_shape(
     assert (empty["revision"], empty["monitored_modules"]) == (0, ["hf"])
     spec = client.get("/api/v1/openapi.json").get_json()
     assert set(spec["paths"]["/patients/{patient_id}/care-plan"]) == {"get", "put"}
+
+
+def test_a_threshold_set_through_post_patients_is_recorded_with_who_and_when(
+    rt: Runtime, client: FlaskClient, program: Any
+) -> None:
+    install_clock(rt, MORNING)
+    patient = {
+        "mrn": "T1",
+        "given_name": "Ana",
+        "family_name": "Diaz",
+        "phone": "+12025550188",
+        "conditions": ["heart_failure"],
+        "thresholds": {"weight_gain_1_day_lb": 2},
+    }
+    created = client.post("/api/v1/patients", json=patient, headers=AUTH)
+    assert created.status_code == 201, created.get_json()
+    patient_id = created.get_json()["id"]
+    assert client.post("/api/v1/patients", json=patient, headers=AUTH).status_code == 200  # unchanged: no row
+    plan = client.get(f"/api/v1/patients/{patient_id}/care-plan", headers=AUTH).get_json()
+    [threshold] = plan["thresholds"]
+    assert threshold["value"] == 2.0 and threshold["changed_by"] and threshold["changed_at"].startswith("2026-11-30")
+    with rt.sessions() as session:
+        assert len(session.scalars(select(ThresholdChange)).all()) == 1
