@@ -230,3 +230,20 @@ def test_a_threshold_set_through_post_patients_is_recorded_with_who_and_when(
     assert threshold["value"] == 2.0 and threshold["changed_by"] and threshold["changed_at"].startswith("2026-11-30")
     with rt.sessions() as session:
         assert len(session.scalars(select(ThresholdChange)).all()) == 1
+
+
+def test_staff_can_start_the_combined_check_in_now_by_its_composition_id(
+    rt: Runtime, client: FlaskClient, make_patient: Callable[..., Any]
+) -> None:
+    install_clock(rt, NINE)
+    patient = make_patient(conditions=["heart_failure", "copd"])
+    started = client.post(
+        f"/api/v1/patients/{patient.id}/conversations", json={"flow": "chronic-care-check"}, headers=AUTH
+    )
+    assert started.status_code == 201, started.get_json()
+    assert started.get_json()["flow"] == "chronic-care-check.hf.copd"
+    nobody = make_patient(conditions=["depression"])
+    refused = client.post(
+        f"/api/v1/patients/{nobody.id}/conversations", json={"flow": "chronic-care-check"}, headers=AUTH
+    )
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "nothing_to_monitor"
