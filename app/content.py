@@ -4,11 +4,22 @@ once per process from ``content/``.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from app.flows.compose import (
+    Composition,
+    check_composition,
+    compose,
+    composed_source,
+    is_composition,
+    parse_composition,
+    select_modules,
+)
 from app.flows.intents import GlobalIntents, OptOutPhrases
 from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
 from app.flows.model import Flow
@@ -37,6 +48,18 @@ class ContentLibrary:
     triage: Triage
     #: Old campaign ids that still enroll (and still name stored enrollments): alias → campaign id.
     campaign_aliases: dict[str, str] = field(default_factory=dict)
+    #: Combined check-ins (``compose:`` files in content/flows): id → composition. Each non-empty subset
+    #: of its modules is also in ``flows``, as ``<id>.<module>...`` (app/flows/compose.py).
+    compositions: dict[str, Composition] = field(default_factory=dict)
+
+    def combined_flow_id(self, composition_id: str, wanted: Collection[str]) -> str | None:
+        """The flow of composition ``composition_id`` for the modules ``wanted`` names (flow ids, module ids
+        or conditions: a care plan's monitoring, or the patient's conditions); None when none matches."""
+        composition = self.compositions[composition_id]
+        chosen = select_modules(composition, self.flows, list(wanted))
+        if not chosen:
+            return None
+        return ".".join((composition.id, *(f.module.id for f in chosen if f.module is not None)))
 
     def campaign(self, campaign_id: str) -> Campaign | None:
         """The campaign by id or by one of its aliases (``post-discharge-tcm`` → ``post-discharge-30d``)."""
@@ -44,6 +67,14 @@ class ContentLibrary:
         if found is None and campaign_id in self.campaign_aliases:
             found = self.campaigns.get(self.campaign_aliases[campaign_id])
         return found
+
+    def needs_own_transcripts(self, flow: Flow) -> bool:
+        """Every flow has transcripts, except a combined check-in of only some of its composition's modules
+        (its rules are the modules', covered by their transcripts and by the one of every module)."""
+        if not flow.composed_of:
+            return True
+        composition = self.compositions.get(flow.id.split(".", 1)[0])
+        return composition is None or len(flow.composed_of) == len(composition.modules)
 
     def startable_flows(self) -> list[str]:
         """Flow ids staff, campaigns and the simulators may start (not the system's internal ones)."""
@@ -90,11 +121,26 @@ def load_content(root: Path) -> ContentLibrary:
     """Load everything under ``root``; the first invalid file raises FlowError (file, line, reason)."""
     flows: dict[str, Flow] = {}
     sources: dict[str, str] = {}
+    compositions: dict[str, Composition] = {}
     for path in sorted((root / "flows").glob("*.yaml")):
         source = path.read_text(encoding="utf-8")
+        if is_composition(source, _shown(path, root)):
+            composition = parse_composition(source, _shown(path, root))
+            compositions[composition.id] = composition
+            continue
         flow = compile_flow(source, _shown(path, root))
         flows[flow.id] = flow
         sources[flow.id] = source
+    for composition in compositions.values():
+        if composition.id in flows:
+            raise FlowError(composition.path, 1, f"composition id '{composition.id}' is also a flow id")
+        check_composition(composition, flows)
+        modules = [flows[m] for m in composition.modules]
+        for size in range(1, len(modules) + 1):
+            for chosen in itertools.combinations(modules, size):
+                combined = compose(composition, chosen)
+                flows[combined.id] = combined
+                sources[combined.id] = composed_source(composition, chosen, sources)
     for flow in flows.values():
         for node in flow.nodes.values():
             if node.start_flow and node.start_flow not in flows:
@@ -104,7 +150,9 @@ def load_content(root: Path) -> ContentLibrary:
     campaigns = {}
     for path in sorted((root / "campaigns").glob("*.yaml")):
         # An internal flow (the "right now?" check) is started by the system only: no campaign may name it.
-        campaign = load_campaign(path, {f for f, flow in flows.items() if not flow.internal}, _shown(path, root))
+        # A campaign may name a composition: the flow it starts is chosen per patient (their care plan).
+        startable = {f for f, flow in flows.items() if not flow.internal} | set(compositions)
+        campaign = load_campaign(path, startable, _shown(path, root))
         campaigns[campaign.id] = campaign
     aliases: dict[str, str] = {}
     for campaign in campaigns.values():
@@ -130,4 +178,5 @@ def load_content(root: Path) -> ContentLibrary:
         education=education,
         triage=triage,
         campaign_aliases=aliases,
+        compositions=compositions,
     )

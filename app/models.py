@@ -611,3 +611,62 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     program: Mapped[Program] = relationship()
+
+
+class CarePlan(Base):
+    """A patient's care plan (issue 12 item 3): which monitoring modules the daily check-in composes
+    (``monitoring``: module ids like ``hf``, content/flows/chronic-care-check.yaml), who changed it last and
+    when. Its conditions are ``patients.conditions`` and its thresholds ``patients.thresholds`` (what the
+    engine reads); goals, medications and threshold changes are rows of their own."""
+
+    __tablename__ = "care_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    #: Module ids the check-ins follow; None: the modules of the patient's conditions.
+    monitoring: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CarePlanGoal(Base):
+    """A goal the patient chose ("walk 10 minutes a day"): checked weekly with a 0-10 confidence question."""
+
+    __tablename__ = "care_plan_goals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(String(300))
+    weekly_check: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The patient's last answer to "how sure are you that you can do it?", 0-10.
+    confidence: Mapped[int | None] = mapped_column(Integer)
+
+
+class CarePlanMedication(Base):
+    """A medication of the plan with its dose times ("08:00", "20:00"), which feed medication-adherence."""
+
+    __tablename__ = "care_plan_medications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    dose: Mapped[str | None] = mapped_column(String(100))
+    times: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class ThresholdChange(Base):
+    """One change of a patient's clinical threshold override: from, to (None: back to the default), who, when."""
+
+    __tablename__ = "threshold_changes"
+    __table_args__ = (Index("ix_threshold_changes_patient_name", "patient_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[float | None] = mapped_column(Float)
+    new_value: Mapped[float | None] = mapped_column(Float)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

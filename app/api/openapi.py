@@ -92,6 +92,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     schemas.AdtOut,
     schemas.TcmOut,
     schemas.TcmListOut,
+    schemas.CarePlanIn,
+    schemas.CarePlanOut,
 )
 REQUEST_MODELS = {
     schemas.PatientIn,
@@ -101,6 +103,7 @@ REQUEST_MODELS = {
     schemas.ProgramPatch,
     schemas.EnrollmentChangeIn,
     schemas.AttemptIn,
+    schemas.CarePlanIn,
 }
 ENROLLMENT_ID = {
     "name": "enrollment_id",
@@ -182,6 +185,18 @@ def openapi_document() -> dict[str, Any]:
                 body=schemas.ConversationIn,
                 parameters=[PATIENT_ID],
             )
+        },
+        "/patients/{patient_id}/care-plan": {
+            "get": _operation(
+                "The patient's care plan", {"200": schemas.CarePlanOut}, ("404",), parameters=[PATIENT_ID]
+            ),
+            "put": _operation(
+                "Replace the care plan (re-derives pending check-ins)",
+                {"200": schemas.CarePlanOut},
+                ("400", "404", "409", "413", "422"),
+                body=schemas.CarePlanIn,
+                parameters=[PATIENT_ID],
+            ),
         },
         "/patients/{patient_id}/messages": {
             "get": _operation(

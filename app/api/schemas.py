@@ -202,6 +202,49 @@ class PatientIn(RequestModel):
         return data
 
 
+LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Local time, HH:MM.")]
+ModuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,31}$")]
+
+
+class GoalIn(RequestModel):
+    """A goal the patient chose, checked weekly with "how sure are you that you can do it?" (0-10)."""
+
+    text: Annotated[str, _bounded(300), NO_CONTROLS, CONTROL_FREE_SCHEMA] = Field(
+        description='In the patient\'s words, e.g. "walk 10 minutes a day".'
+    )
+    weekly_check: bool = True
+    confidence: Annotated[int, Field(ge=0, le=10)] | None = Field(
+        default=None, description="The patient's last answer, 0 (not at all sure) to 10 (totally sure)."
+    )
+
+
+class MedicationIn(RequestModel):
+    name: Annotated[str, _bounded(100), NO_CONTROLS, CONTROL_FREE_SCHEMA]
+    dose: Annotated[str, _bounded(100), NO_CONTROLS, CONTROL_FREE_SCHEMA] | None = None
+    times: Annotated[list[LocalTime], Field(max_length=12)] = Field(
+        default_factory=list, description="Dose times: they feed the medication reminders' dose_times."
+    )
+
+
+class CarePlanIn(RequestModel):
+    """``PUT /patients/<id>/care-plan``: the whole plan (it replaces the one before). Changing it re-derives
+    the patient's pending check-ins (sent ones are kept)."""
+
+    changed_by: Annotated[str, _bounded(200), NO_CONTROLS, CONTROL_FREE_SCHEMA] = Field(
+        description="Who made the change (kept on the plan, on each threshold change and in the audit log)."
+    )
+    conditions: Annotated[list[Condition], Field(max_length=MAX_ITEMS)] = Field(default_factory=list)
+    goals: Annotated[list[GoalIn], Field(max_length=MAX_ITEMS)] = Field(default_factory=list)
+    thresholds: Annotated[dict[ThresholdName, ThresholdValue], Field(max_length=MAX_ITEMS)] = Field(
+        default_factory=dict, description="Overrides of the flows' clinical thresholds (weight_gain_1_day_lb: 2)."
+    )
+    medications: Annotated[list[MedicationIn], Field(max_length=MAX_ITEMS)] = Field(default_factory=list)
+    monitoring: Annotated[list[ModuleId], Field(max_length=MAX_ITEMS)] | None = Field(
+        default=None,
+        description="Modules the daily check-in composes (hf, diabetes, copd); null: those of the conditions.",
+    )
+
+
 class EnrollmentIn(RequestModel):
     """``POST /enrollments``: name the patient by ``patient_id`` or by ``mrn`` (within ``program``)."""
 
@@ -409,6 +452,39 @@ class TcmOut(BaseModel):
 
 class TcmListOut(BaseModel):
     discharges: list[TcmOut]
+
+
+class GoalOut(BaseModel):
+    text: str
+    weekly_check: bool
+    confidence: int | None
+
+
+class ThresholdOut(BaseModel):
+    name: str
+    value: float
+    default: float | None = Field(description="The flow's default, which this override replaces.")
+    changed_by: str | None
+    changed_at: str | None
+
+
+class MedicationOut(BaseModel):
+    name: str
+    dose: str | None
+    times: list[str]
+
+
+class CarePlanOut(BaseModel):
+    patient_id: int
+    revision: int = Field(description="0: no plan saved yet.")
+    updated_by: str | None
+    updated_at: str | None
+    conditions: list[str]
+    goals: list[GoalOut]
+    thresholds: list[ThresholdOut]
+    medications: list[MedicationOut]
+    monitoring: list[str] | None
+    monitored_modules: list[str] = Field(description="What the daily check-in asks now, in order.")
 
 
 class ErrorDetail(BaseModel):

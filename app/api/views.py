@@ -17,6 +17,7 @@ from app.api.errors import ApiError
 from app.api.schemas import (
     MAX_ID,
     AttemptIn,
+    CarePlanIn,
     ConversationIn,
     EnrollmentChangeIn,
     EnrollmentIn,
@@ -29,6 +30,7 @@ from app.api.schemas import (
     is_malformed,
 )
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
+from app.careplan.service import CarePlanInvalid, Goal, Medication, PlanInput, care_plan_json, save_care_plan
 from app.conversations.variables import InvalidVariables, clean_variables
 from app.models import Answer, AuditEvent, Discharge, Enrollment, Escalation, Message, Patient, Program, TimelineEvent
 from app.patients.api_tokens import TOKEN_PREFIX, ApiCaller, authenticate
@@ -359,6 +361,40 @@ def start_conversation_now(patient_id: int) -> tuple[Response, int]:
             raise ApiError(409, exc.code, exc.message, fields) from None
         body = conversation_json(conversation)
     return jsonify(body), 201
+
+
+# One rule for both methods: an out-of-range id is then no route (404) for PUT too, not a 405 from the
+# GET rule's path matching before the id converter refuses it.
+@bp.route("/patients/<id:patient_id>/care-plan", methods=["GET", "PUT"])
+def care_plan(patient_id: int) -> Response:
+    """GET: the patient's care plan (200, 404). PUT: replace it and re-derive the pending check-ins
+    (200, 404, 409 consent_required, 422 naming each bad field)."""
+    if request.method == "PUT":
+        return _put_care_plan(patient_id)
+    rt = _runtime()
+    with rt.sessions() as session:
+        return jsonify(care_plan_json(session, rt, _patient(session, patient_id)))
+
+
+def _put_care_plan(patient_id: int) -> Response:
+    data = _parse(CarePlanIn)
+    rt = _runtime()
+    plan = PlanInput(
+        conditions=tuple(data.conditions),
+        goals=tuple(Goal(g.text, g.weekly_check, g.confidence) for g in data.goals),
+        thresholds=dict(data.thresholds),
+        medications=tuple(Medication(m.name, m.dose, tuple(m.times)) for m in data.medications),
+        monitoring=tuple(data.monitoring) if data.monitoring is not None else None,
+    )
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, patient_id)
+        try:
+            body = save_care_plan(session, rt, patient, plan, data.changed_by, rt.now())
+        except CarePlanInvalid as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        except ConsentRequired as exc:
+            raise ApiError(409, exc.code, exc.message) from None
+    return jsonify(body)
 
 
 @bp.get("/patients/<id:patient_id>/messages")

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from app.conversations.variables import render_variables
 from app.escalation.service import escalate_event, open_or_join
 from app.flows import engine
+from app.flows.compose import compile_composed, is_composed_source
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
 from app.messaging.outbound import queue_text
-from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
+from app.models import Answer, CarePlan, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.runtime import Runtime
 from app.triage.verdict import Finding
 
@@ -90,7 +91,27 @@ def pinned_flow(session: Session, rt: Runtime, flow_id: str, version: str) -> Fl
 @functools.lru_cache(maxsize=128)
 def _compile_cached(flow_id: str, version: str, source: str) -> Flow:
     # The stored source of an older version: compiled under its own file name, as it was loaded then.
+    if is_composed_source(source):
+        return compile_composed(source)
     return compile_flow(source, f"{flow_id}.yaml")
+
+
+class NothingToMonitor(LookupError):
+    """A combined check-in for a patient whose care plan (or conditions) names none of its modules."""
+
+
+def resolve_flow_id(session: Session, rt: Runtime, patient: Patient, flow_id: str) -> str:
+    """The flow to start for ``flow_id``: itself, or for a composition (chronic-care-check) the combined
+    check-in of the patient's care-plan monitoring modules (with no plan, of the patient's conditions).
+    Raises NothingToMonitor when none of the composition's modules applies."""
+    if flow_id not in rt.content.compositions:
+        return flow_id
+    monitoring = session.scalar(select(CarePlan.monitoring).where(CarePlan.patient_id == patient.id))
+    wanted = monitoring if monitoring is not None else list(patient.conditions or [])
+    found = rt.content.combined_flow_id(flow_id, wanted)
+    if found is None:
+        raise NothingToMonitor(flow_id)
+    return found
 
 
 def _remember_version(session: Session, rt: Runtime, flow: Flow) -> None:
@@ -200,7 +221,7 @@ def start_and_say(
     """:func:`start_conversation`, also returning the lines the engine said (``engine.Say``)."""
     if active_conversation(session, patient.id) is not None:
         raise ConversationBusy(patient.id)
-    flow = rt.content.flow(flow_id)
+    flow = rt.content.flow(resolve_flow_id(session, rt, patient, flow_id))
     _remember_version(session, rt, flow)
     ctx = patient_context(session, rt, patient, now, variables=variables, channel=channel)
     step = engine.start(flow, ctx, now, rt.content.intents, confirm=confirm)

@@ -383,16 +383,16 @@ def _answer(
         if state.attempts <= MAX_REPROMPTS:
             events.append(Say(reprompt_text(node, state.language, ctx), "reprompt"))
             return state
-        events.append(SaveAnswer(node.id, "unanswered", None, None, text))
+        events.append(SaveAnswer(node.answer_id, "unanswered", None, None, text))
         return _left_unanswered(flow, state, ctx, node, events, now)
     if understood.kind == "unknown":
-        events.append(SaveAnswer(node.id, "unknown", None, None, text))
-        events.append(NeedsReview(node.id, "unknown"))
+        events.append(SaveAnswer(node.answer_id, "unknown", None, None, text))
+        events.append(NeedsReview(node.answer_id, "unknown"))
         return _left_unanswered(flow, state, ctx, node, events, now)
-    events.append(SaveAnswer(node.id, understood.kind, understood.value, understood.unit, text))
+    events.append(SaveAnswer(node.answer_id, understood.kind, understood.value, understood.unit, text))
     if understood.review:
-        events.append(NeedsReview(node.id, understood.review))
-    state = replace(state, answers={**state.answers, node.id: understood.value}, attempts=0)
+        events.append(NeedsReview(node.answer_id, understood.review))
+    state = replace(state, answers={**state.answers, node.answer_id: understood.value}, attempts=0)
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
         return state
@@ -405,8 +405,8 @@ def _left_unanswered(
 ) -> State:
     """The question ends without a value (after the re-prompts, or "I don't know"); the flow goes on."""
     state = _record_unanswered(state, node)
-    if node.id not in state.unknown:
-        state = replace(state, unknown=(*state.unknown, node.id))
+    if node.answer_id not in state.unknown:
+        state = replace(state, unknown=(*state.unknown, node.answer_id))
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
         return state
@@ -428,7 +428,7 @@ def _silence(flow: Flow, state: State, ctx: PatientContext, events: list[Event],
         state = replace(state, node=node.id, attempts=0, reminded=False)
     if node.type != "question":
         raise FlowRuntimeError(f"conversation waits on non-question node '{node.id}'")
-    events.append(SaveAnswer(node.id, "unanswered", None, None, ""))
+    events.append(SaveAnswer(node.answer_id, "unanswered", None, None, ""))
     state = _record_unanswered(state, node)
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":
@@ -439,9 +439,9 @@ def _silence(flow: Flow, state: State, ctx: PatientContext, events: list[Event],
 
 def _record_unanswered(state: State, node: Node) -> State:
     unassessed = state.unassessed
-    if node.assess and node.id not in unassessed:
-        unassessed = (*unassessed, node.id)
-    return replace(state, answers={**state.answers, node.id: None}, attempts=0, unassessed=unassessed)
+    if node.assess and node.answer_id not in unassessed:
+        unassessed = (*unassessed, node.answer_id)
+    return replace(state, answers={**state.answers, node.answer_id: None}, attempts=0, unassessed=unassessed)
 
 
 @dataclass(frozen=True)
@@ -751,6 +751,10 @@ def _enter(flow: Flow, state: State, ctx: PatientContext, node_id: str, events: 
                 events.append(Say(render_text(text, state.language, ctx), "info"))
             node_id = _choose_next(node, state, ctx, flow, now)
             continue
+        if node.type == "question" and node.same_as is not None and node.same_as in state.answers:
+            # A shared question of a combined check-in, asked already: go on from its branches.
+            node_id = _choose_next(node, state, ctx, flow, now)
+            continue
         if node.type == "question":
             events.append(Say(render_prompt(node, state.language, ctx), "prompt"))
             wake = now + dt.timedelta(minutes=flow.waits.reminder_after_minutes)
@@ -849,7 +853,7 @@ def _timeout(flow: Flow, state: State, ctx: PatientContext, events: list[Event],
         expire = max(started + dt.timedelta(minutes=flow.waits.expire_after_minutes), now + dt.timedelta(minutes=1))
         return replace(state, reminded=True, wake_at=expire.isoformat())
     # No answer is an answer too: "missed" counts toward streak rules (three missed doses in a row).
-    events.append(SaveAnswer(node.id, "unanswered", None, None, ""))
+    events.append(SaveAnswer(node.answer_id, "unanswered", None, None, ""))
     state = _record_unanswered(state, node)
     state = _apply_rules(flow, state, ctx, events, now)
     if state.status != "active":

@@ -22,6 +22,7 @@ from app.flows.model import (
     Choice,
     Condition,
     Flow,
+    Module,
     Node,
     Rule,
     Score,
@@ -211,6 +212,7 @@ class _Compiler:
                 "sources",
                 "reviewed",
                 "internal",
+                "module",
             },
             "flow",
         )
@@ -266,6 +268,7 @@ class _Compiler:
                 raise self.fail(rule.line, f"rule '{rule.id}' is defined twice")
             seen.add(rule.id)
         waits = self.waits(data.get("waits"))
+        module = self.module(data["module"], nodes, start, langs) if "module" in data else None
         return Flow(
             id=flow_id,
             version="",
@@ -279,6 +282,44 @@ class _Compiler:
             source_path=self.path,
             thresholds={str(k): float(v) for k, v in self.thresholds.items()},
             internal=self.flag(data, "internal", "flow", default=False),
+            module=module,
+        )
+
+    def module(self, raw: Any, nodes: Mapping[str, Node], start: str, langs: tuple[str, ...]) -> Module:
+        """The ``module:`` section: what this flow measures in a combined check-in (see ``Module``)."""
+        if not isinstance(raw, LineDict):
+            raise self.fail(self.line_of(raw), "module: must be a mapping with id, conditions and measures")
+        self.check_keys(raw, {"id", "conditions", "measures", "start_text"}, "module")
+        module_id = self.require(raw, "id", "module")
+        if not isinstance(module_id, str) or not re.fullmatch(r"[a-z][a-z0-9]*", module_id):
+            raise self.fail(self.line_of(raw, "id"), "module: id must be lowercase letters and digits, like hf")
+        conditions = raw.get("conditions") or []
+        if not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions):
+            raise self.fail(self.line_of(raw, "conditions"), "module: conditions must be a list like [heart_failure]")
+        measures = raw.get("measures") or {}
+        if not isinstance(measures, LineDict):
+            raise self.fail(self.line_of(raw, "measures"), "module: measures must map a measure to a question id")
+        seen: dict[str, str] = {}
+        for measure, question in measures.items():
+            line = self.line_of(measures, measure)
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(measure)):
+                raise self.fail(line, f"module: measure '{measure}' must be lowercase letters, digits and _")
+            if question not in nodes or nodes[question].type != "question":
+                raise self.fail(line, f"module: measure '{measure}' names '{question}', which is not a question")
+            if question in seen:
+                raise self.fail(line, f"module: question '{question}' is already measure '{seen[question]}'")
+            seen[question] = str(measure)
+        start_text: dict[str, str] = {}
+        if "start_text" in raw:
+            start_text = self.local_text(raw["start_text"], self.line_of(raw, "start_text"), "module start_text", langs)
+            if nodes[start].type != "question":
+                raise self.fail(self.line_of(raw, "start_text"), "module: start_text needs a question as start node")
+        return Module(
+            id=module_id,
+            conditions=tuple(conditions),
+            measures={str(k): str(v) for k, v in measures.items()},
+            start_text=start_text,
+            line=raw.line,
         )
 
     def node(self, raw: Any, langs: tuple[str, ...]) -> Node:

@@ -100,7 +100,17 @@ class Node:
     assess: bool = False
     #: Number questions: meter flags understood at once, saved as text ({"low": "LO", "high": "HI"}).
     meter: Mapping[str, str] = field(default_factory=dict)
+    #: Combined check-ins (app/flows/compose.py): this question is the one asked earlier as node
+    #: ``same_as`` (a shared measure, "breathing" for heart failure and COPD). Already asked in this
+    #: conversation: it is not asked again and the flow goes on from this node's branches; otherwise it is
+    #: asked and its answer is saved under ``same_as``, so every module's rules read one answer.
+    same_as: str | None = None
     line: int = 0
+
+    @property
+    def answer_id(self) -> str:
+        """The id the answer is saved and tested under: ``same_as`` for a shared question, else the node id."""
+        return self.same_as or self.id
 
     def choice_value(self, choice_id: object) -> float | None:
         for choice in self.choices:
@@ -151,6 +161,31 @@ class Waits:
 
 
 @dataclass(frozen=True)
+class Module:
+    """What a flow measures, when it is one module of a combined check-in (``module:`` in the flow file).
+
+    ``measures`` maps shared measure names to this flow's questions (``breathing: breath``): two modules
+    that measure ``breathing`` ask it once in a combined check-in. ``conditions`` are the patient
+    conditions it monitors (``heart_failure``); ``start_text`` is its first question's text when it is not
+    the first module of the conversation (no greeting).
+
+    .. code-block:: yaml
+
+        module:
+          id: hf
+          conditions: [heart_failure]
+          measures: {breathing: breath, breathing_at_rest: breath_rest}
+          start_text: {en: "What is your weight today in pounds?", es: "¿Qué peso tiene hoy, en libras?"}
+    """
+
+    id: str
+    conditions: tuple[str, ...] = ()
+    measures: Mapping[str, str] = field(default_factory=dict)
+    start_text: LocalText = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Flow:
     id: str
     version: str
@@ -167,6 +202,10 @@ class Flow:
     #: Started only by the system (the "right now?" check, app/flows/routing.py): never from the API, a
     #: campaign, the care-manager screen or ``outreach simulate``, which treat it as an unknown flow.
     internal: bool = False
+    #: Set when the flow can be one module of a combined check-in.
+    module: Module | None = None
+    #: Combined check-ins: the module flows composed, in conversation order ((flow id, version), ...).
+    composed_of: tuple[tuple[str, str], ...] = ()
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]

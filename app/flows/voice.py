@@ -341,7 +341,7 @@ def guards_opt_out(flow: Flow, node: Node | None) -> bool:
     stays offered at every other question (fresh-user review, 2026-11-30)."""
     if node is None or node.type != "question":
         return False
-    return any(rule.level == "EMERGENCY" and node.id in _answer_subjects(rule.when) for rule in flow.rules)
+    return any(rule.level == "EMERGENCY" and node.answer_id in _answer_subjects(rule.when) for rule in flow.rules)
 
 
 def waits(flow: Flow, state: engine.State) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy import String, select
 from sqlalchemy.orm import Session
 
 from app.i18n import SUPPORTED_LANGUAGES, normalise_language
-from app.models import AuditEvent, Patient, Program
+from app.models import AuditEvent, Patient, Program, ThresholdChange
 from app.patients.phones import InvalidPhone, to_e164
 
 CHANNELS = ("sms", "voice")
@@ -157,12 +157,15 @@ def upsert_patient(
         )
         session.add(patient)
     phone_changed = not created and patient.phone != clean["phone"]
+    thresholds = clean.pop("thresholds", None)
     for key, value in clean.items():
         setattr(patient, key, value)
     if phone_changed:
         patient.phone_invalid = False
         patient.sms_capable = True
     session.flush()
+    if thresholds is not None:
+        set_thresholds(session, patient, thresholds, actor, now)
     session.add(
         AuditEvent(
             action="patient.created" if created else "patient.updated",
@@ -173,6 +176,28 @@ def upsert_patient(
         )
     )
     return patient, created
+
+
+def set_thresholds(
+    session: Session, patient: Patient, wanted: Mapping[str, float], actor: str, now: dt.datetime
+) -> None:
+    """Replace the patient's threshold overrides (the care plan's, read by the engine), writing one
+    ``threshold_changes`` row per change: name, from, to (None: back to the flow's default), who, when."""
+    current = {k: float(v) for k, v in (patient.thresholds or {}).items()}
+    for name in sorted(set(current) | set(wanted)):
+        old, new = current.get(name), wanted.get(name)
+        if old != (None if new is None else float(new)):
+            session.add(
+                ThresholdChange(
+                    patient_id=patient.id,
+                    name=name,
+                    old_value=old,
+                    new_value=None if new is None else float(new),
+                    changed_by=actor[:200],
+                    changed_at=now,
+                )
+            )
+    patient.thresholds = {k: float(v) for k, v in wanted.items()}
 
 
 def patient_json(patient: Patient) -> dict[str, Any]:

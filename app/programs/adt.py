@@ -29,6 +29,7 @@ from app.flows.loader import FlowError
 from app.models import AdtMessage, Discharge, Enrollment, Patient, Program
 from app.patients.phones import InvalidPhone, to_e164
 from app.patients.service import default_program
+from app.programs.combined import combine_campaigns
 from app.programs.enrollment import ACTIVE, ENDED, PAUSED, note_event, pause, resume, unenroll
 from app.programs.hl7_adt import AdtEvent, AdtProblem, build_ack, localise, read_adt
 from app.programs.mapping import AdtMapping, load_mapping
@@ -362,12 +363,17 @@ def _discharge(
     skipped: list[str] = []
     needs_consent: list[str] = []
     ids = list(discharge.enrollment_ids or [])
+    campaigns = list(mapped.campaigns)
+    combined = combine_campaigns(rt.content, campaigns)
+    if all(campaign_allowed(program, c) for c in combined if c not in campaigns):
+        # Several monitored conditions: one combined daily check-in, not one campaign each (issue 12).
+        campaigns = combined
     if new_patient:
         # Nothing to move or restart for a patient first seen now: every campaign at once (the same rows
         # ``enroll`` writes, in a few statements; the ACK waits for them, so it is the latency that counts).
-        skipped = [c for c in mapped.campaigns if not campaign_allowed(program, c)]
+        skipped = [c for c in campaigns if not campaign_allowed(program, c)]
         wanted, seen = [], set()
-        for name in mapped.campaigns:
+        for name in campaigns:
             found = rt.content.campaign(name)
             key = found.id if found is not None else name  # an alias and its campaign: one enrollment
             if name not in skipped and key not in seen:
@@ -393,7 +399,7 @@ def _discharge(
             note_event(session, patient.id, "enrollment.created", outcome, reason, ACTOR, now)
             ids.append(outcome.id)
             enrolled.append(item.campaign_id)
-    for campaign in mapped.campaigns if not new_patient else ():
+    for campaign in campaigns if not new_patient else ():
         if not campaign_allowed(program, campaign):
             skipped.append(campaign)
             continue

@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.conversations.service import ConversationBusy, active_conversation, start_conversation
+from app.conversations.service import (
+    ConversationBusy,
+    NothingToMonitor,
+    active_conversation,
+    resolve_flow_id,
+    start_conversation,
+)
 from app.flows.model import Flow
 from app.messaging.calls import start_voice_checkin, wants_voice
 from app.models import Conversation, Patient, Program
@@ -87,8 +93,15 @@ def start_flow_now(
     The caller passes the patient row locked (``with_for_update``) so two requests for one patient
     cannot both start. Raises ``UnknownFlow`` (also for an internal flow), ``MissingVariables`` (the flow's
     texts need an input that was not given) or ``StartRefused`` (opted out, unreachable, a conversation is active, or
-    outside the quiet-hours window in the patient's time zone).
+    outside the quiet-hours window in the patient's time zone, or ``nothing_to_monitor``: a combined
+    check-in such as ``chronic-care-check`` whose modules the patient's care plan does not name).
     """
+    try:
+        flow_id = resolve_flow_id(session, rt, patient, flow_id)
+    except NothingToMonitor:
+        raise StartRefused(
+            "nothing_to_monitor", "The patient's care plan names no monitoring this check-in covers."
+        ) from None
     flow = rt.content.flows.get(flow_id)
     if flow is None or flow.internal:  # an internal flow (the "right now?" check) is the system's own
         raise UnknownFlow(flow_id)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.conversations.service import (
     ConversationBusy,
+    NothingToMonitor,
     active_conversation,
     close_unanswered,
     last_reply_at,
@@ -248,6 +249,9 @@ def _process_touch(
             )
     except ConversationBusy:
         finish(TouchStatus.SKIPPED, "busy")
+        return None
+    except NothingToMonitor:
+        finish(TouchStatus.SKIPPED, "nothing_to_monitor")
         return None
     touch.conversation_id = conversation.id
     finish(TouchStatus.DONE, "started")

@@ -56,7 +56,8 @@ def test_a03_over_http_enrolls_by_unit_and_diagnosis_and_starts_the_tcm_clock(
     body = response.get_json()
     assert body["ack_code"] == "AA" and ack_code_of(body["ack"]) == "AA"
     assert "MSA|AA|MSG00001|" in body["ack"]
-    assert "enrolled: post-discharge-30d, hf-remote-monitoring" in body["detail"]
+    # Heart failure, diabetes and COPD: one combined daily check-in, not three campaigns (issue 12).
+    assert "enrolled: post-discharge-30d, chronic-care" in body["detail"]
     with clocked.sessions() as session:
         patient = session.scalars(select(Patient)).one()
         assert (patient.mrn, patient.given_name, patient.family_name) == ("E1001", "Mary", "O&Brien")
@@ -67,9 +68,7 @@ def test_a03_over_http_enrolls_by_unit_and_diagnosis_and_starts_the_tcm_clock(
         enrollments = session.scalars(select(Enrollment).order_by(Enrollment.id)).all()
         assert [(e.campaign, e.anchor_date, e.status) for e in enrollments] == [
             ("post-discharge-30d", dt.date(2026, 11, 30), "active"),
-            ("hf-remote-monitoring", dt.date(2026, 11, 30), "active"),
-            ("diabetes-monitoring", dt.date(2026, 11, 30), "active"),
-            ("copd-monitoring", dt.date(2026, 11, 30), "active"),
+            ("chronic-care", dt.date(2026, 11, 30), "active"),
         ]
         assert all(e.next_due_at is not None for e in enrollments)
         discharge = session.scalars(select(Discharge)).one()
@@ -77,7 +76,7 @@ def test_a03_over_http_enrolls_by_unit_and_diagnosis_and_starts_the_tcm_clock(
         assert discharge.deadline_at == dt.datetime(2026, 12, 3, 4, 59, 59, tzinfo=dt.UTC)  # Wed 23:59:59 ET
         assert discharge.diagnoses == ["I50.23", "E11.9", "J44.1"]
         timeline = session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("enrollment.%"))).all()
-        assert timeline == ["enrollment.created"] * 4
+        assert timeline == ["enrollment.created"] * 2
     tcm = client.get("/api/v1/tcm?status=due", headers=AUTH).get_json()["discharges"]
     assert [(d["mrn"], d["status"]) for d in tcm] == [("E1001", "due")]
 

@@ -313,7 +313,10 @@ def test_id_must_match_the_file_name_whatever_the_directory() -> None:
     assert str(error).startswith("content/flows/other.yaml:1: ")
 
 
-FLOW_FILES = sorted((config.CONTENT_DIR / "flows").glob("*.yaml"))
+#: Flow files; compositions (``compose:``, app/flows/compose.py) are checked in tests/unit/test_flow_compose.py.
+FLOW_FILES = sorted(
+    p for p in (config.CONTENT_DIR / "flows").glob("*.yaml") if "\ncompose:" not in p.read_text(encoding="utf-8")
+)
 
 
 def test_there_are_real_flows() -> None:
