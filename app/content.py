@@ -12,6 +12,7 @@ import yaml
 from app.flows.intents import GlobalIntents, OptOutPhrases
 from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
 from app.flows.model import Flow
+from app.flows.resources import ResourceLists, parse_resources
 from app.scheduling.campaigns import Campaign, load_campaign
 from app.triage import Triage, load_triage
 
@@ -37,6 +38,11 @@ class ContentLibrary:
     triage: Triage
     #: Old campaign ids that still enroll (and still name stored enrollments): alias → campaign id.
     campaign_aliases: dict[str, str] = field(default_factory=dict)
+    #: Resource texts per social-need domain, program and ZIP prefix (content/resources.yaml).
+    resources: ResourceLists = field(default_factory=ResourceLists)
+    #: The consent basis an answer in the welcome flow is recorded under, by the channel it came on
+    #: (content/consent.yaml ``answered_consent_basis``): ``{"sms": "express_written", "voice": "express_oral"}``.
+    answered_consent_basis: dict[str, str] = field(default_factory=dict)
 
     def campaign(self, campaign_id: str) -> Campaign | None:
         """The campaign by id or by one of its aliases (``post-discharge-tcm`` → ``post-discharge-30d``)."""
@@ -121,6 +127,17 @@ def load_content(root: Path) -> ContentLibrary:
         item = parse_education(path, _shown(path, root))
         education.setdefault(item.topic, {})[item.language] = item
     triage = load_triage(root / "triage", root.parent)
+    resources_path = root / "resources.yaml"
+    resources = ResourceLists()
+    if resources_path.exists():
+        resources = parse_resources(resources_path.read_text(encoding="utf-8"), _shown(resources_path, root))
+    bases = consent.get("answered_consent_basis") or {}
+    if not isinstance(bases, dict) or any(
+        k not in ("sms", "voice") or v not in ("express_written", "express_oral") for k, v in bases.items()
+    ):
+        raise FlowError(
+            _shown(consent_path, root), 1, "answered_consent_basis: {sms|voice: express_written|express_oral}"
+        )
     return ContentLibrary(
         root=root,
         flows=flows,
@@ -130,4 +147,6 @@ def load_content(root: Path) -> ContentLibrary:
         education=education,
         triage=triage,
         campaign_aliases=aliases,
+        resources=resources,
+        answered_consent_basis={str(k): str(v) for k, v in bases.items()},
     )

@@ -28,7 +28,7 @@ from app.messaging.calls import due_calls, enqueue_placing, start_voice_checkin,
 from app.messaging.inbound import due_inbound, enqueue_processing
 from app.messaging.outbound import due_for_retry, enqueue_sends
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
-from app.patients.consent import is_capped
+from app.patients.consent import awaiting_consent, is_capped
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 from app.scheduling.campaigns import Campaign, Touch
@@ -201,6 +201,9 @@ def _process_touch(
         return "rescheduled"
     if not still_worth_sending(touch.scheduled_for, now, touch.stale_after_minutes):
         finish(TouchStatus.SKIPPED, "stale")
+        return None
+    if awaiting_consent(patient, program, touch.flow_id):
+        finish(TouchStatus.SKIPPED, "awaiting_consent")
         return None
     start, end = _window(program)
     if not within_quiet_window(now, patient.timezone, start, end):
