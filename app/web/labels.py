@@ -135,6 +135,7 @@ def reason_label(code: str, language: str) -> str:
         "medication_cost": _("Hard to pay for medicines"),
         "hospital_use": _("ER visit or hospital stay since last contact"),
         "caregiver_strain": _("Caregiver under strain"),
+        "outreach_declined": _("Said no to messages and calls in the welcome"),
     }
     return labels.get(code, code.replace("_", " ").capitalize())
 

@@ -180,6 +180,8 @@ def test_nothing_but_the_welcome_goes_out_before_consent_where_the_program_requi
     assert "consent" in skipped[0]["text"]["en"]
     body = client.get(f"/api/v1/patients/{patient_id}", headers=AUTH).json
     assert body["consent"]["recorded"] is False
+    tasks = [(e["level"], e["reasons"]) for e in client.get("/api/v1/escalations", headers=AUTH).json["escalations"]]
+    assert tasks == ([("ROUTINE", ["outreach_declined"])] if answers else [])
 
 
 def test_after_consent_the_gated_program_goes_on(
