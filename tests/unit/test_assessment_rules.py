@@ -237,3 +237,26 @@ def test_only_the_welcome_goes_out_before_consent_where_the_program_requires_it(
     patient: Any = SimpleNamespace(consent_basis=basis)
     program: Any = SimpleNamespace(consent_before_outreach=gate)
     assert awaiting_consent(patient, program, flow) is held
+
+
+# ------------------------------------------------------------------------------------------- labels
+ASSESSMENT_FLOWS = (
+    "welcome",
+    "social-needs",
+    "social-needs-followup",
+    "falls",
+    "med-check",
+    "hospital-use",
+    "caregiver-strain",
+)
+
+
+def test_every_assessment_reason_has_plain_words_in_english_and_spanish(library: ContentLibrary) -> None:
+    from app.web.labels import reason_label
+
+    reasons = {rule.reason for flow_id in ASSESSMENT_FLOWS for rule in library.flow(flow_id).rules}
+    assert len(reasons) >= 13
+    for reason in sorted(reasons):
+        english, spanish = reason_label(reason, "en"), reason_label(reason, "es")
+        assert english != reason.replace("_", " ").capitalize(), reason  # not the fallback
+        assert spanish != english, reason
