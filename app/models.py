@@ -220,8 +220,8 @@ class TimelineEvent(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
     touch_row_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_touches.id"))
-    #: touch_skipped | touch_deferred | enrollment_refused | enrollment_stopped | schedule_rederived |
-    #: consent_recorded
+    #: touch_skipped | touch_deferred | touch_replaced (the welcome went first) | enrollment_refused |
+    #: enrollment_stopped | schedule_rederived | consent_recorded | record_updated
     kind: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

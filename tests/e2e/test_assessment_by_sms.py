@@ -279,3 +279,37 @@ def test_a_positive_safety_answer_is_urgent_gives_the_hotline_and_no_text_echoes
         assert echoed not in said, echoed
     for text in phone.texts():
         assert "you said" not in text.lower() and "usted dijo" not in text.lower()
+
+
+def test_in_a_gated_program_the_first_touch_of_any_campaign_is_the_welcome(
+    client: FlaskClient, program: Program, rt: Runtime, phone: Phone
+) -> None:
+    with rt.sessions() as session, session.begin():
+        stored = session.get(Program, program.id)
+        assert stored is not None
+        stored.consent_before_outreach = True
+    phone.number = "+13125550308"
+    response = client.post(
+        "/api/v1/patients",
+        headers=AUTH,
+        json={"mrn": "CM-HF", "given_name": "Rosa", "family_name": "Diaz", "phone": phone.number, "timezone": CHICAGO},
+    )
+    assert response.status_code == 201, response.json
+    response = client.post(
+        "/api/v1/enrollments",
+        headers=AUTH,
+        json={"mrn": "CM-HF", "campaign": "hf-remote-monitoring", "anchor_date": "2026-12-08"},
+    )
+    assert response.status_code == 201, response.json
+    patient_id = int(response.json["patient_id"])
+    day1_9am = dt.datetime(2026, 12, 8, 15, 0, tzinfo=dt.UTC)
+    phone.tick(day1_9am)
+    [hello] = phone.texts()
+    assert "No one watches this line" in hello and "weight" not in hello
+    events = client.get(f"/api/v1/patients/{patient_id}/timeline", headers=AUTH).json["events"]
+    assert [(e["kind"], e["code"]) for e in events if e["kind"] == "touch_replaced"] == [
+        ("touch_replaced", "welcome_first")
+    ]
+    phone.reply("1", "1", "no", "no")
+    phone.tick(day1_9am + dt.timedelta(days=1))
+    assert "weight" in phone.texts()[-1]  # consent given: the check-ins go on
