@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -557,12 +558,13 @@ def test_flows(only: str | None, verbose: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     education = {lang: library.education_for(lang) for lang in ("en", "es")}
+    resource_defaults = {lang: library.resources.variables(lang, program=None, zip_code=None) for lang in ("en", "es")}
     failed = 0
     results_by_flow: dict[str, list[object]] = {}
     for transcript in files:
         if only and transcript.flow_id != only:
             continue
-        results = run_file(transcript, library.flows, library.intents, education)
+        results = run_file(transcript, library.flows, library.intents, education, resource_defaults)
         results_by_flow.setdefault(transcript.flow_id, []).extend(results)
         for result in results:
             if not result.passed:
@@ -624,6 +626,7 @@ def simulate(flow_id: str, lang: str, name: str, channel: str, nurse_line: str |
         education=library.education_for(lang),
         channel=channel,
     )
+    ctx = replace(ctx, variables={**library.resources.variables(lang, program=None, zip_code=None), **ctx.variables})
     if channel == "voice":
         simulate_call(
             library.flows[flow_id], ctx, sys.stdin, click.echo, library.intents, flows=library.flows,

@@ -23,6 +23,7 @@ from app.flows.compose import (
 from app.flows.intents import GlobalIntents, OptOutPhrases
 from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
 from app.flows.model import Flow
+from app.flows.resources import ResourceLists, parse_resources
 from app.scheduling.campaigns import Campaign, load_campaign
 from app.triage import Triage, load_triage
 
@@ -60,6 +61,11 @@ class ContentLibrary:
         if not chosen:
             return None
         return ".".join((composition.id, *(f.module.id for f in chosen if f.module is not None)))
+    #: Resource texts per social-need domain, program and ZIP prefix (content/resources.yaml).
+    resources: ResourceLists = field(default_factory=ResourceLists)
+    #: The consent basis an answer in the welcome flow is recorded under, by the channel it came on
+    #: (content/consent.yaml ``answered_consent_basis``): ``{"sms": "express_written", "voice": "express_oral"}``.
+    answered_consent_basis: dict[str, str] = field(default_factory=dict)
 
     def campaign(self, campaign_id: str) -> Campaign | None:
         """The campaign by id or by one of its aliases (``post-discharge-tcm`` → ``post-discharge-30d``)."""
@@ -169,6 +175,17 @@ def load_content(root: Path) -> ContentLibrary:
         item = parse_education(path, _shown(path, root))
         education.setdefault(item.topic, {})[item.language] = item
     triage = load_triage(root / "triage", root.parent)
+    resources_path = root / "resources.yaml"
+    resources = ResourceLists()
+    if resources_path.exists():
+        resources = parse_resources(resources_path.read_text(encoding="utf-8"), _shown(resources_path, root))
+    bases = consent.get("answered_consent_basis") or {}
+    if not isinstance(bases, dict) or any(
+        k not in ("sms", "voice") or v not in ("express_written", "express_oral") for k, v in bases.items()
+    ):
+        raise FlowError(
+            _shown(consent_path, root), 1, "answered_consent_basis: {sms|voice: express_written|express_oral}"
+        )
     return ContentLibrary(
         root=root,
         flows=flows,
@@ -179,4 +196,6 @@ def load_content(root: Path) -> ContentLibrary:
         triage=triage,
         campaign_aliases=aliases,
         compositions=compositions,
+        resources=resources,
+        answered_consent_basis={str(k): str(v) for k, v in bases.items()},
     )

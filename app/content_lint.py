@@ -18,6 +18,7 @@ from app.channels.segments import segment_info
 from app.content import ContentLibrary
 from app.flows.instructions import instruction, join, opt_out_line, spoken_text
 from app.flows.model import Flow, Node
+from app.flows.resources import DOMAINS as RESOURCE_DOMAINS
 from app.flows.text import fold, squash
 
 #: Realistic values for the texts' variables, rendered per language as production renders them (Babel).
@@ -100,11 +101,40 @@ def sample_variables(language: str, *, filled: bool) -> dict[str, str]:
 
     patient = SAMPLE_PATIENT_FILLED if filled else SAMPLE_PATIENT_PLAIN
     raw = {"appointment_at": patient["appointment_at"], **SAMPLE_MEDICATION}
+    resource = SAMPLE_RESOURCE.get(language, SAMPLE_RESOURCE["en"])
     return {
         "first_name": patient["first_name"],
         **SAMPLE_PROGRAM,
         **render_variables(raw, language, SAMPLE_TIMEZONE),
+        **{f"resources_{domain}": resource for domain in RESOURCE_DOMAINS},
     }
+
+
+#: A resource list as a text would carry it (``{resources_food}``...; content/resources.yaml).
+SAMPLE_RESOURCE = {
+    "en": "For help with food, call 211 or go to 211.org. It is free.",
+    "es": "Para ayuda con comida, llame al 211 o visite 211.org. Es gratis.",
+}
+
+
+def resource_problems(library: ContentLibrary) -> tuple[list[str], list[str]]:
+    """content/resources.yaml texts (its structure is checked when it loads, with the file and line):
+    errors for a text longer than one SMS part can carry beside a question (320 characters), reading-level
+    problems (English grade > 6, Spanish Fernández-Huerta < 70) as the second list."""
+    from app.readability import fernandez_huerta, flesch_kincaid_grade
+
+    errors: list[str] = []
+    reading: list[str] = []
+    for entry in library.resources.entries:
+        where = f"content/resources.yaml:{entry.line}: resource '{entry.domain}'"
+        for language, text in entry.text.items():
+            if len(text) > 320:
+                errors.append(f"{where} [{language}]: {len(text)} characters (at most 320)")
+            if language == "en" and flesch_kincaid_grade(text) > MAX_GRADE_EN:
+                reading.append(f"{where} [en]: reading grade {flesch_kincaid_grade(text):.1f} is above 6")
+            if language == "es" and fernandez_huerta(text) < MIN_FERNANDEZ_HUERTA_ES:
+                reading.append(f"{where} [es]: Fernandez-Huerta {fernandez_huerta(text):.0f} is below 70")
+    return errors, reading
 
 
 def consent_keywords() -> dict[str, str]:
@@ -510,5 +540,8 @@ def lint(library: ContentLibrary, *, strict: bool = False) -> LintReport:
         for topic in sorted(t for t in education_topics if t):
             if topic not in library.education:
                 report.errors.append(f"{flow.source_path}: education topic '{topic}' does not exist")
+    resource_errors, resource_reading = resource_problems(library)
+    report.errors.extend(resource_errors)
+    (report.errors if strict else report.warnings).extend(resource_reading)
     reading_scores(library, report)
     return report

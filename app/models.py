@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -90,6 +91,9 @@ class Program(Base):
     #: Initiated-outreach caps for programs with express consent (NULL = none beyond the exemption's).
     daily_cap: Mapped[int | None] = mapped_column(Integer)
     weekly_cap: Mapped[int | None] = mapped_column(Integer)
+    #: Only the ``welcome`` flow goes out until the patient has given express consent (the welcome asks
+    #: for it; app/scheduling/sweeper.py skips every other touch with reason ``awaiting_consent``).
+    consent_before_outreach: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -128,6 +132,14 @@ class Patient(Base):
     consent_date: Mapped[dt.date | None] = mapped_column(Date)
     consent_channels: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: What the welcome flow asked (app/patients/record_updates.py): the time of day check-ins go out
+    #: (morning | afternoon | evening; NULL = the campaign's own times), whether an interpreter is needed,
+    #: whether a caregiver may also get messages (NULL = not asked yet).
+    preferred_time: Mapped[str | None] = mapped_column(String(16))
+    interpreter_needed: Mapped[bool | None] = mapped_column(Boolean)
+    caregiver_may_receive: Mapped[bool | None] = mapped_column(Boolean)
+    #: US ZIP code: picks the program's local resource lists (content/resources.yaml) by prefix.
+    zip_code: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -208,8 +220,8 @@ class TimelineEvent(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
     touch_row_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_touches.id"))
-    #: touch_skipped | touch_deferred | enrollment_refused | enrollment_stopped | schedule_rederived |
-    #: consent_recorded
+    #: touch_skipped | touch_deferred | touch_replaced (the welcome went first) | enrollment_refused |
+    #: enrollment_stopped | schedule_rederived | consent_recorded | record_updated
     kind: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

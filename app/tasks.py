@@ -58,3 +58,11 @@ def fall_back_to_voice(message_id: int) -> bool:
     from app.messaging.calls import fall_back_to_voice as fall_back
 
     return fall_back(current_runtime(), message_id)
+
+
+def refresh_schedule(patient_id: int) -> int:
+    """Derive again the schedule of a patient whose record changed (a preferred time of day, a follow-up
+    event; app/conversations/record_updates.py). Returns how many enrollments were rescheduled."""
+    from app.scheduling.enrollments import refresh_patient_schedule
+
+    return refresh_patient_schedule(current_runtime(), patient_id)

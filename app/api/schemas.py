@@ -173,6 +173,11 @@ class PatientIn(RequestModel):
     conditions: Annotated[list[Condition], Field(max_length=MAX_ITEMS)] | None = None
     caregiver_phone: Annotated[Phone | None, BeforeValidator(_empty_is_none)] = None
     birth_date: BirthDate | None = None
+    zip_code: Annotated[str | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None,
+        pattern=r"^\d{5}(-\d{4})?$",
+        description="US ZIP code (60614 or 60614-1234): picks the program's local resource lists.",
+    )
     thresholds: (
         Annotated[
             dict[ThresholdName, ThresholdValue],
@@ -323,6 +328,9 @@ class ProgramFields(RequestModel):
     daily_cap: Cap | None = None
     weekly_cap: Cap | None = None
     campaigns: CampaignList | None = Field(default=None, description="Campaigns the program runs (empty: all).")
+    consent_before_outreach: bool | None = Field(
+        default=None, description="True: only the welcome flow goes out until the patient gives express consent."
+    )
 
     def changes(self) -> dict[str, Any]:
         """The fields the request named (an explicit null clears an optional field)."""
@@ -397,6 +405,7 @@ class ProgramOut(BaseModel):
     daily_cap: int | None
     weekly_cap: int | None
     campaigns: list[str]
+    consent_before_outreach: bool = False
 
 
 class ProgramsOut(BaseModel):
@@ -538,6 +547,11 @@ class PatientOut(BaseModel):
     voice_opted_out: bool
     thresholds: dict[str, float]
     consent: ConsentOut
+    zip_code: str | None = None
+    #: Asked by the welcome flow (None: not asked yet): morning | afternoon | evening.
+    preferred_time: str | None = None
+    interpreter_needed: bool | None = None
+    caregiver_may_receive: bool | None = None
 
 
 class EnrollmentOut(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.conversations.record_updates import apply_record_update
 from app.conversations.variables import render_variables
 from app.escalation.service import escalate_event, open_or_join
 from app.flows import engine
@@ -162,7 +163,12 @@ def patient_context(
         program_phone=program.phone_display,
         history=past,
         thresholds=thresholds,
-        variables=render_variables(variables or {}, patient.language, patient.timezone),
+        variables={
+            # The program's resource lists for this patient's ZIP code ({resources_food}...), then the
+            # enrollment's own variables.
+            **rt.content.resources.variables(patient.language, program=program.slug, zip_code=patient.zip_code),
+            **render_variables(variables or {}, patient.language, patient.timezone),
+        },
         education=rt.content.education_for(patient.language),
         timezone=patient.timezone,
     )
@@ -360,6 +366,10 @@ def apply_step(
                 _check_unreachable(session, patient, conversation, now)
         elif isinstance(event, engine.LanguageChanged):
             patient.language = event.language
+        elif isinstance(event, engine.UpdateRecord):
+            apply_record_update(
+                session, rt, patient, event, channel=conversation.channel, conversation_id=conversation.id, now=now
+            )
         elif isinstance(event, engine.OptOutRequested) and inbound is not None:
             # "Please stop texting me": not an opt-out (only the keyword is); staff follow up.
             inbound.needs_review = True

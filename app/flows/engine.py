@@ -133,7 +133,26 @@ class OptOutRequested:
     """An opt-out written as a sentence ("please stop texting me"): flag the message for staff."""
 
 
-Event = Say | SaveAnswer | Escalate | NotUnderstood | Completed | LanguageChanged | OptOutRequested | NeedsReview
+@dataclass(frozen=True)
+class UpdateRecord:
+    """A flow's ``effects:`` entry now holds: change the patient's record (``changes``: field → value, see
+    ``model.RECORD_FIELDS``). Applied by the service layer (app/patients/record_updates.py)."""
+
+    effect_id: str
+    changes: Mapping[str, str | bool]
+
+
+Event = (
+    Say
+    | SaveAnswer
+    | Escalate
+    | NotUnderstood
+    | Completed
+    | LanguageChanged
+    | OptOutRequested
+    | NeedsReview
+    | UpdateRecord
+)
 
 
 # ----------------------------------------------------------------------------------------------- state
@@ -874,8 +893,10 @@ def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Eve
     """Fire each rule whose condition now holds, once per conversation.
 
     A rule fires an :class:`Escalate` and its text at once; a rule with a ``group`` joins its group's one
-    task and is told once per level (:func:`_fire_grouped`).
+    task and is told once per level (:func:`_fire_grouped`). The flow's record effects are emitted first
+    (:func:`_apply_effects`), so a rule that ends the conversation does not lose them.
     """
+    state = _apply_effects(flow, state, ctx, events, now)
     for rule in flow.rules:
         if rule.id in state.fired:
             continue
@@ -906,6 +927,22 @@ def _apply_rules(flow: Flow, state: State, ctx: PatientContext, events: list[Eve
             events.append(Say(told, "emergency" if rule.level == "EMERGENCY" else "escalation"))
         if rule.stop:
             return _finish(state, "escalated", events)
+    return state
+
+
+#: ``State.fired`` holds an applied effect as ``effect:<id>`` (beside the rule ids).
+EFFECT_FIRED = "effect:"
+
+
+def _apply_effects(flow: Flow, state: State, ctx: PatientContext, events: list[Event], now: dt.datetime) -> State:
+    """Emit :class:`UpdateRecord` for each of the flow's effects whose condition now holds, once per
+    conversation (the welcome's "texts and calls" answer records consent once)."""
+    for effect in flow.effects:
+        key = EFFECT_FIRED + effect.id
+        if key in state.fired or not evaluate(effect.when, state, ctx, flow, now)[0]:
+            continue
+        events.append(UpdateRecord(effect.id, dict(effect.changes)))
+        state = replace(state, fired=(*state.fired, key))
     return state
 
 

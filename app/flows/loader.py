@@ -18,9 +18,11 @@ import yaml
 from app.flows.answers import CHOICE_MEANINGS
 from app.flows.model import (
     LEVELS,
+    RECORD_FIELDS,
     Branch,
     Choice,
     Condition,
+    Effect,
     Flow,
     Module,
     Node,
@@ -69,6 +71,11 @@ PLACEHOLDERS = {
     "appointment_time",
     "medication_name",
     "dose_time",
+    # The program's resource list for a social need (content/resources.yaml, app/flows/resources.py).
+    "resources_housing",
+    "resources_food",
+    "resources_transportation",
+    "resources_utilities",
 }
 _PLACEHOLDER = re.compile(r"{([a-z_]+)}")
 _DURATION = re.compile(r"^(\d+)\s*(m|min|h|d)$")
@@ -204,6 +211,7 @@ class _Compiler:
                 "start",
                 "nodes",
                 "rules",
+                "effects",
                 "scores",
                 "waits",
                 "thresholds",
@@ -267,6 +275,11 @@ class _Compiler:
             if rule.id in seen:
                 raise self.fail(rule.line, f"rule '{rule.id}' is defined twice")
             seen.add(rule.id)
+        effects = tuple(self.effect(raw) for raw in (data.get("effects") or []))
+        for effect in effects:
+            if effect.id in seen:
+                raise self.fail(effect.line, f"effect '{effect.id}' is defined twice (or shares a rule's id)")
+            seen.add(effect.id)
         waits = self.waits(data.get("waits"))
         module = self.module(data["module"], nodes, start, langs) if "module" in data else None
         return Flow(
@@ -278,6 +291,7 @@ class _Compiler:
             nodes=nodes,
             rules=rules,
             scores=scores,
+            effects=effects,
             waits=waits,
             source_path=self.path,
             thresholds={str(k): float(v) for k, v in self.thresholds.items()},
@@ -700,6 +714,34 @@ class _Compiler:
             group=self.group(raw, what),
             line=raw.line,
         )
+
+    def effect(self, raw: Any) -> Effect:
+        """One ``effects:`` entry: ``{id, when, set: {field: value}}``; fields and values from RECORD_FIELDS."""
+        if not isinstance(raw, LineDict):
+            raise self.fail(self.line_of(raw), "each effect needs id, when and set")
+        self.check_keys(raw, {"id", "when", "set"}, "effect")
+        effect_id = str(self.require(raw, "id", "effect"))
+        what = f"effect '{effect_id}'"
+        when = self.condition(self.require(raw, "when", what), self.line_of(raw, "when"), what)
+        self.check_condition(when)
+        changes = self.require(raw, "set", what)
+        if not isinstance(changes, LineDict) or not changes:
+            raise self.fail(self.line_of(raw, "set"), f"{what}: set must be a mapping like {{preferred_time: morning}}")
+        clean: dict[str, str | bool] = {}
+        for key, value in changes.items():
+            if key not in RECORD_FIELDS:
+                raise self.fail(
+                    self.line_of(changes, key),
+                    f"{what}: cannot set '{key}' (known: {', '.join(sorted(RECORD_FIELDS))})",
+                )
+            shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            if shown not in RECORD_FIELDS[key]:
+                raise self.fail(
+                    self.line_of(changes, key),
+                    f"{what}: {key} cannot be '{shown}' (one of {', '.join(sorted(RECORD_FIELDS[key]))})",
+                )
+            clean[key] = value if isinstance(value, bool) else shown
+        return Effect(id=effect_id, when=when, changes=clean, line=raw.line)
 
     def group(self, raw: LineDict, what: str) -> str | None:
         if "group" not in raw:

@@ -154,6 +154,38 @@ class Rule:
     line: int = 0
 
 
+#: What a flow may change on the patient's record (``effects:``; applied by app/patients/record_updates.py):
+#: each field and the values it takes. ``event`` names a campaign anchor event (a touch ``anchor:`` on it is
+#: scheduled from today: the social-needs follow-up two weeks later).
+RECORD_FIELDS: Mapping[str, frozenset[str]] = {
+    "consent": frozenset({"texts_and_calls", "texts", "calls", "declined"}),
+    "preferred_time": frozenset({"morning", "afternoon", "evening", "any"}),
+    "interpreter_needed": frozenset({"true", "false"}),
+    "caregiver_may_receive": frozenset({"true", "false"}),
+    "event": frozenset({"social_needs_referred"}),
+}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A change to the patient's record that a flow's answers make (the welcome's consent, preferred time,
+    interpreter and caregiver answers), as data: when ``when`` holds, ``changes`` are applied once per
+    conversation. The engine only emits them (``engine.UpdateRecord``); the service layer applies them.
+
+    ```yaml
+    effects:
+      - id: consent-texts-and-calls
+        when: {answer: consent, is: texts_and_calls}
+        set: {consent: texts_and_calls}
+    ```
+    """
+
+    id: str
+    when: Condition
+    changes: Mapping[str, str | bool]
+    line: int = 0
+
+
 @dataclass(frozen=True)
 class Waits:
     reminder_after_minutes: int = 240
@@ -195,6 +227,8 @@ class Flow:
     nodes: Mapping[str, Node]
     rules: tuple[Rule, ...] = ()
     scores: tuple[Score, ...] = ()
+    #: Changes to the patient's record made by answers (the welcome flow); see :class:`Effect`.
+    effects: tuple[Effect, ...] = ()
     waits: Waits = field(default_factory=Waits)
     #: Default clinical thresholds (``$name`` in conditions); programs and patients may override them.
     thresholds: Mapping[str, float] = field(default_factory=dict)

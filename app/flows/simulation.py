@@ -76,6 +76,9 @@ def _show_events(events: Iterable[engine.Event], out: Callable[[str], None]) -> 
             out(f"  [answer {event.question_id} = {shown}{' ' + event.unit if event.unit else ''}]")
         elif isinstance(event, engine.Escalate):
             out(f"  [ESCALATION {event.level}: {event.reason} ({event.rule_id})]")
+        elif isinstance(event, engine.UpdateRecord):
+            changes = ", ".join(f"{key} = {value}" for key, value in event.changes.items())
+            out(f"  [RECORD {changes} ({event.effect_id})]")
         elif isinstance(event, engine.NotUnderstood):
             out("  [not understood: kept for the care team]")
         elif isinstance(event, engine.LanguageChanged):

@@ -143,8 +143,14 @@ def _same(expected: Any, actual: Any) -> bool:
 
 
 def _start_and_context(
-    case: Mapping[str, Any], language: str, education: Mapping[str, str] | None, channel: str
+    case: Mapping[str, Any],
+    language: str,
+    education: Mapping[str, str] | None,
+    channel: str,
+    defaults: Mapping[str, str] | None = None,
 ) -> tuple[dt.datetime, engine.PatientContext]:
+    """``defaults``: variables every case has unless its ``patient.variables`` say otherwise (the
+    program's default resource lists, ``{resources_food}``...)."""
     start_value = case.get("start")
     now = dt.datetime.fromisoformat(str(start_value)).astimezone(dt.UTC) if start_value else DEFAULT_START
     patient = dict(case.get("patient") or {})
@@ -155,7 +161,10 @@ def _start_and_context(
         program_phone=str(patient.get("program_phone", "555-0100")),
         history=_history(case.get("history") or [], now),
         thresholds={str(k): float(v) for k, v in (patient.get("thresholds") or {}).items()},
-        variables={str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
+        variables={
+            **(defaults or {}),
+            **{str(k): str(v) for k, v in (patient.get("variables") or {}).items()},
+        },
         education=education or {},
         timezone=str(patient.get("timezone", DEFAULT_TIMEZONE)),
         channel=channel,
@@ -168,12 +177,13 @@ def run_case(
     language: str,
     intents: GlobalIntents,
     education: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> CaseResult:
     name = str(case.get("name", "unnamed"))
     failures: list[str] = []
     fired_all: list[str] = []
     fired_by_step: dict[int, tuple[tuple[str, str], ...]] = {}
-    now, ctx = _start_and_context(case, language, education, "sms")
+    now, ctx = _start_and_context(case, language, education, "sms", defaults)
     # ``confirm: [chest_pain, {reason: suicide, crisis_line: true}]``: begin with "right now?" about these red
     # flags, as the inbound path does for a mention outside any conversation (app/flows/routing.py).
     confirm = tuple(
@@ -214,6 +224,7 @@ def run_case(
         opening_checked = True
         failures.extend(_check_step(step, raw, language, where))
         fired_all.extend(e.rule_id for e in step.events if isinstance(e, engine.Escalate))
+        fired_all.extend(_effects_applied(step.events))
         fired_by_step[index] = tuple((e.rule_id, e.level) for e in step.events if isinstance(e, engine.Escalate))
     end = case.get("end")
     if isinstance(end, Mapping):
@@ -248,6 +259,7 @@ def run_voice_case(
     intents: GlobalIntents,
     education: Mapping[str, str] | None = None,
     flows: Mapping[str, Flow] | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> CaseResult:
     """The case played as a call (app/flows/phone.py, the voice webhooks' functions): each ``reply`` is a
     Gather result, ``say`` / ``not_say`` are checked against what the caller hears; a step's ``voice:``
@@ -257,7 +269,7 @@ def run_voice_case(
     failures: list[str] = []
     fired_all: list[str] = []
     fired_by_step: dict[int, tuple[tuple[str, str], ...]] = {}
-    now, ctx = _start_and_context(case, language, education, "voice")
+    now, ctx = _start_and_context(case, language, education, "voice", defaults)
     nurse = (case.get("patient") or {}).get("nurse_line")
     call = PhoneCall(flow, ctx, intents, now, nurse_line=str(nurse) if nurse else None, flows=dict(flows or {}))
     if case.get("confirm"):
@@ -286,6 +298,7 @@ def run_voice_case(
         step = engine.Step(call.state or engine.State(flow.id, flow.version, language, None), phone.events)
         failures.extend(_check_step(step, raw, language, where, said=phone.turn.lines()))
         fired_all.extend(e.rule_id for e in phone.events if isinstance(e, engine.Escalate))
+        fired_all.extend(_effects_applied(phone.events))
         fired_by_step[index] = tuple((e.rule_id, e.level) for e in phone.events if isinstance(e, engine.Escalate))
     end = case.get("end")
     if isinstance(end, Mapping) and call.state is not None:
@@ -324,6 +337,12 @@ def _check_step(
         flagged = any(isinstance(e, engine.NeedsReview) for e in step.events)
         if flagged != bool(raw["review"]):
             failures.append(f"{where}: marked for review is {flagged}, expected {bool(raw['review'])}")
+    if "record" in raw:
+        # ``record: [effect-id, ...]``: exactly the flow's record effects this step applied.
+        applied = sorted(e.effect_id for e in step.events if isinstance(e, engine.UpdateRecord))
+        expected_record = sorted(str(x) for x in (raw["record"] or []))
+        if applied != expected_record:
+            failures.append(f"{where}: record effects {applied}, expected {expected_record}")
     # Every step asserts what fired and at which level: a step without `escalate` expects nothing.
     fired = sorted((e.rule_id, e.level) for e in step.events if isinstance(e, engine.Escalate))
     expected_fired = sorted(expected_escalations(raw).items())
@@ -341,7 +360,10 @@ def run_file(
     flows: Mapping[str, Flow],
     intents: GlobalIntents,
     education_by_language: Mapping[str, Mapping[str, str]] | None = None,
+    variables_by_language: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[CaseResult]:
+    """Run every case of one transcript file; ``variables_by_language``: default variables per language
+    (the program's default resource lists, ``ResourceLists.variables``)."""
     flow = flows.get(transcripts.flow_id)
     if flow is None:
         raise FlowError(transcripts.path, 1, f"transcripts for unknown flow '{transcripts.flow_id}'")
@@ -357,11 +379,12 @@ def run_file(
                 )
                 continue
             education = (education_by_language or {}).get(language, {})
+            defaults = (variables_by_language or {}).get(language, {})
             for channel in case.get("channels") or ["sms"]:
                 if channel == "voice":
-                    results.append(run_voice_case(flow, case, language, intents, education, flows))
+                    results.append(run_voice_case(flow, case, language, intents, education, flows, defaults))
                 elif channel == "sms":
-                    results.append(run_case(flow, case, language, intents, education))
+                    results.append(run_case(flow, case, language, intents, education, defaults))
                 else:
                     results.append(
                         CaseResult(
@@ -372,12 +395,22 @@ def run_file(
     return results
 
 
+def _effects_applied(events: Sequence[engine.Event]) -> list[str]:
+    return [engine.EFFECT_FIRED + e.effect_id for e in events if isinstance(e, engine.UpdateRecord)]
+
+
 def coverage_gaps(flow: Flow, results: Sequence[CaseResult]) -> list[str]:
-    """Rules that, in some language, no case triggers, or that every case triggers. A combined check-in
-    (``flow.composed_of``) has none of its own: its rules are its modules', covered by their transcripts."""
+    """Rules that, in some language, no case triggers, or that every case triggers; record effects that,
+    in some language, no case applies. A combined check-in (``flow.composed_of``) has none of its own: its
+    rules are its modules', covered by their transcripts."""
     gaps: list[str] = []
     if flow.composed_of:
         return gaps
+    for effect in flow.effects:
+        for language in flow.languages:
+            mine = [r for r in results if r.flow_id == flow.id and r.language == language]
+            if not any(engine.EFFECT_FIRED + effect.id in r.fired for r in mine):
+                gaps.append(f"{flow.id}: effect '{effect.id}' is never applied in '{language}'")
     for rule in flow.rules:
         for language in flow.languages:
             mine = [r for r in results if r.flow_id == flow.id and r.language == language]

@@ -40,6 +40,21 @@ def effective_basis(patient: Patient, program: Program) -> str:
     return EXEMPTION if program.uses_healthcare_exemption else EXPRESS_WRITTEN
 
 
+#: The flow that asks for consent: the one outreach a program with ``consent_before_outreach`` sends before it.
+WELCOME_FLOW = "welcome"
+
+
+def has_express_consent(patient: Patient) -> bool:
+    """True when the patient's own record holds express (written or oral) consent."""
+    return patient.consent_basis in (EXPRESS_WRITTEN, EXPRESS_ORAL)
+
+
+def awaiting_consent(patient: Patient, program: Program, flow_id: str) -> bool:
+    """True when ``flow_id`` may not go out yet: the program sends nothing but the welcome before the
+    patient's express consent (``Program.consent_before_outreach``), and the patient has not given it."""
+    return bool(program.consent_before_outreach) and flow_id != WELCOME_FLOW and not has_express_consent(patient)
+
+
 def is_capped(patient: Patient, program: Program) -> bool:
     """True when the 1-a-day / 3-a-week exemption caps apply to this patient (FCC 15-72)."""
     return effective_basis(patient, program) == EXEMPTION

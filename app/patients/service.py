@@ -105,6 +105,13 @@ def clean_patient(data: Mapping[str, Any], known_thresholds: Collection[str] = (
         errors["conditions"] = "must be a list of condition names"
     else:
         clean["conditions"] = [c.strip().lower() for c in conditions]
+    if data.get("zip_code"):
+        # US ZIP or ZIP+4: picks the program's local resource lists (content/resources.yaml).
+        zip_code = str(data["zip_code"]).strip()
+        if re.fullmatch(r"\d{5}(-\d{4})?", zip_code):
+            clean["zip_code"] = zip_code
+        else:
+            errors["zip_code"] = "must be a US ZIP code like 60614 or 60614-1234"
     if data.get("birth_date"):
         try:
             clean["birth_date"] = dt.date.fromisoformat(str(data["birth_date"]))
@@ -217,6 +224,11 @@ def patient_json(patient: Patient) -> dict[str, Any]:
         "opted_out": patient.opted_out,
         "voice_opted_out": patient.voice_opted_out,
         "thresholds": dict(patient.thresholds or {}),
+        "zip_code": patient.zip_code,
+        # What the welcome flow asked (None: not asked yet).
+        "preferred_time": patient.preferred_time,
+        "interpreter_needed": patient.interpreter_needed,
+        "caregiver_may_receive": patient.caregiver_may_receive,
     }
 
 

@@ -45,6 +45,7 @@ FIELDS = (
     "daily_cap",
     "weekly_cap",
     "campaigns",
+    "consent_before_outreach",
 )
 
 
@@ -78,6 +79,7 @@ def _merged(program: Program | None, changes: Mapping[str, Any]) -> dict[str, An
         "daily_cap": None,
         "weekly_cap": None,
         "campaigns": [],
+        "consent_before_outreach": False,
     }
     if program is not None:
         for key in FIELDS:
@@ -137,6 +139,8 @@ def check_program(values: Mapping[str, Any], known_campaigns: Collection[str]) -
     if unknown:
         problems["campaigns"] = f"unknown campaigns: {', '.join(unknown)}"
     clean["campaigns"] = list(dict.fromkeys(campaigns))
+    # True: nothing but the welcome flow goes out until the patient gives express consent in it.
+    clean["consent_before_outreach"] = bool(values.get("consent_before_outreach"))
     if problems:
         raise ProgramInvalid(problems)
     return clean
@@ -191,6 +195,7 @@ def program_json(program: Program) -> dict[str, Any]:
         "daily_cap": PER_DAY if program.uses_healthcare_exemption else program.daily_cap,
         "weekly_cap": PER_WEEK if program.uses_healthcare_exemption else program.weekly_cap,
         "campaigns": list(program.campaigns or []),
+        "consent_before_outreach": bool(program.consent_before_outreach),
     }
 
 

@@ -31,7 +31,10 @@ from app.flows.loader import FlowError, LineDict, load_yaml_with_lines, parse_du
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 CHANNELS = ("sms", "voice")
 #: Events a campaign may stop on (and a touch may be anchored to).
-EVENTS = frozenset({"readmitted", "opted_out", "goal_met", "discharged", "positive_screen", "unenrolled"})
+#: ``social_needs_referred``: dated by the social-needs flow's effect (app/flows/model.py RECORD_FIELDS).
+EVENTS = frozenset(
+    {"readmitted", "opted_out", "goal_met", "discharged", "positive_screen", "unenrolled", "social_needs_referred"}
+)
 #: Per-patient time lists a touch may read from the enrollment's variables.
 TIME_VARIABLES = frozenset({"dose_times"})
 TOUCH_FIELDS = {

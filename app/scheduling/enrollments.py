@@ -98,6 +98,8 @@ def schedule_basis(campaign: Campaign, patient: Patient, enrollment: Enrollment)
         {k: v for k, v in sorted((enrollment.variables or {}).items()) if k == "dose_times"},
         dict(sorted((enrollment.events or {}).items())),
     ]
+    if patient.preferred_time:
+        parts.append(patient.preferred_time)  # only when set: existing bases stay as they were
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return f"{campaign.version}:{digest}"
 
@@ -125,6 +127,7 @@ def check_consent(
         conditions=patient.conditions or [],
         variables=variables,
         anchor_moment=now,
+        preferred_time=patient.preferred_time,
     )
     dues = [due for _, due in upcoming(planned, now, send_now=campaign.start == "now", already=set())]
     query = (
@@ -258,6 +261,7 @@ def derive_touches(
             variables=enrollment.variables,
             events=enrollment.events,
             anchor_moment=enrollment.created_at,
+            preferred_time=patient.preferred_time,
         )
         handled = set() if first else _already_handled(session, enrollment, patient.timezone)
         rows = []
@@ -392,3 +396,14 @@ def record_event(
             derive_touches(session, rt, enrollment, patient, now)
             changed.append(enrollment)
     return changed
+
+
+def refresh_patient_schedule(rt: Runtime, patient_id: int, now: dt.datetime | None = None) -> int:
+    """Derive again every active enrollment of the patient whose basis changed (``reschedule_if_changed``),
+    in a transaction of its own; the job ``app.tasks.refresh_schedule``. Returns how many changed."""
+    moment = now or rt.now()
+    with rt.sessions() as session, session.begin():
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            return 0
+        return reschedule_if_changed(session, rt, patient, moment)

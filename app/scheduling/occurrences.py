@@ -28,14 +28,36 @@ class Occurrence:
     slot: int
 
 
-def touch_times(touch: Touch, variables: Mapping[str, Any] | None) -> tuple[tuple[int, int], ...]:
-    """The local times of day: the patient's own (``dose_times`` in the enrollment) or the touch's."""
+#: The patient's preferred time of day (asked by the welcome flow): the local hours it spans [start, end)
+#: and the time a check-in moves to when the campaign's own time falls outside it.
+PREFERRED_WINDOWS: Mapping[str, tuple[int, int, tuple[int, int]]] = {
+    "morning": (8, 12, (9, 0)),
+    "afternoon": (12, 17, (14, 0)),
+    "evening": (17, 21, (18, 0)),
+}
+
+
+def touch_times(
+    touch: Touch, variables: Mapping[str, Any] | None, preferred_time: str | None = None
+) -> tuple[tuple[int, int], ...]:
+    """The local times of day: the patient's own (``dose_times`` in the enrollment) or the touch's.
+
+    A touch at one time of day (a check-in, not a dose) moves into the patient's ``preferred_time``
+    window (``PREFERRED_WINDOWS``: morning 09:00, afternoon 14:00, evening 18:00) unless its own time
+    already falls inside it; dose times and several-times-a-day touches never move."""
     if touch.times_variable and variables and variables.get(touch.times_variable):
         try:
             return parse_times(str(variables[touch.times_variable]))
         except ValueError:
             pass  # validated on input; an old bad value falls back to the campaign's times
-    return touch.default_times
+    times = touch.default_times
+    window = PREFERRED_WINDOWS.get(preferred_time or "")
+    if window is None or touch.times_variable or len(times) != 1:
+        return times
+    start, end, moved = window
+    if start <= times[0][0] < end:
+        return times
+    return (moved,)
 
 
 def touch_days(touch: Touch, base: dt.date) -> list[int]:
@@ -60,6 +82,7 @@ def touch_occurrences(
     variables: Mapping[str, Any] | None = None,
     events: Mapping[str, Any] | None = None,
     anchor_moment: dt.datetime | None = None,
+    preferred_time: str | None = None,
 ) -> list[Occurrence]:
     """Every occurrence of one touch for one patient (no filtering by "now")."""
     zone = ZoneInfo(tz)
@@ -73,7 +96,7 @@ def touch_occurrences(
         start = anchor_moment or local_time_on(base, 0, 0, tz)
         due = start.astimezone(dt.UTC) + dt.timedelta(hours=touch.after_hours)
         return [Occurrence(touch, due, due.astimezone(zone).date(), 0)]
-    times = touch_times(touch, variables)
+    times = touch_times(touch, variables, preferred_time)
     result = []
     for day in touch_days(touch, base):
         local_day = base + dt.timedelta(days=day)
@@ -96,8 +119,10 @@ def plan(
     variables: Mapping[str, Any] | None = None,
     events: Mapping[str, Any] | None = None,
     anchor_moment: dt.datetime | None = None,
+    preferred_time: str | None = None,
 ) -> list[Occurrence]:
-    """Every occurrence of the campaign for a patient with ``conditions``, ordered by due time.
+    """Every occurrence of the campaign for a patient with ``conditions``, ordered by due time;
+    ``preferred_time``: the patient's time of day (see :func:`touch_times`).
 
     Touches with a condition filter are left out for patients without one of those conditions; a
     campaign-level filter leaves out everything (the enrollment stays, with nothing to send).
@@ -110,7 +135,15 @@ def plan(
         if touch.conditions and not (set(touch.conditions) & have):
             continue
         result.extend(
-            touch_occurrences(touch, anchor, tz, variables=variables, events=events, anchor_moment=anchor_moment)
+            touch_occurrences(
+                touch,
+                anchor,
+                tz,
+                variables=variables,
+                events=events,
+                anchor_moment=anchor_moment,
+                preferred_time=preferred_time,
+            )
         )
     return sorted(result, key=lambda o: (o.due, o.touch.id))
 

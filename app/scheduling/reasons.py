@@ -36,5 +36,12 @@ def reason_text(code: str, language: str) -> str:
         "express_written": _("Consent recorded: express written consent."),
         "express_oral": _("Consent recorded: express oral consent."),
         "health_care_exemption": _("Consent recorded: health-care exemption (1 a day, 3 a week)."),
+        "awaiting_consent": _("Skipped: the program waits for the patient's consent, asked in the welcome."),
+        "welcome_first": _("The welcome went first: the program waits for the patient's consent."),
+        "consent_declined": _("The patient said no to texts and calls in the welcome."),
+        "preferred_time": _("Preferred time of day changed; check-ins move to it."),
+        "interpreter_needed": _("Interpreter answer recorded."),
+        "caregiver_may_receive": _("Caregiver messages answer recorded."),
+        "social_needs_referred": _("Social-needs follow-up scheduled in two weeks."),
     }
     return texts.get(code, code.replace("_", " "))

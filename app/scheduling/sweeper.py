@@ -29,7 +29,7 @@ from app.messaging.calls import due_calls, enqueue_placing, start_voice_checkin,
 from app.messaging.inbound import due_inbound, enqueue_processing
 from app.messaging.outbound import due_for_retry, enqueue_sends
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
-from app.patients.consent import is_capped
+from app.patients.consent import WELCOME_FLOW, awaiting_consent, is_capped
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 from app.scheduling.campaigns import Campaign, Touch
@@ -207,6 +207,13 @@ def _process_touch(
     if not still_worth_sending(touch.scheduled_for, now, touch.stale_after_minutes):
         finish(TouchStatus.SKIPPED, "stale")
         return None
+    flow_id = touch.flow_id
+    if awaiting_consent(patient, program, touch.flow_id):
+        if _welcomed(session, patient.id):
+            finish(TouchStatus.SKIPPED, "awaiting_consent")
+            return None
+        # The program's first contact is the welcome (it asks for consent), whichever touch comes first.
+        flow_id = WELCOME_FLOW
     start, end = _window(program)
     if not within_quiet_window(now, patient.timezone, start, end):
         defer(next_allowed(now, patient.timezone, start, end), "quiet_hours")
@@ -242,7 +249,7 @@ def _process_touch(
                 session,
                 rt,
                 patient,
-                touch.flow_id,
+                flow_id,
                 now,
                 send_key=f"touch:{touch.occurrence_key}",
                 variables=_variables(enrollment, spec, touch, patient.timezone),
@@ -255,6 +262,8 @@ def _process_touch(
         return None
     touch.conversation_id = conversation.id
     finish(TouchStatus.DONE, "started")
+    if flow_id != touch.flow_id:
+        tell("touch_replaced", "welcome_first")
     if campaign is not None and _record_screen_event(session, rt, campaign, enrollment, patient, now):
         return "rescheduled"
     return None
@@ -282,6 +291,16 @@ def _record_screen_event(
         return False
     record_event(session, rt, patient, "positive_screen", now, day)
     return True
+
+
+def _welcomed(session: Session, patient_id: int) -> bool:
+    """The patient has had the welcome (answered or not): it is sent once, never in place of every touch."""
+    found = session.scalar(
+        select(Conversation.id)
+        .where(Conversation.patient_id == patient_id, Conversation.flow_id == WELCOME_FLOW)
+        .limit(1)
+    )
+    return found is not None
 
 
 def _variables(enrollment: Enrollment, spec: Touch | None, touch: ScheduledTouch, tz: str) -> dict[str, str]:

@@ -144,6 +144,20 @@ def _reason_labels(language: str) -> dict[str, str]:
         "could_not_assess": _("Could not assess (questions unanswered)"),
         "unreachable": _("Not answering check-ins"),
         "symptoms_reported": _("Texted about symptoms"),
+        "social_need_housing": _("Social need: a place to live"),
+        "social_need_food": _("Social need: food"),
+        "social_need_transportation": _("Social need: rides"),
+        "social_need_utilities": _("Social need: power, gas or water bills"),
+        "safety_screen_by_call": _("Safety questions to ask by phone (not safe to ask here)"),
+        "interpersonal_safety": _("Safety at home: call today"),
+        "social_needs_not_connected": _("Not yet connected to help for a social need"),
+        "head_injury_on_blood_thinner": _("Fall with a head injury on a blood thinner"),
+        "falls_risk": _("At risk of falls"),
+        "medication_reconciliation": _("Unsure which medicines to stop"),
+        "medication_cost": _("Hard to pay for medicines"),
+        "hospital_use": _("ER visit or hospital stay since last contact"),
+        "caregiver_strain": _("Caregiver under strain"),
+        "outreach_declined": _("Said no to messages and calls in the welcome"),
     }
 
 

@@ -31,10 +31,11 @@ def library() -> ContentLibrary:
 @pytest.fixture(scope="module")
 def results(library: ContentLibrary) -> dict[str, list[CaseResult]]:
     education = {lang: library.education_for(lang) for lang in ("en", "es")}
+    resources = {lang: library.resources.variables(lang, program=None, zip_code=None) for lang in ("en", "es")}
     by_flow: dict[str, list[CaseResult]] = {}
     for transcript in load_transcripts(CONTENT_DIR / "flows" / "tests", CONTENT_DIR.parent):
         by_flow.setdefault(transcript.flow_id, []).extend(
-            run_file(transcript, library.flows, library.intents, education)
+            run_file(transcript, library.flows, library.intents, education, resources)
         )
     return by_flow
 
