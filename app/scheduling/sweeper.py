@@ -32,7 +32,7 @@ from app.patients.consent import is_capped
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 from app.scheduling.campaigns import Campaign, Touch
-from app.scheduling.caps import cap_reached
+from app.scheduling.caps import cap_reached, limits_for
 from app.scheduling.enrollments import note, record_event, refresh_next_due, reschedule_if_changed, schedule_basis
 from app.scheduling.occurrences import still_worth_sending
 
@@ -210,8 +210,12 @@ def _process_touch(
     if spec is not None and spec.unless == "reached" and _reached(session, enrollment.id):
         finish(TouchStatus.SKIPPED, "already_reached")
         return None
-    if is_capped(patient, program):
-        capped = cap_reached(_initiated_since(session, patient.id, now - dt.timedelta(days=8)), now, patient.timezone)
+    # The exemption's caps (1 a day, 3 a week) for an exemption patient, the program's own where it set
+    # them (never above the exemption's for an exemption patient): DESIGN §4.2, FCC 15-72.
+    limits = limits_for(is_capped(patient, program), program.daily_cap, program.weekly_cap)
+    if limits is not None:
+        since = now - dt.timedelta(days=8)
+        capped = cap_reached(_initiated_since(session, patient.id, since), now, patient.timezone, limits)
         if capped:
             finish(TouchStatus.SKIPPED, capped)
             return None
