@@ -51,7 +51,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (
-    ROOT,
     VENV_BIN,
     Children,
     admin_url,
@@ -168,12 +167,13 @@ def seed(
             sa.text(
                 f"""
                 INSERT INTO enrollments (patient_id, campaign, anchor_date, status, schedule_version, variables,
-                    created_at, schedule_basis, events)
-                SELECT p.id, :campaign, :anchor, 'active', 1, '{{}}', now(), {basis_case}, '{{}}'
+                    created_at, schedule_basis, events, next_due_at)
+                SELECT p.id, :campaign, :anchor, 'active', 1, '{{}}', now(), {basis_case}, '{{}}',
+                    ((CAST(:anchor AS date) + CAST(:d0 AS integer)) + time '09:00') AT TIME ZONE p.timezone
                 FROM patients p WHERE p.program_id = :program AND p.mrn LIKE :prefix || '%'
                 """
             ),
-            {"campaign": CAMPAIGN, "anchor": anchor, "program": program_id, "prefix": prefix},
+            {"campaign": CAMPAIGN, "anchor": anchor, "program": program_id, "prefix": prefix, "d0": days[0]},
         )
         conn.execute(
             sa.text(
@@ -190,16 +190,6 @@ def seed(
                 """
             ),
             {"d0": days[0], "d1": days[1], "program": program_id, "prefix": prefix},
-        )
-        conn.execute(
-            sa.text(
-                """
-                UPDATE enrollments e SET next_due_at = (SELECT min(due_at) FROM scheduled_touches t
-                    WHERE t.enrollment_id = e.id AND t.status = 'pending')
-                FROM patients p WHERE p.id = e.patient_id AND p.program_id = :program AND p.mrn LIKE :prefix || '%'
-                """
-            ),
-            {"program": program_id, "prefix": prefix},
         )
     with rt.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
@@ -465,7 +455,9 @@ def api_phase(
     )
     codes = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
     checks.append(("api: responses (201/200 only)", codes, set(statuses) <= {200, 201}))
-    checks.append(("api: patients enrolled in SQL", f"{enrolled} of {args.api_patients}", enrolled == args.api_patients))
+    checks.append(
+        ("api: patients enrolled in SQL", f"{enrolled} of {args.api_patients}", enrolled == args.api_patients)
+    )
     checks.append(("api: enrollments without touches", str(bare), bare == 0 and touches >= 30 * args.api_patients))
     print(
         f"api: {args.api_patients} patients + enrollments in {took:.2f} s = {rate:.1f} patients/s "
@@ -556,9 +548,11 @@ def main() -> int:
             none_s = statistics.median(s for s, _c, _n in nones)
             none_statements = nones[-1][2]
             checks.append(
-                ("tick, none due: nothing started", str(sum(c["started"] for _s, c, _n in nones)), all(
-                    c["started"] == 0 for _s, c, _n in nones
-                ))
+                (
+                    "tick, none due: nothing started",
+                    str(sum(c["started"] for _s, c, _n in nones)),
+                    all(c["started"] == 0 for _s, c, _n in nones),
+                )
             )
             # 2. --due due
             due_s, due_counts, due_statements = timed_tick(rt, moment, counter)
@@ -573,18 +567,32 @@ def main() -> int:
             conversations = int(scalar(rt, "SELECT count(*) FROM conversations WHERE status = 'active'"))
             queued = int(scalar(rt, "SELECT count(*) FROM messages WHERE status = 'queued' AND direction = 'outbound'"))
             queued_in_jobs = len({mid for job in queue.get_jobs() for mid in job.args[0]})
-            checks.append(("tick, due: check-ins started", f"{due_counts['started']} of {args.due}", due_counts["started"] == args.due))
+            checks.append(
+                (
+                    "tick, due: check-ins started",
+                    f"{due_counts['started']} of {args.due}",
+                    due_counts["started"] == args.due,
+                )
+            )
             checks.append(("tick, due: touches done with a conversation (SQL)", str(done), done == args.due))
             checks.append(
-                ("tick, due: active conversations / queued first texts", f"{conversations} / {queued}", conversations == args.due == queued)
+                (
+                    "tick, due: active conversations / queued first texts",
+                    f"{conversations} / {queued}",
+                    conversations == args.due == queued,
+                )
             )
-            checks.append(("tick, due: queued texts in RQ send jobs (distinct)", str(queued_in_jobs), queued_in_jobs == args.due))
+            checks.append(
+                ("tick, due: queued texts in RQ send jobs (distinct)", str(queued_in_jobs), queued_in_jobs == args.due)
+            )
             after = [timed_tick(rt, moment + dt.timedelta(seconds=30 + i), counter) for i in range(5)]
             after_s = statistics.median(s for s, _c, _n in after)
             checks.append(
-                ("tick after: nothing started again", str(sum(c["started"] for _s, c, _n in after)), all(
-                    c["started"] == 0 for _s, c, _n in after
-                ))
+                (
+                    "tick after: nothing started again",
+                    str(sum(c["started"] for _s, c, _n in after)),
+                    all(c["started"] == 0 for _s, c, _n in after),
+                )
             )
             other = (machine_busy_seconds() - busy0) / (time.monotonic() - w0)
             figures.update(
@@ -646,7 +654,10 @@ def main() -> int:
             wave_last = max(w["last_s"] for w in figures["wave"].values())
             print(f"  (machine busy {figures['other_wave']:.2f} cores during the wave, incl. this bench)")
         if "api_per_s" in figures:
-            print(f"api enrollment:        {figures['api_per_s']:8.1f} patients/s (target >= 200; busy {figures['other_api']:.2f} cores)")
+            print(
+                f"api enrollment:        {figures['api_per_s']:8.1f} patients/s (target >= 200; "
+                f"busy {figures['other_api']:.2f} cores)"
+            )
         print()
         print("verification:")
         for name, value, good in checks:
