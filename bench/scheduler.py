@@ -37,6 +37,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -486,6 +487,8 @@ def main() -> int:
         "worth reading; its own database name, so parallel runs do not collide",
     )
     args = parser.parse_args()
+    # Stopped with SIGTERM: still stop the children and drop the database (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     db_name = DB_NAME
     if args.smoke:
         args.enrollments, args.touches, args.due, args.wave, args.api_patients = 300, 3, 30, 60, 10
