@@ -241,3 +241,62 @@ def test_caps_per_patient_follow_the_consent_basis_and_the_program() -> None:
     # No weekly limit: six earlier days of two a day do not stop the seventh day's first.
     week = [morning - dt.timedelta(days=d) for d in range(1, 7) for _ in range(2)]
     assert cap_reached(week, morning, "America/Chicago", two_a_day) is None
+
+
+def test_a_batch_starts_one_conversation_per_patient_and_each_its_first_text_once(
+    rt: Runtime, make_patient: Callable[..., Any]
+) -> None:
+    """The batch path (app/scheduling/sweeper.py:_start_batch): three patients due at once, one of them
+    in two campaigns due at the same minute: three conversations and three texts; the patient's second
+    touch waits for the first conversation (deferred with its reason), none is sent twice."""
+    from app.models import TimelineEvent
+
+    patients = [make_patient(timezone="America/Chicago", conditions=["heart_failure", "copd"]) for _ in range(3)]
+    for patient in patients:
+        _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    with rt.sessions() as session, session.begin():
+        enroll(session, rt, session.merge(patients[0]), "copd-monitoring", CHICAGO_9AM_DAY1.date(), rt.now())
+        copd = session.scalars(
+            select(ScheduledTouch).where(ScheduledTouch.touch_id != "daily-check").order_by(ScheduledTouch.due_at)
+        ).first()
+        assert copd is not None
+        copd.due_at = copd.scheduled_for = CHICAGO_9AM_DAY1
+    counts = tick(rt, CHICAGO_9AM_DAY1 + dt.timedelta(minutes=1))
+    assert counts["started"] == 3 and counts["deferred"] == 1
+    with rt.sessions() as session:
+        conversations = session.scalars(select(Conversation)).all()
+        texts = session.scalars(select(Message).where(Message.direction == "outbound")).all()
+        deferred = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "touch_deferred")).all()
+        enrollments = session.scalars(select(Enrollment)).all()
+    assert sorted(c.patient_id for c in conversations) == sorted(p.id for p in patients)
+    assert sorted(t.conversation_id for t in texts) == sorted(c.id for c in conversations)
+    assert [d.code for d in deferred] == ["conversation_active"]
+    # next_due_at is the earliest pending touch of each enrollment after the batch (one UPDATE).
+    with rt.sessions() as session:
+        for enrollment in enrollments:
+            earliest = session.scalar(
+                select(ScheduledTouch.due_at)
+                .where(ScheduledTouch.enrollment_id == enrollment.id, ScheduledTouch.status == "pending")
+                .order_by(ScheduledTouch.due_at)
+                .limit(1)
+            )
+            assert enrollment.next_due_at == earliest
+
+
+def test_a_batch_that_fails_is_redone_one_touch_at_a_time(
+    rt: Runtime, make_patient: Callable[..., Any], monkeypatch: Any
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from app.scheduling import sweeper
+
+    def conflict(*_args: Any) -> bool:
+        raise IntegrityError("INSERT INTO conversations", {}, Exception("uq_conversations_active_patient"))
+
+    monkeypatch.setattr(sweeper, "_start_batch", conflict)
+    for _ in range(2):
+        _enroll(rt, make_patient(timezone="America/Chicago"), CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1)
+    counts = tick(rt, CHICAGO_9AM_DAY1 + dt.timedelta(minutes=1))
+    assert counts["started"] == 2
+    with rt.sessions() as session:
+        assert len(session.scalars(select(Message).where(Message.direction == "outbound")).all()) == 2
