@@ -109,7 +109,12 @@ _VERSIONS_KNOWN = "conversations.flow_versions_known"
 def _remember_version(session: Session, rt: Runtime, flow: Flow) -> None:
     """Store the flow's source for this version once (conversations are pinned to it); asked once per
     flow and version in a transaction (a tick starting 200 check-ins asks once, not 200 times)."""
-    known: set[tuple[str, str]] = session.info.setdefault(_VERSIONS_KNOWN, set())
+    transaction = session.get_transaction()
+    cached = session.info.get(_VERSIONS_KNOWN)
+    if cached is None or cached[0] is not transaction:
+        # Per transaction: after a rollback the row may be gone again.
+        cached = session.info[_VERSIONS_KNOWN] = (transaction, set())
+    known: set[tuple[str, str]] = cached[1]
     if (flow.id, flow.version) in known:
         return
     exists = session.scalar(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import Select, exists, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -76,9 +76,11 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
         inbound = due_inbound(session, now)
     enqueue_processing(rt, inbound, f"tick-{now:%s}")
     counts["inbound"] = len(inbound)
-    while _wake_conversations(rt, now, counts):
+    # Nothing due (most ticks): one indexed look, no claiming transactions.
+    wake_due, touches_due = _anything_due(rt, now)
+    while wake_due and _wake_conversations(rt, now, counts):
         pass
-    while _start_due_touches(rt, now, counts):
+    while touches_due and _start_due_touches(rt, now, counts):
         pass
     with rt.sessions() as session, session.begin():
         counts["paged"] = repage_due(session, rt, now)
@@ -92,6 +94,19 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
     counts["calls"] = len(calls)
     log.info("tick done %s", counts)
     return counts
+
+
+def _anything_due(rt: Runtime, now: dt.datetime) -> tuple[bool, bool]:
+    """(a conversation to wake, a touch to start) at ``now``: two index probes in one statement
+    (ix_conversations_status_wake, ix_touches_status_due)."""
+    with rt.sessions() as session:
+        wake, touch = session.execute(
+            select(
+                exists().where(Conversation.status == "active", Conversation.wake_at <= now),
+                exists().where(ScheduledTouch.status == TouchStatus.PENDING, ScheduledTouch.due_at <= now),
+            )
+        ).one()
+    return bool(wake), bool(touch)
 
 
 def _window(program: Program) -> tuple[int, int]:
