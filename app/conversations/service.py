@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -75,6 +75,15 @@ def history_rows(session: Session, patient_ids: Sequence[int], now: dt.datetime)
     return found
 
 
+@dataclass(frozen=True)
+class StartBatch:
+    """See :func:`start_and_say`: ``history`` = ``history_rows(...)[patient.id]``; ``conversation_id`` =
+    a fresh id from ``conversations_id_seq`` (None: the INSERT is flushed here to get one)."""
+
+    history: Sequence[HistoryRow]
+    conversation_id: int | None = None
+
+
 class ConversationBusy(Exception):
     """The patient already has an active conversation."""
 
@@ -115,13 +124,28 @@ def resolve_flow_id(session: Session, rt: Runtime, patient: Patient, flow_id: st
     return found
 
 
+#: ``session.info`` key: (flow id, version) pairs this transaction already knows are stored.
+_VERSIONS_KNOWN = "conversations.flow_versions_known"
+
+
 def _remember_version(session: Session, rt: Runtime, flow: Flow) -> None:
+    """Store the flow's source for this version once (conversations are pinned to it); asked once per
+    flow and version in a transaction (a tick starting 200 check-ins asks once, not 200 times)."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_VERSIONS_KNOWN)
+    if cached is None or cached[0] is not transaction:
+        # Per transaction: after a rollback the row may be gone again.
+        cached = session.info[_VERSIONS_KNOWN] = (transaction, set())
+    known: set[tuple[str, str]] = cached[1]
+    if (flow.id, flow.version) in known:
+        return
     exists = session.scalar(
         select(FlowVersion.id).where(FlowVersion.flow_id == flow.id, FlowVersion.version == flow.version)
     )
     if exists is None:
         with session.begin_nested():
             session.add(FlowVersion(flow_id=flow.id, version=flow.version, source=rt.content.flow_sources[flow.id]))
+    known.add((flow.id, flow.version))
 
 
 def patient_context(
@@ -199,6 +223,7 @@ def start_conversation(
     variables: Mapping[str, str] | None = None,
     confirm: tuple[Finding, ...] = (),
     channel: str = "sms",
+    batch: StartBatch | None = None,
 ) -> Conversation:
     """Start ``flow_id`` for the patient now; ``confirm``: begin with "right now?" about these red flags
     (app/flows/routing.py RIGHT_NOW_FLOW). Raises ConversationBusy when one is active.
@@ -207,7 +232,7 @@ def start_conversation(
     :func:`start_and_say` to get what the engine said, for the call to speak."""
     return start_and_say(
         session, rt, patient, flow_id, now, send_key=send_key, lead_in=lead_in, variables=variables,
-        confirm=confirm, channel=channel,
+        confirm=confirm, channel=channel, batch=batch,
     )[0]  # fmt: skip
 
 
@@ -223,13 +248,22 @@ def start_and_say(
     variables: Mapping[str, str] | None = None,
     confirm: tuple[Finding, ...] = (),
     channel: str = "sms",
+    batch: StartBatch | None = None,
 ) -> tuple[Conversation, list[engine.Say]]:
-    """:func:`start_conversation`, also returning the lines the engine said (``engine.Say``)."""
-    if active_conversation(session, patient.id) is not None:
+    """:func:`start_conversation`, also returning the lines the engine said (``engine.Say``).
+
+    ``batch``: what a caller starting many conversations in one transaction already read (the tick):
+    the patient has no active conversation (checked with the patient's row locked), the patient's answer
+    history, and a conversation id taken from the sequence, so nothing here waits for the database; the
+    rows go in with the transaction's one flush. A patient who got an active conversation meanwhile
+    makes that flush fail (the unique index), and the caller redoes its batch one at a time."""
+    if batch is None and active_conversation(session, patient.id) is not None:
         raise ConversationBusy(patient.id)
     flow = rt.content.flow(resolve_flow_id(session, rt, patient, flow_id))
     _remember_version(session, rt, flow)
-    ctx = patient_context(session, rt, patient, now, variables=variables, channel=channel)
+    ctx = patient_context(
+        session, rt, patient, now, variables=variables, channel=channel, history=batch.history if batch else None
+    )
     step = engine.start(flow, ctx, now, rt.content.intents, confirm=confirm)
     conversation = Conversation(
         patient_id=patient.id,
@@ -242,8 +276,12 @@ def start_and_say(
         started_at=now,
         variables=dict(variables or {}),
     )
-    session.add(conversation)
-    session.flush()
+    if batch is not None and batch.conversation_id is not None:
+        conversation.id = batch.conversation_id
+        session.add(conversation)
+    else:
+        session.add(conversation)
+        session.flush()
     said = apply_step(session, rt, patient, conversation, step, now, inbound=None, send_key=send_key, lead_in=lead_in)
     log.info("conversation started id=%s flow=%s@%s", conversation.id, flow.id, flow.version)
     return conversation, said

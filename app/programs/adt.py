@@ -5,8 +5,10 @@ and the MLLP listener alike: one message in, one ACK out, one transaction.
   enroll in the campaigns the ADT mapping gives for the unit and diagnoses (anchor = the local discharge
   date), adding the mapped conditions. A patient new to Outreach needs a name and a phone that can take
   texts, else AE.
-- A01 / A04 (admit / register) while enrolled: a readmission. Outreach pauses (reason ``readmitted``)
-  and the open discharge records ``readmitted_at``. Not enrolled: AA, nothing to do.
+- A01 / A04 (admit / register) while enrolled: a readmission. The outreach an admission makes wrong pauses
+  (reason ``readmitted``; which one: app/programs/enrollment.py:paused_by_admission) and the open
+  discharge records ``readmitted_at``. Not enrolled: AA, nothing to do. The next A03 restarts the mapped
+  campaigns from the new discharge and resumes the other enrollments the admission paused.
 - A08 (update patient information): names, birth date, language, phone of a known patient.
 - A11 (cancel admit): undoes the readmission pause. A13 (cancel discharge): the discharge is cancelled
   (off the TCM list) and the enrollments it made end (reason ``discharge cancelled``).
@@ -30,7 +32,17 @@ from app.models import AdtMessage, Discharge, Enrollment, Patient, Program
 from app.patients.phones import InvalidPhone, to_e164
 from app.patients.service import default_program
 from app.programs.combined import combine_campaigns
-from app.programs.enrollment import ACTIVE, ENDED, PAUSED, note_event, pause, resume, unenroll
+from app.programs.enrollment import (
+    ACTIVE,
+    ENDED,
+    PAUSED,
+    EnrollmentRefused,
+    note_event,
+    pause,
+    paused_by_admission,
+    resume,
+    unenroll,
+)
 from app.programs.hl7_adt import AdtEvent, AdtProblem, build_ack, localise, read_adt
 from app.programs.mapping import AdtMapping, load_mapping
 from app.programs.programs import campaign_allowed, find_program
@@ -226,12 +238,17 @@ def _apply(session: Session, rt: Runtime, program: Program, event: AdtEvent) -> 
         active = _enrollments(session, patient, ACTIVE)
         if not active:
             return patient.id, "not enrolled: nothing to do"
-        for enrollment in active:
+        # Only the outreach an admission makes wrong pauses (app/programs/enrollment.py:paused_by_admission).
+        paused = [e for e in active if paused_by_admission(rt, program, e)]
+        for enrollment in paused:
             pause(session, enrollment, READMITTED, ACTOR, now)
         discharge = _latest_discharge(session, patient)
         if discharge is not None and discharge.readmitted_at is None:
             discharge.readmitted_at = localise(event.admitted_at or event.recorded_at or now, program.timezone)
-        return patient.id, f"readmission: {len(active)} enrollments paused"
+        going_on = sorted({e.campaign for e in active if e not in paused})
+        return patient.id, f"readmission: {len(paused)} enrollments paused" + (
+            f"; continuing: {', '.join(going_on)}" if going_on else ""
+        )
     if event.event == "A08":
         if patient is None:
             return None, "unknown patient: nothing to update"
@@ -436,9 +453,21 @@ def _discharge(
             ids.append(enrollment.id)
         enrolled.append(campaign)
     discharge.enrollment_ids = ids
+    # The admission is over: what it paused and the mapping did not restart resumes (future touches only).
+    resumed = 0
+    for waiting in _enrollments(session, patient, PAUSED):
+        if _paused_for_readmission(session, waiting):
+            try:
+                with session.begin_nested():
+                    resume(session, rt, waiting, "discharged", ACTOR, now)
+                resumed += 1
+            except EnrollmentRefused:
+                continue  # enrolled again in the same campaign meanwhile: the newer one runs
     detail = f"discharge recorded; enrolled: {', '.join(enrolled) or 'none'}"
     if skipped:
         detail += f"; not run by this program: {', '.join(skipped)}"
     if needs_consent:
         detail += f"; needs express consent first: {', '.join(needs_consent)}"
+    if resumed:
+        detail += f"; resumed after the admission: {resumed}"
     return patient.id, detail

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import AuditEvent, Enrollment, Patient, ScheduledTouch, TouchStatus
+from app.models import AuditEvent, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
 from app.runtime import Runtime
 from app.scheduling.bulk import Enrolled
 from app.scheduling.enrollments import derive_touches
@@ -72,6 +72,26 @@ def _cancel_pending(session: Session, enrollment: Enrollment, outcome: str, now:
         .values(status=TouchStatus.CANCELLED, outcome=outcome[:64], processed_at=now)
     )
     enrollment.next_due_at = None
+
+
+def paused_by_admission(rt: Runtime, program: Program, enrollment: Enrollment) -> bool:
+    """Whether a hospital admission (ADT A01/A04) reported by ``program`` pauses this active enrollment.
+
+    The rule (DESIGN §4.2, scheduling; §1, enrollment from the hospital's feeds): an inpatient must not get
+    the home outreach of the program that admitted them: post-discharge / TCM calls, daily HF weights,
+    glucose and COPD check-ins, reminders to take home medicines (a double dose beside the ward's), screens
+    — every campaign that program runs pauses, unless the campaign says ``during_admission: continue``
+    (appointment reminders: the clinic's appointment stands until the clinic moves it, and the reminder
+    lets the patient or caregiver rearrange it). A campaign the admitting program does not run (its list
+    changed since, or another program enrolled the patient in it) is that program's decision and goes on.
+    An unknown (retired) campaign pauses: when unsure, stay quiet to an inpatient.
+    """
+    if program.campaigns and enrollment.campaign not in program.campaigns:
+        campaign = rt.content.campaign(enrollment.campaign)
+        if campaign is None or not ({campaign.id, *campaign.aliases} & set(program.campaigns)):
+            return False
+    campaign = rt.content.campaign(enrollment.campaign)
+    return campaign is None or campaign.during_admission == "pause"
 
 
 def pause(session: Session, enrollment: Enrollment, reason: str, actor: str, now: dt.datetime) -> Enrollment:

@@ -5,7 +5,8 @@ The format is documented with examples in docs/campaign-format.md. In short, a c
 ``duration_days``, a ``channels`` order (``[voice, sms]``: voice first, SMS as the fallback), a
 ``conditions`` filter, ``stop_on`` events (``readmitted``, ``opted_out``, ``goal_met``), ``start``
 (``next`` = a first touch whose time already passed today starts at its next time; ``now`` = it goes out
-at once) and ``touches``. A touch runs ``flow``:
+at once), ``during_admission`` (``pause``, the default, or ``continue``: what a hospital admission does to
+it) and ``touches``. A touch runs ``flow``:
 
 - on days relative to the anchor: ``day: 1``, ``days: [2, 3]`` or ``from_day``/``to_day`` with
   ``every: day | week`` (or ``every_days: 14``) and, for weekly touches, ``weekdays: [mon, thu]``;
@@ -67,6 +68,7 @@ CAMPAIGN_FIELDS = {
     "stop_on",
     "start",
     "touches",
+    "during_admission",
 }
 UNLESS = frozenset({"reached"})
 
@@ -117,6 +119,10 @@ class Campaign:
     stop_on: frozenset[str] = field(default_factory=frozenset)
     #: ``next``: a first touch whose time passed today starts at its next time; ``now``: at once.
     start: str = "next"
+    #: What a hospital admission (ADT A01/A04) of an enrolled patient does to this campaign: ``pause``
+    #: (home check-ins, reminders to take home medicines: wrong for an inpatient) or ``continue``
+    #: (appointment reminders: the appointment stands until the clinic moves it). DESIGN §4.2.
+    during_admission: str = "pause"
 
     def touch(self, touch_id: str) -> Touch | None:
         return next((t for t in self.touches if t.id == touch_id), None)
@@ -272,6 +278,11 @@ def load_campaign(path: Path, known_flows: set[str], display: str | None = None)
     start = data.get("start", "next")
     if start not in {"next", "now"}:
         raise FlowError(shown, data.key_lines.get("start", data.line), "start must be 'next' or 'now'")
+    during_admission = data.get("during_admission", "pause")
+    if during_admission not in {"pause", "continue"}:
+        raise FlowError(
+            shown, data.key_lines.get("during_admission", data.line), "during_admission must be 'pause' or 'continue'"
+        )
     raw_touches = data.get("touches") or []
     if not isinstance(raw_touches, list):
         raise FlowError(shown, data.key_lines.get("touches", data.line), "touches must be a list")
@@ -305,6 +316,7 @@ def load_campaign(path: Path, known_flows: set[str], display: str | None = None)
         conditions=_names(data, "conditions", shown),
         stop_on=frozenset(_names(data, "stop_on", shown, EVENTS)),
         start=str(start),
+        during_admission=str(during_admission),
     )
 
 

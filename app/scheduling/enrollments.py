@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Enrollment, Patient, Program, ScheduledTouch, TimelineEvent, TouchStatus
@@ -232,27 +232,33 @@ def derive_touches(
     """
     campaign = _campaign(rt, enrollment.campaign)
     zone = ZoneInfo(patient.timezone)
-    overdue = frozenset(
-        (touch_id, scheduled_for.astimezone(zone).date())
-        for touch_id, scheduled_for in session.execute(
-            select(ScheduledTouch.touch_id, ScheduledTouch.scheduled_for).where(
-                ScheduledTouch.enrollment_id == enrollment.id,
-                ScheduledTouch.status == TouchStatus.PENDING,
-                ScheduledTouch.scheduled_for <= now,
-            )
-        ).all()
-    )
-    session.execute(
-        delete(ScheduledTouch).where(
-            ScheduledTouch.enrollment_id == enrollment.id, ScheduledTouch.status == TouchStatus.PENDING
-        )
-    )
-    if patient.reachable and enrollment.status == ACTIVE:
-        existing = set(
-            session.scalars(
-                select(ScheduledTouch.occurrence_key).where(ScheduledTouch.enrollment_id == enrollment.id)
+    # A new enrollment has no rows yet: nothing to read or delete (enrolling thousands through the API).
+    overdue: frozenset[tuple[str, dt.date]] = frozenset()
+    if not first:
+        overdue = frozenset(
+            (touch_id, scheduled_for.astimezone(zone).date())
+            for touch_id, scheduled_for in session.execute(
+                select(ScheduledTouch.touch_id, ScheduledTouch.scheduled_for).where(
+                    ScheduledTouch.enrollment_id == enrollment.id,
+                    ScheduledTouch.status == TouchStatus.PENDING,
+                    ScheduledTouch.scheduled_for <= now,
+                )
             ).all()
         )
+        session.execute(
+            delete(ScheduledTouch).where(
+                ScheduledTouch.enrollment_id == enrollment.id, ScheduledTouch.status == TouchStatus.PENDING
+            )
+        )
+    next_due: dt.datetime | None = None
+    if patient.reachable and enrollment.status == ACTIVE:
+        existing: set[str] = set()
+        if not first:
+            existing = set(
+                session.scalars(
+                    select(ScheduledTouch.occurrence_key).where(ScheduledTouch.enrollment_id == enrollment.id)
+                ).all()
+            )
         planned = plan(
             campaign,
             enrollment.anchor_date,
@@ -272,21 +278,28 @@ def derive_touches(
                 continue
             existing.add(key)
             rows.append(
-                ScheduledTouch(
-                    enrollment_id=enrollment.id,
-                    touch_id=occ.touch.id,
-                    flow_id=occ.touch.flow,
-                    due_at=due,
-                    scheduled_for=occ.due,
-                    stale_after_minutes=occ.touch.stale_after_minutes,
-                    occurrence_key=key,
-                    status=TouchStatus.PENDING,
-                )
+                {
+                    "enrollment_id": enrollment.id,
+                    "touch_id": occ.touch.id,
+                    "flow_id": occ.touch.flow,
+                    "due_at": due,
+                    "scheduled_for": occ.due,
+                    "stale_after_minutes": occ.touch.stale_after_minutes,
+                    "occurrence_key": key,
+                    "status": TouchStatus.PENDING,
+                }
             )
-        session.add_all(rows)
+            next_due = due if next_due is None else min(next_due, due)
+        if rows:
+            # One executemany, no RETURNING (nothing needs the ids here): pipelined by psycopg, not a
+            # statement per touch and not one huge multi-row INSERT to parse.
+            session.execute(insert(ScheduledTouch), rows)
     enrollment.schedule_basis = schedule_basis(campaign, patient, enrollment)
-    session.flush()
-    refresh_next_due(session, enrollment)
+    if first:
+        enrollment.next_due_at = next_due  # the rows just written are all there is
+    else:
+        session.flush()
+        refresh_next_due(session, enrollment)
 
 
 def refresh_next_due(session: Session, enrollment: Enrollment) -> None:

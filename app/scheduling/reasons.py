@@ -16,6 +16,8 @@ def reason_text(code: str, language: str) -> str:
         "stale": _("Skipped: it was too late to send it (never sent late)."),
         "daily_cap": _("Skipped: only 1 text a day is allowed without express consent."),
         "weekly_cap": _("Skipped: only 3 texts a week are allowed without express consent."),
+        "program_daily_cap": _("Skipped: the program's daily limit of check-ins for this patient was reached."),
+        "program_weekly_cap": _("Skipped: the program's weekly limit of check-ins for this patient was reached."),
         "quiet_hours": _("Moved to the next morning: outside texting hours in the patient's time zone."),
         "conversation_active": _("Waiting: the patient is answering another check-in."),
         "already_reached": _("Skipped: the patient was already reached."),

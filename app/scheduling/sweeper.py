@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.conversations.service import (
     ConversationBusy,
+    HistoryRow,
     NothingToMonitor,
+    StartBatch,
     active_conversation,
     close_unanswered,
+    history_rows,
     last_reply_at,
     resume_conversation,
     start_conversation,
@@ -27,13 +32,13 @@ from app.escalation.paging import repage_due
 from app.flows import engine
 from app.messaging.calls import due_calls, enqueue_placing, start_voice_checkin, waiting, wake_after_wait, wants_voice
 from app.messaging.inbound import due_inbound, enqueue_processing
-from app.messaging.outbound import due_for_retry, enqueue_sends
+from app.messaging.outbound import DEFER_FLUSH, due_for_retry, enqueue_sends
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
 from app.patients.consent import WELCOME_FLOW, awaiting_consent, is_capped
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 from app.scheduling.campaigns import Campaign, Touch
-from app.scheduling.caps import cap_reached
+from app.scheduling.caps import cap_reached, limits_for
 from app.scheduling.enrollments import note, record_event, refresh_next_due, reschedule_if_changed, schedule_basis
 from app.scheduling.occurrences import still_worth_sending
 
@@ -72,9 +77,11 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
         inbound = due_inbound(session, now)
     enqueue_processing(rt, inbound, f"tick-{now:%s}")
     counts["inbound"] = len(inbound)
-    while _wake_conversations(rt, now, counts):
+    # Nothing due (most ticks): one indexed look, no claiming transactions.
+    wake_due, touches_due = _anything_due(rt, now)
+    while wake_due and _wake_conversations(rt, now, counts):
         pass
-    while _start_due_touches(rt, now, counts):
+    while touches_due and _start_due_touches(rt, now, counts):
         pass
     with rt.sessions() as session, session.begin():
         counts["paged"] = repage_due(session, rt, now)
@@ -88,6 +95,19 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
     counts["calls"] = len(calls)
     log.info("tick done %s", counts)
     return counts
+
+
+def _anything_due(rt: Runtime, now: dt.datetime) -> tuple[bool, bool]:
+    """(a conversation to wake, a touch to start) at ``now``: two index probes in one statement
+    (ix_conversations_status_wake, ix_touches_status_due)."""
+    with rt.sessions() as session:
+        wake, touch = session.execute(
+            select(
+                exists().where(Conversation.status == "active", Conversation.wake_at <= now),
+                exists().where(ScheduledTouch.status == TouchStatus.PENDING, ScheduledTouch.due_at <= now),
+            )
+        ).one()
+    return bool(wake), bool(touch)
 
 
 def _window(program: Program) -> tuple[int, int]:
@@ -124,29 +144,130 @@ def _wake_conversations(rt: Runtime, now: dt.datetime, counts: dict[str, int]) -
         return len(conversations) == BATCH
 
 
+@dataclass
+class _Batch:
+    """What one batch of due touches read up front (one query each, not one per touch): the patients'
+    active conversations and answer history, fresh conversation ids, and the enrollments whose
+    ``next_due_at`` to refresh in one statement at the end."""
+
+    active: dict[int, Conversation]
+    history: dict[int, list[HistoryRow]]
+    ids: list[int]
+    started: set[int] = field(default_factory=set)
+    refresh: set[int] = field(default_factory=set)
+
+    def next_id(self) -> int | None:
+        return self.ids.pop() if self.ids else None
+
+
 def _start_due_touches(rt: Runtime, now: dt.datetime, counts: dict[str, int]) -> bool:
-    with rt.sessions() as session, session.begin():
-        query = (
-            select(ScheduledTouch)
-            .where(ScheduledTouch.status == TouchStatus.PENDING, ScheduledTouch.due_at <= now)
-            .order_by(ScheduledTouch.due_at)
-            .limit(BATCH)
+    """One batch of due touches in one transaction; True when there may be more. If the batch fails (a
+    conversation started elsewhere for one of its patients, say) it is rolled back whole — nothing was
+    sent: texts are enqueued after the commit — and redone one touch at a time."""
+    done: dict[str, int] = dict.fromkeys(counts, 0)
+    try:
+        with rt.sessions() as session, session.begin():
+            more = _start_batch(session, rt, now, done)
+    except SQLAlchemyError:
+        log.warning("a batch of due touches failed; starting them one at a time", exc_info=True)
+        done = dict.fromkeys(counts, 0)
+        with rt.sessions() as session, session.begin():
+            more = _start_one_by_one(session, rt, now, done)
+    for key, value in done.items():
+        counts[key] += value
+    return more
+
+
+def _due_touches(session: Session, now: dt.datetime) -> list[ScheduledTouch]:
+    query = (
+        select(ScheduledTouch)
+        .where(ScheduledTouch.status == TouchStatus.PENDING, ScheduledTouch.due_at <= now)
+        .order_by(ScheduledTouch.due_at)
+        .limit(BATCH)
+    )
+    return list(session.scalars(_claim(session, query)).all())
+
+
+def _start_batch(session: Session, rt: Runtime, now: dt.datetime, counts: dict[str, int]) -> bool:
+    touches = _due_touches(session, now)
+    if not touches:
+        return False
+    postgres = session.get_bind().dialect.name == "postgresql"
+    # The rows the touches need, a query each (they land in the identity map: session.get finds them).
+    enrollments = {
+        e.id: e
+        for e in session.scalars(select(Enrollment).where(Enrollment.id.in_({t.enrollment_id for t in touches})))
+    }
+    patient_query = select(Patient).where(Patient.id.in_({e.patient_id for e in enrollments.values()}))
+    if postgres:
+        # Held to the commit: no other process starts a conversation for these patients meanwhile (inbound
+        # texts lock the patient first). One that holds a patient now is answering: its touches wait.
+        patient_query = patient_query.with_for_update(skip_locked=True)
+    patients = {p.id: p for p in session.scalars(patient_query)}
+    programs = {p.id for p in patients.values()}
+    list(session.scalars(select(Program).where(Program.id.in_(programs))))
+    active = {
+        c.patient_id: c
+        for c in session.scalars(
+            select(Conversation).where(Conversation.patient_id.in_(list(patients)), Conversation.status == "active")
         )
-        touches = session.scalars(_claim(session, query)).all()
-        rescheduled: set[int] = set()
-        for touch in touches:
-            if touch.enrollment.patient_id in rescheduled:
-                continue  # its pending rows were derived again in this batch; the next pass sees the new ones
-            if _process_touch(session, rt, touch, now, counts) == "rescheduled":
-                rescheduled.add(touch.enrollment.patient_id)
-        return len(touches) == BATCH or bool(rescheduled)
+    }
+    ids: list[int] = []
+    if postgres:
+        ids = list(
+            session.scalars(
+                text("SELECT nextval('conversations_id_seq') FROM generate_series(1, :n)"), {"n": len(touches)}
+            )
+        )
+    batch = _Batch(active=active, history=history_rows(session, list(patients), now), ids=ids)
+    session.info[DEFER_FLUSH] = True
+    rescheduled: set[int] = set()
+    progress = 0
+    for touch in touches:
+        enrollment = enrollments[touch.enrollment_id]
+        if enrollment.patient_id not in patients or enrollment.patient_id in rescheduled:
+            continue  # locked by another process, or derived again in this batch: the next pass
+        progress += 1
+        if _process_touch(session, rt, touch, now, counts, batch) == "rescheduled":
+            rescheduled.add(enrollment.patient_id)
+    session.flush()
+    if batch.refresh:
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id.in_(batch.refresh))
+            .values(
+                next_due_at=select(func.min(ScheduledTouch.due_at))
+                .where(ScheduledTouch.enrollment_id == Enrollment.id, ScheduledTouch.status == TouchStatus.PENDING)
+                .scalar_subquery()
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return progress > 0 and (len(touches) == BATCH or bool(rescheduled))
+
+
+def _start_one_by_one(session: Session, rt: Runtime, now: dt.datetime, counts: dict[str, int]) -> bool:
+    """The careful path: each touch in its own savepoint, every row read when it is needed."""
+    touches = _due_touches(session, now)
+    rescheduled: set[int] = set()
+    for touch in touches:
+        if touch.enrollment.patient_id in rescheduled:
+            continue  # its pending rows were derived again in this batch; the next pass sees the new ones
+        if _process_touch(session, rt, touch, now, counts) == "rescheduled":
+            rescheduled.add(touch.enrollment.patient_id)
+    return len(touches) == BATCH or bool(rescheduled)
 
 
 def _process_touch(
-    session: Session, rt: Runtime, touch: ScheduledTouch, now: dt.datetime, counts: dict[str, int]
+    session: Session,
+    rt: Runtime,
+    touch: ScheduledTouch,
+    now: dt.datetime,
+    counts: dict[str, int],
+    batch: _Batch | None = None,
 ) -> str | None:
     """Start one due occurrence, or skip / defer it with a reason on the patient's timeline; returns
-    ``"rescheduled"`` when the patient's enrollments were derived again instead."""
+    ``"rescheduled"`` when the patient's enrollments were derived again instead. ``batch``: the rows
+    read for the whole batch (``_start_batch``); None reads them here."""
     enrollment = session.get(Enrollment, touch.enrollment_id)
     assert enrollment is not None
     patient = session.get(Patient, enrollment.patient_id)
@@ -179,7 +300,7 @@ def _process_touch(
         counts["skipped" if status != TouchStatus.DONE else "started"] += 1
         if status != TouchStatus.DONE:
             tell("touch_skipped" if status == TouchStatus.SKIPPED else "touch_cancelled", outcome)
-        refresh_next_due(session, enrollment)
+        refresh(enrollment)
 
     def defer(until: dt.datetime, code: str) -> None:
         touch.due_at = until
@@ -188,7 +309,13 @@ def _process_touch(
             # Once per reason, not at every retry: the row says why and until when.
             touch.outcome = f"deferred:{code}"
             tell("touch_deferred", code, until=until.isoformat())
-        refresh_next_due(session, enrollment)
+        refresh(enrollment)
+
+    def refresh(enrollment: Enrollment) -> None:
+        if batch is not None:
+            batch.refresh.add(enrollment.id)  # one statement for the batch, after its flush
+        else:
+            refresh_next_due(session, enrollment)
 
     if not patient.reachable or enrollment.status != "active":
         if patient.opted_out:
@@ -222,12 +349,20 @@ def _process_touch(
     if spec is not None and spec.unless == "reached" and _reached(session, enrollment.id):
         finish(TouchStatus.SKIPPED, "already_reached")
         return None
-    if is_capped(patient, program):
-        capped = cap_reached(_initiated_since(session, patient.id, now - dt.timedelta(days=8)), now, patient.timezone)
+    # The exemption's caps (1 a day, 3 a week) for an exemption patient, the program's own where it set
+    # them (never above the exemption's for an exemption patient): DESIGN §4.2, FCC 15-72.
+    limits = limits_for(is_capped(patient, program), program.daily_cap, program.weekly_cap)
+    if limits is not None:
+        since = now - dt.timedelta(days=8)
+        capped = cap_reached(_initiated_since(session, patient.id, since), now, patient.timezone, limits)
         if capped:
             finish(TouchStatus.SKIPPED, capped)
             return None
-    busy = active_conversation(session, patient.id)
+    if batch is not None and patient.id in batch.started:
+        # Two touches of one patient due together: one conversation at a time, the other shortly after.
+        defer(now + BUSY_RETRY, "conversation_active")
+        return None
+    busy = batch.active.get(patient.id) if batch is not None else active_conversation(session, patient.id)
     if busy is not None:
         last_activity = last_reply_at(session, busy) or busy.started_at
         if now - last_activity < ANSWERING:
@@ -242,24 +377,35 @@ def _process_touch(
     # first" calls a patient who has not opted out of calls, with the text as the fallback.
     order = campaign.channel_order(touch.touch_id) if campaign is not None else ("sms",)
     by_phone = wants_voice(patient) or (order[0] == "voice" and not patient.voice_opted_out)
-    begin = start_voice_checkin if by_phone else start_conversation
+    send_key = f"touch:{touch.occurrence_key}"
+    variables = _variables(enrollment, spec, touch, patient.timezone)
     try:
-        with session.begin_nested():
-            conversation = begin(
+        if batch is not None and not by_phone:
+            # The patient's row is locked and had no active conversation: no savepoint, no query (StartBatch).
+            # NothingToMonitor is raised before anything is written (the flow is resolved first).
+            conversation = start_conversation(
                 session,
                 rt,
                 patient,
                 flow_id,
                 now,
-                send_key=f"touch:{touch.occurrence_key}",
-                variables=_variables(enrollment, spec, touch, patient.timezone),
+                send_key=send_key,
+                variables=variables,
+                batch=StartBatch(batch.history.get(patient.id, []), batch.next_id()),
             )
-    except ConversationBusy:
-        finish(TouchStatus.SKIPPED, "busy")
-        return None
+        else:
+            begin = start_voice_checkin if by_phone else start_conversation
+            try:
+                with session.begin_nested():
+                    conversation = begin(session, rt, patient, flow_id, now, send_key=send_key, variables=variables)
+            except ConversationBusy:
+                finish(TouchStatus.SKIPPED, "busy")
+                return None
     except NothingToMonitor:
         finish(TouchStatus.SKIPPED, "nothing_to_monitor")
         return None
+    if batch is not None:
+        batch.started.add(patient.id)
     touch.conversation_id = conversation.id
     finish(TouchStatus.DONE, "started")
     if flow_id != touch.flow_id:

@@ -194,3 +194,109 @@ def test_a_second_touch_on_the_same_day_waits_for_the_daily_cap(rt: Runtime) -> 
     # 05:30 UTC on the 25th is still the 24th in Chicago.
     assert cap_reached([morning], dt.datetime(2026, 11, 25, 5, 30, tzinfo=dt.UTC), "America/Chicago") == "daily_cap"
     assert cap_reached([morning], dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC), "America/Chicago") is None
+
+
+def test_program_caps_apply_to_express_consent_patients_and_never_lift_the_exemption_caps(
+    rt: Runtime, make_patient: Callable[..., Any], program: Any
+) -> None:
+    """A program with express consent that set 2 check-ins a week: its patients (express consent) get the
+    daily HF check-in on 2 days of any 7 and the others are skipped with the program's reason on the
+    timeline (issue 10 item 6: the scheduler used the exemption's 3 a week instead)."""
+    from app.models import Program, TimelineEvent
+
+    with rt.sessions() as session, session.begin():
+        stored = session.get(Program, program.id)
+        assert stored is not None
+        stored.uses_healthcare_exemption, stored.weekly_cap = False, 2
+    patient = make_patient(timezone="America/Chicago")
+    _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    for day in range(4):
+        tick(rt, CHICAGO_9AM_DAY1 + dt.timedelta(days=day))
+        with rt.sessions() as session, session.begin():
+            for conversation in session.scalars(select(Conversation).where(Conversation.status == "active")):
+                conversation.status, conversation.result = "expired", "no_response"
+    with rt.sessions() as session:
+        outcomes = [t.outcome for t in session.scalars(select(ScheduledTouch).order_by(ScheduledTouch.due_at))][:4]
+        notes = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "touch_skipped")).all()
+    assert outcomes == ["started", "started", "program_weekly_cap", "program_weekly_cap"]
+    assert [n.code for n in notes] == ["program_weekly_cap", "program_weekly_cap"]
+
+
+def test_caps_per_patient_follow_the_consent_basis_and_the_program() -> None:
+    from app.scheduling.caps import EXEMPTION, Limits, cap_reached, limits_for
+
+    assert limits_for(True, None, None) == EXEMPTION
+    # A program cannot lift the exemption's caps (FCC 15-72) ...
+    assert limits_for(True, 5, 20) == EXEMPTION
+    # ... but a smaller program cap applies to exemption patients too, with the program's reason.
+    assert limits_for(True, None, 2) == Limits(1, 2, "daily_cap", "program_weekly_cap")
+    assert limits_for(False, None, None) is None
+    assert limits_for(False, 2, None) == Limits(2, None, "program_daily_cap", "program_weekly_cap")
+    morning = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+    twice = [morning, morning + dt.timedelta(hours=2)]
+    two_a_day = limits_for(False, 2, None)
+    assert two_a_day is not None
+    assert cap_reached(twice[:1], morning + dt.timedelta(hours=4), "America/Chicago", two_a_day) is None
+    assert cap_reached(twice, morning + dt.timedelta(hours=4), "America/Chicago", two_a_day) == "program_daily_cap"
+    # No weekly limit: six earlier days of two a day do not stop the seventh day's first.
+    week = [morning - dt.timedelta(days=d) for d in range(1, 7) for _ in range(2)]
+    assert cap_reached(week, morning, "America/Chicago", two_a_day) is None
+
+
+def test_a_batch_starts_one_conversation_per_patient_and_each_its_first_text_once(
+    rt: Runtime, make_patient: Callable[..., Any]
+) -> None:
+    """The batch path (app/scheduling/sweeper.py:_start_batch): three patients due at once, one of them
+    in two campaigns due at the same minute: three conversations and three texts; the patient's second
+    touch waits for the first conversation (deferred with its reason), none is sent twice."""
+    from app.models import TimelineEvent
+
+    patients = [make_patient(timezone="America/Chicago", conditions=["heart_failure", "copd"]) for _ in range(3)]
+    for patient in patients:
+        _enroll(rt, patient, CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1 - dt.timedelta(hours=1))
+    with rt.sessions() as session, session.begin():
+        enroll(session, rt, session.merge(patients[0]), "copd-monitoring", CHICAGO_9AM_DAY1.date(), rt.now())
+        copd = session.scalars(
+            select(ScheduledTouch).where(ScheduledTouch.touch_id != "daily-check").order_by(ScheduledTouch.due_at)
+        ).first()
+        assert copd is not None
+        copd.due_at = copd.scheduled_for = CHICAGO_9AM_DAY1
+    counts = tick(rt, CHICAGO_9AM_DAY1 + dt.timedelta(minutes=1))
+    assert counts["started"] == 3 and counts["deferred"] == 1
+    with rt.sessions() as session:
+        conversations = session.scalars(select(Conversation)).all()
+        texts = session.scalars(select(Message).where(Message.direction == "outbound")).all()
+        deferred = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "touch_deferred")).all()
+        enrollments = session.scalars(select(Enrollment)).all()
+    assert sorted(c.patient_id for c in conversations) == sorted(p.id for p in patients)
+    assert sorted(t.conversation_id for t in texts) == sorted(c.id for c in conversations)
+    assert [d.code for d in deferred] == ["conversation_active"]
+    # next_due_at is the earliest pending touch of each enrollment after the batch (one UPDATE).
+    with rt.sessions() as session:
+        for enrollment in enrollments:
+            earliest = session.scalar(
+                select(ScheduledTouch.due_at)
+                .where(ScheduledTouch.enrollment_id == enrollment.id, ScheduledTouch.status == "pending")
+                .order_by(ScheduledTouch.due_at)
+                .limit(1)
+            )
+            assert enrollment.next_due_at == earliest
+
+
+def test_a_batch_that_fails_is_redone_one_touch_at_a_time(
+    rt: Runtime, make_patient: Callable[..., Any], monkeypatch: Any
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from app.scheduling import sweeper
+
+    def conflict(*_args: Any) -> bool:
+        raise IntegrityError("INSERT INTO conversations", {}, Exception("uq_conversations_active_patient"))
+
+    monkeypatch.setattr(sweeper, "_start_batch", conflict)
+    for _ in range(2):
+        _enroll(rt, make_patient(timezone="America/Chicago"), CHICAGO_9AM_DAY1.date(), CHICAGO_9AM_DAY1)
+    counts = tick(rt, CHICAGO_9AM_DAY1 + dt.timedelta(minutes=1))
+    assert counts["started"] == 2
+    with rt.sessions() as session:
+        assert len(session.scalars(select(Message).where(Message.direction == "outbound")).all()) == 2
