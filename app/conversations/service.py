@@ -21,6 +21,7 @@ from app.escalation.service import escalate_event, open_or_join
 from app.flows import engine
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
+from app.messaging.lessons import lessons_after_check_in
 from app.messaging.outbound import queue_text
 from app.models import Answer, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.runtime import Runtime
@@ -357,6 +358,9 @@ def apply_step(
         return spoken
     if said and patient.reachable:
         # One text per step: separate texts can arrive out of order, and the 911 advice must come first.
+        if conversation.status != "active":
+            # A lesson the check-in's answers call for (a low sugar → the rule of 15) closes its last text.
+            said.extend(lessons_after_check_in(session, rt, patient, conversation, now))
         kind = "prompt" if inbound is None else "reply"
         if "emergency" in purposes:
             kind = "emergency"

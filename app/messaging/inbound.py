@@ -42,10 +42,12 @@ from app.conversations.service import (
 from app.db import after_commit, run_in_transaction
 from app.flows import engine
 from app.flows.keywords import KeywordHit, classify
+from app.flows.lessons import is_more
 from app.flows.routing import RIGHT_NOW_FLOW, ActiveFlow, Route, outside_plan, route
 from app.flows.safety import emergency_text
 from app.i18n import gettext_for
 from app.messaging.consent import Keyword, keyword_language, opt_in, opt_out, reply_text
+from app.messaging.lessons import open_lesson, send_next_part
 from app.messaging.outbound import DEFER_FLUSH, backoff, queue_text
 from app.models import Conversation, Message, Patient, Program, utcnow
 from app.patients.phones import InvalidPhone, mask, to_e164
@@ -88,7 +90,7 @@ PENDING_GRACE = dt.timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class InboundResult:
-    #: stored | duplicate | unknown_sender | keyword | answered | inbox | opted_out
+    #: stored | duplicate | unknown_sender | keyword | answered | inbox | opted_out | more (next lesson part)
     outcome: str
     message_id: int | None
 
@@ -457,9 +459,21 @@ def _process(
         if conversation is not None:
             flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
             active = ActiveFlow(flow, engine.State.from_dict(conversation.state))
-    decided = route(body, intents=intents, language=patient.language, opted_out=patient.opted_out, conversation=active)
+    lesson_open = is_more(body) and not patient.opted_out and open_lesson(session, patient.id) is not None
+    decided = route(
+        body,
+        intents=intents,
+        language=patient.language,
+        opted_out=patient.opted_out,
+        conversation=active,
+        lesson_open=lesson_open,
+    )
     program = session.get(Program, patient.program_id)
     assert program is not None
+    if decided.kind == "more":
+        message.kind = "lesson_more"
+        send_next_part(session, rt, patient, now)
+        return "more"
     if decided.kind == "keyword":
         assert decided.keyword is not None
         message.kind = "keyword"

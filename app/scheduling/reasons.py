@@ -33,5 +33,12 @@ def reason_text(code: str, language: str) -> str:
         "express_written": _("Consent recorded: express written consent."),
         "express_oral": _("Consent recorded: express oral consent."),
         "health_care_exemption": _("Consent recorded: health-care exemption (1 a day, 3 a week)."),
+        "education_daily_cap": _("Moved to tomorrow: today's 1 text is used; a lesson is never urgent."),
+        "education_weekly_cap": _("Moved to tomorrow: this week's 3 texts are used; a lesson is never urgent."),
+        "education_yields": _("Moved to tomorrow: today's 1 text is kept for a check-in; a lesson is never urgent."),
+        "lesson_sent": _("Lesson sent."),
+        "cannot_text": _("Skipped: the patient cannot get texts."),
+        "education_sent": _("Lesson part sent."),
+        "education_read": _("The patient replied MORE: lesson part read, next part sent."),
     }
     return texts.get(code, code.replace("_", " "))
