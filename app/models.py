@@ -636,3 +636,23 @@ class LessonDelivery(Base):
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SharedPhoneChoice(Base):
+    """Who is answering from a shared phone (issue 12 item 6): ``asking`` holds the text that came in
+    while two patients of the number were in a check-in; ``chosen`` remembers the answer for that
+    patient's conversation (later texts from the number go to it while it is active)."""
+
+    __tablename__ = "shared_phone_choices"
+    __table_args__ = (Index("ix_shared_phone_choices_phone", "phone", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    #: ``asking`` | ``chosen`` | ``replaced`` (a later question took its place).
+    status: Mapped[str] = mapped_column(String(16), default="asking")
+    #: The patients asked about, in the question's order (ids).
+    candidates: Mapped[list[int]] = mapped_column(JSON, default=list)
+    held_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -92,6 +92,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     schemas.AdtOut,
     schemas.TcmOut,
     schemas.TcmListOut,
+    schemas.CaregiverIn,
+    schemas.CaregiverOut,
+    schemas.CaregiversOut,
 )
 REQUEST_MODELS = {
     schemas.PatientIn,
@@ -101,6 +104,7 @@ REQUEST_MODELS = {
     schemas.ProgramPatch,
     schemas.EnrollmentChangeIn,
     schemas.AttemptIn,
+    schemas.CaregiverIn,
 }
 ENROLLMENT_ID = {
     "name": "enrollment_id",
@@ -195,6 +199,37 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "The patient's answers, oldest first", {"200": schemas.AnswersOut}, ("404",), parameters=[PATIENT_ID]
             )
+        },
+        "/patients/{patient_id}/caregivers": {
+            "get": _operation(
+                "The patient's caregivers with their scope and consent record",
+                {"200": schemas.CaregiversOut},
+                ("404",),
+                parameters=[PATIENT_ID],
+            ),
+            "post": _operation(
+                "Record the patient's permission for a caregiver phone and its scope (201 new, 200 updated)",
+                {"201": schemas.CaregiverOut, "200": schemas.CaregiverOut},
+                ("400", "404", "413", "422"),
+                body=schemas.CaregiverIn,
+                parameters=[PATIENT_ID],
+            ),
+        },
+        "/patients/{patient_id}/caregivers/{caregiver_id}": {
+            "delete": _operation(
+                "The patient withdrew the permission: nothing more goes to or is taken from this caregiver",
+                {"200": schemas.CaregiverOut},
+                ("404",),
+                parameters=[
+                    PATIENT_ID,
+                    {
+                        "name": "caregiver_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": schemas.MAX_ID},
+                    },
+                ],
+            ),
         },
         "/patients/{patient_id}/timeline": {
             "get": _operation(

@@ -1,5 +1,5 @@
 """Education lessons sent part by part (issue 12 item 5); caregivers with the patient's permission and a
-scope, answers and messages that record a caregiver (issue 12 item 6)
+scope, answers and messages that record a caregiver, who is answering from a shared phone (issue 12 item 6)
 
 Revision ID: 0011
 Revises: 0010
@@ -62,9 +62,23 @@ def upgrade() -> None:
     )
     op.create_index("ix_lessons_patient_status", "lesson_deliveries", ["patient_id", "status"])
     op.create_index("ix_lesson_deliveries_due_at", "lesson_deliveries", ["due_at"])
+    op.create_table(
+        "shared_phone_choices",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("phone", sa.String(20), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False, server_default="asking"),
+        sa.Column("candidates", sa.JSON(), nullable=False, server_default="[]"),
+        sa.Column("held_message_id", sa.Integer(), sa.ForeignKey("messages.id"), nullable=True),
+        sa.Column("patient_id", sa.Integer(), sa.ForeignKey("patients.id"), nullable=True),
+        sa.Column("conversation_id", sa.Integer(), sa.ForeignKey("conversations.id"), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_shared_phone_choices_phone", "shared_phone_choices", ["phone", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_shared_phone_choices_phone", "shared_phone_choices")
+    op.drop_table("shared_phone_choices")
     op.drop_index("ix_lesson_deliveries_due_at", "lesson_deliveries")
     op.drop_index("ix_lessons_patient_status", "lesson_deliveries")
     op.drop_table("lesson_deliveries")
