@@ -163,3 +163,30 @@ def test_post_discharge_lessons_go_on_day_2_and_day_6_inside_texting_hours(
             select(TimelineEvent.code).where(TimelineEvent.patient_id == patient.id, TimelineEvent.kind == "education")
         ).all()
         assert sent == ["education_sent", "education_sent"]
+
+
+def test_a_low_sugar_sends_the_rule_of_15_lesson_after_the_check_in(
+    rt: Runtime, client: FlaskClient, make_patient: Callable[..., Any], post_twilio: Poster, fake_twilio: FakeTwilio
+) -> None:
+    noon = dt.datetime(2026, 11, 25, 17, 0, tzinfo=dt.UTC)
+    clock = install_clock(rt, noon)
+    patient = make_patient(conditions=["diabetes"])
+    lesson = rt.content.lesson("diabetes-low-blood-sugar", "en")
+    assert lesson is not None
+    start_checkin(rt, patient, noon, flow_id="diabetes-glucose-check")
+    run_worker(rt)
+    _text(post_twilio, rt, patient.phone, "60")  # low: the rule of 15, then "did someone have to help?"
+    _text(post_twilio, rt, patient.phone, "no")
+    assert not any(lesson.title in t for t in texts_to(fake_twilio, patient.phone))  # not mid-check-in
+    tick(rt, clock.set(noon + dt.timedelta(minutes=16)))  # the 15-minute recheck
+    run_worker(rt)
+    assert "15 minutes" in texts_to(fake_twilio, patient.phone)[-1]
+    _text(post_twilio, rt, patient.phone, "95")
+    last = texts_to(fake_twilio, patient.phone)[-1]
+    assert f"\n\n{lesson.title}\n\n" in last and "Reply MORE" in last
+    [event] = _timeline(client, patient.id)
+    assert (event["code"], event["detail"]["topic"], event["detail"]["cause"]) == (
+        "education_sent",
+        "diabetes-low-blood-sugar",
+        "trigger",
+    )
