@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,7 +22,8 @@ from app.flows.compose import (
     select_modules,
 )
 from app.flows.intents import GlobalIntents, OptOutPhrases
-from app.flows.loader import FlowError, compile_flow, load_yaml_with_lines
+from app.flows.lessons import Trigger
+from app.flows.loader import FlowError, LineDict, compile_flow, load_yaml_with_lines
 from app.flows.model import Flow
 from app.flows.resources import ResourceLists, parse_resources
 from app.scheduling.campaigns import Campaign, load_campaign
@@ -61,11 +63,14 @@ class ContentLibrary:
         if not chosen:
             return None
         return ".".join((composition.id, *(f.module.id for f in chosen if f.module is not None)))
+
     #: Resource texts per social-need domain, program and ZIP prefix (content/resources.yaml).
     resources: ResourceLists = field(default_factory=ResourceLists)
     #: The consent basis an answer in the welcome flow is recorded under, by the channel it came on
     #: (content/consent.yaml ``answered_consent_basis``): ``{"sms": "express_written", "voice": "express_oral"}``.
     answered_consent_basis: dict[str, str] = field(default_factory=dict)
+    #: Lessons sent after a check-in whose rules fired (content/education/triggers.yaml).
+    education_triggers: tuple[Trigger, ...] = ()
 
     def campaign(self, campaign_id: str) -> Campaign | None:
         """The campaign by id or by one of its aliases (``post-discharge-tcm`` → ``post-discharge-30d``)."""
@@ -91,6 +96,11 @@ class ContentLibrary:
 
     def threshold_names(self) -> set[str]:
         return {name for flow in self.flows.values() for name in flow.thresholds}
+
+    def lesson(self, topic: str, language: str) -> EducationText | None:
+        """The topic in the language (English when it has no such text); None for an unknown topic."""
+        texts = self.education.get(topic) or {}
+        return texts.get(language) or texts.get("en")
 
     def education_for(self, language: str) -> dict[str, str]:
         return {
@@ -174,6 +184,15 @@ def load_content(root: Path) -> ContentLibrary:
     for path in sorted((root / "education").glob("*/*.md")):
         item = parse_education(path, _shown(path, root))
         education.setdefault(item.topic, {})[item.language] = item
+    triggers = load_triggers(root / "education" / "triggers.yaml", flows, education, _shown)
+    for campaign in campaigns.values():
+        for touch in campaign.touches:
+            if touch.education and not {"en", "es"} <= set(education.get(touch.education, {})):
+                raise FlowError(
+                    f"content/campaigns/{campaign.id}.yaml",
+                    touch.line,
+                    f"touch '{touch.id}': education topic '{touch.education}' needs en and es texts",
+                )
     triage = load_triage(root / "triage", root.parent)
     resources_path = root / "resources.yaml"
     resources = ResourceLists()
@@ -198,4 +217,59 @@ def load_content(root: Path) -> ContentLibrary:
         compositions=compositions,
         resources=resources,
         answered_consent_basis={str(k): str(v) for k, v in bases.items()},
+        education_triggers=triggers,
     )
+
+
+def load_triggers(
+    path: Path, flows: dict[str, Flow], education: dict[str, dict[str, EducationText]], shown: Any
+) -> tuple[Trigger, ...]:
+    """``content/education/triggers.yaml``: lessons sent after a check-in whose rules fired with a reason.
+    Raises FlowError (file, line, reason) for an unknown flow, a reason none of the flow's rules gives, or a
+    topic without both en and es texts. A missing file means no triggers."""
+    if not path.exists():
+        return ()
+    where = shown(path, path.parent.parent)
+    data = load_yaml_with_lines(path.read_text(encoding="utf-8"), where)
+    if not isinstance(data, LineDict) or set(data) - {"triggers"}:
+        raise FlowError(where, 1, "the triggers file is a mapping with one key, 'triggers'")
+    raw = data.get("triggers") or []
+    if not isinstance(raw, list):
+        raise FlowError(where, data.key_lines.get("triggers", 1), "triggers must be a list")
+    found: list[Trigger] = []
+    seen: set[str] = set()
+    for item in raw:
+        line = getattr(item, "line", 1)
+        if not isinstance(item, LineDict):
+            raise FlowError(where, line, "each trigger is a mapping with id, flow, reasons and topic")
+        unknown = set(item) - {"id", "flow", "reasons", "topic"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise FlowError(where, item.key_lines[key], f"trigger: unknown field '{key}'")
+        trigger_id = item.get("id")
+        if not isinstance(trigger_id, str) or not trigger_id or trigger_id in seen:
+            raise FlowError(where, item.key_lines.get("id", line), "trigger: id is required and must be unique")
+        seen.add(trigger_id)
+        flow = flows.get(str(item.get("flow")))
+        if flow is None:
+            raise FlowError(where, item.key_lines.get("flow", line), f"trigger: unknown flow '{item.get('flow')}'")
+        reasons = item.get("reasons")
+        if isinstance(reasons, str):
+            reasons = [reasons]
+        known = {rule.reason for rule in flow.rules}
+        if not isinstance(reasons, list) or not reasons:
+            raise FlowError(where, item.key_lines.get("reasons", line), "trigger: reasons must be a list of names")
+        for reason in reasons:
+            if reason not in known:
+                raise FlowError(
+                    where,
+                    item.key_lines.get("reasons", line),
+                    f"trigger: no rule of '{flow.id}' has reason '{reason}' (known: {', '.join(sorted(known))})",
+                )
+        topic = str(item.get("topic"))
+        if not {"en", "es"} <= set(education.get(topic, {})):
+            raise FlowError(
+                where, item.key_lines.get("topic", line), f"trigger: education topic '{topic}' needs en and es"
+            )
+        found.append(Trigger(trigger_id, flow.id, tuple(str(r) for r in reasons), topic, line))
+    return tuple(found)

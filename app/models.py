@@ -320,6 +320,8 @@ class Message(Base):
     #: Inbound only: when triage screened the raw text outside its normal processing (the safety net after
     #: a failed step, or while it waits behind an earlier failed text), so that is done once per message.
     screened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Inbound: sent by this caregiver (for the patient ``patient_id``); outbound: sent to this caregiver.
+    caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"))
 
 
 class Answer(Base):
@@ -339,6 +341,8 @@ class Answer(Base):
     raw: Mapped[str] = mapped_column(Text, default="")
     channel: Mapped[str] = mapped_column(String(10))
     answered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: Who gave the answer: NULL = the patient; else the caregiver who answered on the patient's behalf.
+    given_by_caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"))
 
     @property
     def value(self) -> Any:
@@ -682,3 +686,90 @@ class ThresholdChange(Base):
     new_value: Mapped[float | None] = mapped_column(Float)
     changed_by: Mapped[str] = mapped_column(String(200))
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CaregiverScope(enum.StrEnum):
+    """What a caregiver may do, as the patient allowed (issue 12 item 6)."""
+
+    #: Copies of the patient's reminders (medication, appointment) with no more than the consent allows.
+    REMINDERS = "reminders"
+    #: Answer the patient's check-ins on their behalf (the answers record who gave them).
+    ANSWER = "answer"
+    #: The 911 / 988 advice the patient is given when a check-in finds an emergency.
+    ESCALATIONS = "escalations"
+
+
+class Caregiver(Base):
+    """A caregiver's (proxy's) phone with the patient's permission, its scope and the consent behind it."""
+
+    __tablename__ = "caregivers"
+    __table_args__ = (UniqueConstraint("patient_id", "phone", name="uq_caregivers_patient_phone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    relationship_to_patient: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: How the patient's permission was given (``patient_text``, ``verbal``, ``written``) and by whom recorded.
+    consent_basis: Mapped[str] = mapped_column(String(40))
+    consent_recorded_by: Mapped[str] = mapped_column(String(200))
+    consent_recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: The caregiver texted STOP: nothing more goes to this number for this patient (the patient is unaffected).
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The patient (or staff) withdrew the permission.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and not self.opted_out
+
+    def allows(self, scope: str) -> bool:
+        return self.active and scope in (self.scopes or [])
+
+
+class LessonDelivery(Base):
+    """One education topic going to a patient part by part (issue 12 item 5): sent on a schedule (an
+    education touch), after a check-in (a trigger) or by staff; ``parts_sent`` grows with each MORE."""
+
+    __tablename__ = "lesson_deliveries"
+    __table_args__ = (Index("ix_lessons_patient_status", "patient_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    topic: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16))
+    #: ``schedule`` | ``trigger``; ``source_key`` makes it once per occurrence or per check-in and topic.
+    cause: Mapped[str] = mapped_column(String(16))
+    source_key: Mapped[str] = mapped_column(String(200), unique=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    parts_total: Mapped[int] = mapped_column(Integer)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``waiting`` (deferred to ``due_at``: texting hours), ``open`` (more parts to ask for), ``done``.
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SharedPhoneChoice(Base):
+    """Who is answering from a shared phone (issue 12 item 6): ``asking`` holds the text that came in
+    while two patients of the number were in a check-in; ``chosen`` remembers the answer for that
+    patient's conversation (later texts from the number go to it while it is active)."""
+
+    __tablename__ = "shared_phone_choices"
+    __table_args__ = (Index("ix_shared_phone_choices_phone", "phone", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    #: ``asking`` | ``chosen`` | ``replaced`` (a later question took its place).
+    status: Mapped[str] = mapped_column(String(16), default="asking")
+    #: The patients asked about, in the question's order (ids).
+    candidates: Mapped[list[int]] = mapped_column(JSON, default=list)
+    held_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

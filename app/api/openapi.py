@@ -94,6 +94,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     schemas.TcmListOut,
     schemas.CarePlanIn,
     schemas.CarePlanOut,
+    schemas.CaregiverIn,
+    schemas.CaregiverOut,
+    schemas.CaregiversOut,
 )
 REQUEST_MODELS = {
     schemas.PatientIn,
@@ -104,6 +107,7 @@ REQUEST_MODELS = {
     schemas.EnrollmentChangeIn,
     schemas.AttemptIn,
     schemas.CarePlanIn,
+    schemas.CaregiverIn,
 }
 ENROLLMENT_ID = {
     "name": "enrollment_id",
@@ -210,6 +214,37 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "The patient's answers, oldest first", {"200": schemas.AnswersOut}, ("404",), parameters=[PATIENT_ID]
             )
+        },
+        "/patients/{patient_id}/caregivers": {
+            "get": _operation(
+                "The patient's caregivers with their scope and consent record",
+                {"200": schemas.CaregiversOut},
+                ("404",),
+                parameters=[PATIENT_ID],
+            ),
+            "post": _operation(
+                "Record the patient's permission for a caregiver phone and its scope (201 new, 200 updated)",
+                {"201": schemas.CaregiverOut, "200": schemas.CaregiverOut},
+                ("400", "404", "413", "422"),
+                body=schemas.CaregiverIn,
+                parameters=[PATIENT_ID],
+            ),
+        },
+        "/patients/{patient_id}/caregivers/{caregiver_id}": {
+            "delete": _operation(
+                "The patient withdrew the permission: nothing more goes to or is taken from this caregiver",
+                {"200": schemas.CaregiverOut},
+                ("404",),
+                parameters=[
+                    PATIENT_ID,
+                    {
+                        "name": "caregiver_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": schemas.MAX_ID},
+                    },
+                ],
+            ),
         },
         "/patients/{patient_id}/timeline": {
             "get": _operation(

@@ -578,6 +578,47 @@ class ConversationOut(BaseModel):
     started_at: dt.datetime | None
 
 
+class CaregiverIn(RequestModel):
+    """``POST /patients/<id>/caregivers``: the patient's permission for a caregiver phone, with its scope
+    (app/patients/caregivers.py). The same phone again updates the scope and the consent record."""
+
+    phone: Phone
+    scopes: Annotated[list[Literal["reminders", "answer", "escalations"]], Field(min_length=1, max_length=3)] = Field(
+        description="reminders: copies of reminders (no health details); answer: may answer check-ins for the "
+        "patient (answers record the caregiver); escalations: the 911 / 988 advice of an emergency."
+    )
+    consent_basis: Literal["patient_text", "verbal", "written"] = Field(
+        description="How the patient gave permission: by text (the welcome), aloud to staff, or signed."
+    )
+    recorded_by: Annotated[str, _bounded(200), NO_CONTROLS, CONTROL_FREE_SCHEMA] | None = None
+    name: Annotated[str, _bounded(100), NO_CONTROLS, CONTROL_FREE_SCHEMA] | None = None
+    relationship: Annotated[str, _bounded(40), NO_CONTROLS, CONTROL_FREE_SCHEMA] | None = None
+    language: Literal["en", "es"] | None = None
+
+
+class CaregiverConsentOut(BaseModel):
+    basis: str
+    recorded_by: str
+    recorded_at: str
+
+
+class CaregiverOut(BaseModel):
+    id: int
+    patient_id: int
+    phone: str
+    name: str | None
+    relationship: str | None
+    language: str
+    scopes: list[str]
+    consent: CaregiverConsentOut
+    opted_out: bool
+    revoked: bool
+
+
+class CaregiversOut(BaseModel):
+    caregivers: list[CaregiverOut]
+
+
 class MessageOut(BaseModel):
     id: int
     direction: Literal["inbound", "outbound"]
@@ -592,6 +633,7 @@ class MessageOut(BaseModel):
     flow: str | None = None
     provider_sid: str | None = None
     error_code: str | None = None
+    caregiver_id: int | None = Field(default=None, description="From (inbound) or to (outbound) this caregiver.")
 
 
 class MessagesOut(BaseModel):
@@ -607,6 +649,8 @@ class AnswerOut(BaseModel):
     channel: str
     kind: str
     unit: str | None = None
+    given_by: Literal["patient", "caregiver"] = "patient"
+    caregiver_id: int | None = Field(default=None, description="The caregiver who answered for the patient.")
 
 
 class AnswersOut(BaseModel):

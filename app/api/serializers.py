@@ -31,6 +31,8 @@ def message_json(message: Message) -> dict[str, Any]:
         data["provider_sid"] = message.provider_sid
     if message.error_code:
         data["error_code"] = message.error_code
+    if message.caregiver_id is not None:
+        data["caregiver_id"] = message.caregiver_id
     return data
 
 
@@ -57,6 +59,10 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     }
     if answer.unit:
         data["unit"] = answer.unit
+    # Who gave the answer: the patient, or a caregiver answering on the patient's behalf (issue 12 item 6).
+    data["given_by"] = "patient" if answer.given_by_caregiver_id is None else "caregiver"
+    if answer.given_by_caregiver_id is not None:
+        data["caregiver_id"] = answer.given_by_caregiver_id
     return data
 
 

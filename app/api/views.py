@@ -17,6 +17,7 @@ from app.api.errors import ApiError
 from app.api.schemas import (
     MAX_ID,
     AttemptIn,
+    CaregiverIn,
     CarePlanIn,
     ConversationIn,
     EnrollmentChangeIn,
@@ -32,8 +33,26 @@ from app.api.schemas import (
 from app.api.serializers import answer_json, conversation_json, enrollment_json, escalation_json, message_json
 from app.careplan.service import CarePlanInvalid, Goal, Medication, PlanInput, care_plan_json, save_care_plan
 from app.conversations.variables import InvalidVariables, clean_variables
-from app.models import Answer, AuditEvent, Discharge, Enrollment, Escalation, Message, Patient, Program, TimelineEvent
+from app.models import (
+    Answer,
+    AuditEvent,
+    Caregiver,
+    Discharge,
+    Enrollment,
+    Escalation,
+    Message,
+    Patient,
+    Program,
+    TimelineEvent,
+)
 from app.patients.api_tokens import TOKEN_PREFIX, ApiCaller, authenticate
+from app.patients.caregivers import (
+    InvalidCaregiver,
+    caregiver_json,
+    clean_caregiver,
+    grant_caregiver_permission,
+    revoke_caregiver,
+)
 from app.patients.consent import InvalidConsent, consent_json
 from app.patients.service import ValidationFailed, default_program, patient_json
 from app.programs import enrollment as enrollments
@@ -405,6 +424,57 @@ def list_messages(patient_id: int) -> Response:
             select(Message).where(Message.patient_id == patient_id).order_by(Message.created_at, Message.id)
         ).all()
         return jsonify({"messages": [message_json(m) for m in rows]})
+
+
+@bp.get("/patients/<id:patient_id>/caregivers")
+def list_caregivers(patient_id: int) -> Response:
+    with _runtime().sessions() as session:
+        _patient(session, patient_id)
+        rows = session.scalars(select(Caregiver).where(Caregiver.patient_id == patient_id).order_by(Caregiver.id))
+        return jsonify({"caregivers": [caregiver_json(c) for c in rows]})
+
+
+@bp.post("/patients/<id:patient_id>/caregivers")
+def add_caregiver(patient_id: int) -> tuple[Response, int]:
+    """The patient's permission for a caregiver phone with a scope: 201 new, 200 updated, 422 per bad field."""
+    rt = _runtime()
+    data = _parse(CaregiverIn)
+    with rt.sessions() as session, session.begin():
+        patient = _patient(session, patient_id)
+        try:
+            clean = clean_caregiver(data.model_dump())
+        except InvalidCaregiver as exc:
+            raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None
+        known = session.scalar(
+            select(Caregiver.id).where(Caregiver.patient_id == patient.id, Caregiver.phone == clean["phone"])
+        )
+        caregiver = grant_caregiver_permission(
+            session,
+            patient,
+            phone=clean["phone"],
+            scopes=clean["scopes"],
+            basis=clean["basis"],
+            recorded_by=clean["recorded_by"] or "api",
+            now=rt.now(),
+            name=clean["name"],
+            relationship=clean["relationship"],
+            language=data.language,
+        )
+        body = caregiver_json(caregiver)
+    return jsonify(body), 200 if known is not None else 201
+
+
+@bp.delete("/patients/<id:patient_id>/caregivers/<id:caregiver_id>")
+def remove_caregiver(patient_id: int, caregiver_id: int) -> Response:
+    rt = _runtime()
+    with rt.sessions() as session, session.begin():
+        _patient(session, patient_id)
+        caregiver = session.get(Caregiver, caregiver_id)
+        if caregiver is None or caregiver.patient_id != patient_id:
+            raise ApiError(404, "not_found", "No such caregiver for this patient.")
+        revoke_caregiver(session, caregiver, recorded_by="api", now=rt.now())
+        body = caregiver_json(caregiver)
+    return jsonify(body)
 
 
 @bp.get("/patients/<id:patient_id>/answers")

@@ -23,6 +23,8 @@ from app.flows import engine
 from app.flows.compose import compile_composed, is_composed_source
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
+from app.messaging.caregivers import copy_emergency, copy_reminder
+from app.messaging.lessons import lessons_after_check_in
 from app.messaging.outbound import queue_text
 from app.models import Answer, CarePlan, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.runtime import Runtime
@@ -283,6 +285,9 @@ def start_and_say(
         session.add(conversation)
         session.flush()
     said = apply_step(session, rt, patient, conversation, step, now, inbound=None, send_key=send_key, lead_in=lead_in)
+    if patient.reachable:
+        # A caregiver the patient allowed copies of reminders to hears that one went out (no more than that).
+        copy_reminder(session, rt, patient, flow.id, str(conversation.id), now)
     log.info("conversation started id=%s flow=%s@%s", conversation.id, flow.id, flow.version)
     return conversation, said
 
@@ -382,6 +387,8 @@ def apply_step(
                     raw=event.raw[:1600],
                     channel=inbound.channel if inbound else _channel_name(rt, conversation),
                     answered_at=now,
+                    # Who gave it: NULL = the patient; a caregiver answering on the patient's behalf.
+                    given_by_caregiver_id=inbound.caregiver_id if inbound else None,
                 )
             )
         elif isinstance(event, engine.Escalate):
@@ -426,13 +433,19 @@ def apply_step(
         return spoken
     if said and patient.reachable:
         # One text per step: separate texts can arrive out of order, and the 911 advice must come first.
+        to = patient.phone
+        if inbound is not None and inbound.caregiver_id is not None and inbound.from_number:
+            to = inbound.from_number  # a caregiver answered: the reply (and next question) goes back to them
+        if conversation.status != "active":
+            # A lesson the check-in's answers call for (a low sugar → the rule of 15) closes its last text.
+            said.extend(lessons_after_check_in(session, rt, patient, conversation, now))
         kind = "prompt" if inbound is None else "reply"
         if "emergency" in purposes:
             kind = "emergency"
-        queue_text(
+        reply = queue_text(
             session,
             rt,
-            to=patient.phone,
+            to=to,
             body="\n\n".join(said)[:1600],
             kind=kind,
             patient=patient,
@@ -441,6 +454,11 @@ def apply_step(
             send_key=send_key,
             now=now,
         )
+        if to != patient.phone:
+            reply.caregiver_id = inbound.caregiver_id if inbound is not None else None
+        step_key = f"{conversation.id}:{inbound.id if inbound is not None else 'start'}"
+        if "emergency" in purposes:
+            copy_emergency(session, rt, patient, said, step_key, now)
     return spoken
 
 

@@ -10,6 +10,7 @@ the same order:
 2. An active conversation (and a patient not opted out): the engine (app/flows/engine.py ``resume``), which
    runs triage first (every EMERGENCY reason fires; CONFIRM asks "right now?"), then an opt-out written as a
    sentence, then the answer.
+   Then MORE / MÁS while an education lesson has parts left (and the pending question does not take it).
 3. Otherwise, outside a conversation: triage and the opt-out sentence here; ``outside_plan`` says what to
    open and say. The caller stores the message in the inbox either way.
 
@@ -25,6 +26,7 @@ from typing import Literal
 from app.flows import engine
 from app.flows.intents import GlobalIntents
 from app.flows.keywords import Keyword, KeywordHit, classify, opt_out_sentence_text, reply_text
+from app.flows.lessons import is_more
 from app.flows.model import Flow
 from app.flows.safety import not_watched_notice, nurse_today_text
 from app.triage.verdict import Finding, Verdict
@@ -44,7 +46,7 @@ class ActiveFlow:
 
 @dataclass(frozen=True)
 class Route:
-    kind: Literal["keyword", "conversation", "outside"]
+    kind: Literal["keyword", "conversation", "outside", "more"]
     keyword: KeywordHit | None = None
     #: ``outside``: what triage found.
     verdict: Verdict = field(default_factory=Verdict)
@@ -61,9 +63,12 @@ def route(
     language: str | None,
     opted_out: bool = False,
     conversation: ActiveFlow | None = None,
+    lesson_open: bool = False,
 ) -> Route:
     """Decide what one inbound text is. ``conversation``: the patient's active one, if any (ignored for an
-    opted-out patient: nothing is asked of them). Returns a :class:`Route`; raises nothing."""
+    opted-out patient: nothing is asked of them). ``lesson_open``: the patient has an education lesson with
+    parts left; then a whole-message MORE / MÁS (app/flows/lessons.py) asks for the next part (``more``),
+    unless the pending question reads it as its answer. Returns a :class:`Route`; raises nothing."""
     if opted_out:
         conversation = None
     hit = classify(text, opted_out=opted_out)
@@ -75,6 +80,13 @@ def route(
         )
         if not yields:
             return Route("keyword", keyword=hit)
+    if (
+        lesson_open
+        and not opted_out
+        and is_more(text)
+        and not (conversation is not None and engine.understands(conversation.flow, conversation.state, text))
+    ):
+        return Route("more")
     if conversation is not None and conversation.state.status == "active":
         return Route("conversation", keyword_as_answer=hit)
     return Route("outside", verdict=intents.assess(text, language), opt_out_request=intents.opt_out_request(text))

@@ -20,7 +20,7 @@ import functools
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -42,12 +42,16 @@ from app.conversations.service import (
 from app.db import after_commit, run_in_transaction
 from app.flows import engine
 from app.flows.keywords import KeywordHit, classify
+from app.flows.lessons import is_more
 from app.flows.routing import RIGHT_NOW_FLOW, ActiveFlow, Route, outside_plan, route
 from app.flows.safety import emergency_text
+from app.flows.shared_phone import parse_choice, which_person_text
 from app.i18n import gettext_for
+from app.messaging.caregivers import from_caregiver
 from app.messaging.consent import Keyword, keyword_language, opt_in, opt_out, reply_text
+from app.messaging.lessons import open_lesson, send_next_part
 from app.messaging.outbound import DEFER_FLUSH, backoff, queue_text
-from app.models import Conversation, Message, Patient, Program, utcnow
+from app.models import Caregiver, Conversation, Message, Patient, Program, SharedPhoneChoice, utcnow
 from app.patients.phones import InvalidPhone, mask, to_e164
 from app.runtime import Runtime
 from app.scheduling.enrollments import rederive_for_patient
@@ -88,7 +92,8 @@ PENDING_GRACE = dt.timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class InboundResult:
-    #: stored | duplicate | unknown_sender | keyword | answered | inbox | opted_out
+    #: stored | duplicate | unknown_sender | keyword | answered | inbox | opted_out | more (next lesson part)
+    #: | asked / chosen (a shared phone: which person is answering)
     outcome: str
     message_id: int | None
 
@@ -436,6 +441,16 @@ def _process(
     message.next_attempt_at = None
     message.error_code = None
     intents = rt.content.intents
+    caregiver: Caregiver | None = None
+    if patient is None:
+        sent_by, patient, caregiver = from_caregiver(session, rt, message, now)
+        if sent_by == "keyword":
+            return "keyword"  # STOP / START / HELP for the caregiver only
+        if sent_by == "inbox" and patient is not None and caregiver is not None:
+            message.needs_review = True
+            message.kind = "inbox"
+            _from_caregiver_outside(session, rt, patient, caregiver, message, now)
+            return "inbox"
     if patient is None:
         decided = route(body, intents=intents, language=None)
         verdict = decided.verdict if decided.kind == "outside" else Verdict()
@@ -451,6 +466,13 @@ def _process(
         log.info("inbound from unknown number %s kept for review id=%s", mask(sender), message.id)
         return "unknown_sender"
     message.patient_id = patient.id
+    if caregiver is None and known is None:
+        # Two patients of this number both in a check-in: ask which person is answering (issue 12 item 6).
+        shared = _shared_phone(session, rt, message, patient, now)
+        if isinstance(shared, str):
+            return shared
+        patient = shared
+        message.patient_id = patient.id
     conversation: Conversation | None = None
     active: ActiveFlow | None = None
     if not patient.opted_out:
@@ -458,9 +480,23 @@ def _process(
         if conversation is not None:
             flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
             active = ActiveFlow(flow, engine.State.from_dict(conversation.state))
-    decided = route(body, intents=intents, language=patient.language, opted_out=patient.opted_out, conversation=active)
+    lesson_open = (
+        caregiver is None and is_more(body) and not patient.opted_out and open_lesson(session, patient.id) is not None
+    )
+    decided = route(
+        body,
+        intents=intents,
+        language=patient.language,
+        opted_out=patient.opted_out,
+        conversation=active,
+        lesson_open=lesson_open,
+    )
     program = session.get(Program, patient.program_id)
     assert program is not None
+    if decided.kind == "more":
+        message.kind = "lesson_more"
+        send_next_part(session, rt, patient, now)
+        return "more"
     if decided.kind == "keyword":
         assert decided.keyword is not None
         message.kind = "keyword"
@@ -949,6 +985,110 @@ def _outside_conversation(
     if said and reachable:
         kind = "emergency" if plan.emergency else "notice" if plan.notice else "reply"
         queue_text(session, rt, to=patient.phone, kind=kind, patient=patient, now=now, body="\n\n".join(said))
+
+
+def _shared_phone(session: Session, rt: Runtime, message: Message, patient: Patient, now: dt.datetime) -> Patient | str:
+    """Who is answering from a number two patients share? Returns the patient to route to, or the outcome
+    ``asked`` (the text is held and the question sent) / ``chosen`` (this text named the person; the held
+    one was routed to that person's check-in). Asked only when two or more of the number's patients are in
+    a check-in (else the one in a check-in answers, as before); a choice is remembered for that patient's
+    conversation. A text with a red flag is never held: it goes on at once (triage reaches a human)."""
+    phone = message.from_number or ""
+    candidates = {p.id: p for p in session.scalars(select(Patient).where(Patient.phone == phone).order_by(Patient.id))}
+    if len(candidates) < 2:
+        return patient
+    busy = {
+        c.patient_id: c
+        for c in session.scalars(
+            select(Conversation).where(Conversation.patient_id.in_(list(candidates)), Conversation.status == "active")
+        )
+    }
+    in_check_in = [p for p in candidates.values() if p.id in busy and not p.opted_out]
+    if len(in_check_in) < 2:
+        return patient
+    live = {c.id for c in busy.values()}
+    choices = session.scalars(
+        select(SharedPhoneChoice)
+        .where(SharedPhoneChoice.phone == phone, SharedPhoneChoice.status.in_(["asking", "chosen"]))
+        .order_by(SharedPhoneChoice.id.desc())
+    ).all()
+    for choice in choices:
+        if choice.status == "chosen" and choice.conversation_id in live and choice.patient_id in candidates:
+            return candidates[choice.patient_id]
+    asking = next((c for c in choices if c.status == "asking"), None)
+    if asking is not None and all(i in busy for i in asking.candidates):
+        ordered = [candidates[i] for i in asking.candidates]
+        index = parse_choice(message.body, [p.given_name for p in ordered])
+        if index is not None:
+            chosen = ordered[index]
+            asking.status, asking.patient_id, asking.conversation_id = "chosen", chosen.id, busy[chosen.id].id
+            message.kind, message.patient_id = "choice", chosen.id
+            held = session.get(Message, asking.held_message_id) if asking.held_message_id else None
+            if held is not None:
+                held.patient_id, held.kind = chosen.id, "reply"
+                _process(session, rt, held, chosen, now)  # the remembered choice routes it to the check-in
+            return "chosen"
+    verdict = rt.content.intents.assess(message.body, patient.language)
+    if verdict.emergency or verdict.to_confirm or verdict.symptoms:
+        return patient
+    if asking is not None:
+        asking.status = "replaced"
+        earlier = session.get(Message, asking.held_message_id) if asking.held_message_id else None
+        if earlier is not None:
+            earlier.needs_review = True  # not lost: staff see the text that was never routed
+    session.add(
+        SharedPhoneChoice(
+            phone=phone,
+            status="asking",
+            candidates=[p.id for p in in_check_in],
+            held_message_id=message.id,
+            created_at=now,
+        )
+    )
+    message.kind = "held"
+    program = session.get(Program, patient.program_id)
+    assert program is not None
+    body = which_person_text(program.name, [p.given_name for p in in_check_in], [p.language for p in in_check_in])
+    queue_text(session, rt, to=phone, body=body, kind="system", patient=in_check_in[0], now=now)
+    log.info("shared number %s: asked which person is answering", mask(phone))
+    return "asked"
+
+
+def _from_caregiver_outside(
+    session: Session, rt: Runtime, patient: Patient, caregiver: Caregiver, message: Message, now: dt.datetime
+) -> None:
+    """A caregiver's text that answers no check-in: in the patient's inbox for staff; triage still runs, so a
+    red flag the caregiver reports reaches a human (EMERGENCY, or URGENT for a mention to confirm: the
+    "right now?" question is not put to a caregiver), and the 911 / 988 advice goes back to the caregiver."""
+    from app.escalation.service import escalate_event
+
+    decided = route(message.body, intents=rt.content.intents, language=caregiver.language)
+    if decided.kind != "outside":
+        return
+    program = session.get(Program, patient.program_id)
+    assert program is not None
+    ctx = engine.PatientContext(
+        first_name=patient.given_name,
+        language=caregiver.language,
+        program_name=program.name,
+        program_phone=program.phone_display,
+    )
+    plan = outside_plan(decided, ctx, reachable=not caregiver.opted_out, notice_due=False)
+    detail = {"from_caregiver": caregiver.id}
+    if plan.flags:
+        message.flags = [*plan.flags, f"caregiver:{caregiver.id}"]
+    for event in plan.events:
+        if isinstance(event, engine.Escalate):
+            event = replace(event, detail={**event.detail, **detail})
+            escalate_event(session, rt, patient, event, conversation_id=None, now=now)
+    for finding in plan.confirm:
+        urgent = engine.confirm_escalation(finding, {"outside_conversation": True, **detail})
+        escalate_event(session, rt, patient, urgent, conversation_id=None, now=now)
+    said = plan.said()
+    if said and caregiver.active:
+        kind = "emergency" if plan.emergency else "reply"
+        reply = queue_text(session, rt, to=caregiver.phone, kind=kind, patient=patient, now=now, body="\n\n".join(said))
+        reply.caregiver_id = caregiver.id
 
 
 _FLAGGED_UNKNOWN = (

@@ -17,6 +17,9 @@ it) and ``touches``. A touch runs ``flow``:
   event is recorded);
 - only for some patients: ``conditions: [heart_failure]``; ``unless: reached`` skips it (visibly) when an
   earlier touch of the enrollment was already answered to the end;
+- ``education: medicines-after-discharge`` instead of ``flow``: the topic's lesson, one part per text with
+  "reply MORE" for the next (texts only; capped and quiet-hours-bound as any outreach, deferred, not
+  skipped, when the day's cap is used);
 - ``stale_after: 2h``: later than this it is skipped, never sent late; ``channels`` overrides the order.
 """
 
@@ -41,6 +44,7 @@ TIME_VARIABLES = frozenset({"dose_times"})
 TOUCH_FIELDS = {
     "id",
     "flow",
+    "education",
     "every",
     "every_days",
     "weekdays",
@@ -99,6 +103,11 @@ class Touch:
     conditions: tuple[str, ...] = ()
     unless: str | None = None
     channels: tuple[str, ...] = ()
+    #: An education touch sends this topic's lesson (one part per text, "reply MORE") instead of a flow;
+    #: ``flow`` is then ``education:<topic>`` (what the occurrence row records).
+    education: str | None = None
+    #: The touch's line in its campaign file (for errors found after the file is read).
+    line: int = 1
 
     @property
     def default_times(self) -> tuple[tuple[int, int], ...]:
@@ -179,7 +188,14 @@ def _touch(raw: LineDict, known_flows: set[str], shown: str, duration: int | Non
     if not raw.get("id"):
         raise FlowError(shown, line, "touch: id is required")
     flow = raw.get("flow")
-    if flow not in known_flows:
+    education = raw.get("education")
+    if education is not None:
+        if flow is not None:
+            raise FlowError(shown, raw.key_lines["education"], "touch: give flow or education, not both")
+        if not isinstance(education, str) or not education:
+            raise FlowError(shown, raw.key_lines["education"], "touch: education must name a topic")
+        flow = f"education:{education}"
+    elif flow not in known_flows:
         raise FlowError(shown, raw.key_lines.get("flow", line), f"touch: unknown flow '{flow}'")
     every = raw.get("every", "day")
     if every not in {"day", "week"}:
@@ -256,6 +272,8 @@ def _touch(raw: LineDict, known_flows: set[str], shown: str, duration: int | Non
         conditions=_names(raw, "conditions", shown),
         unless=unless,
         channels=_names(raw, "channels", shown, CHANNELS),
+        education=education,
+        line=line,
     )
 
 

@@ -115,7 +115,8 @@ def check_consent(
     replacing: int | None = None,
 ) -> None:
     """Raise ConsentRequired when the patient is capped and this campaign, with what is already pending
-    for the patient, would send more than 1 a day or 3 a week (never a silent skip later)."""
+    for the patient, would send more than 1 a day or 3 a week (never a silent skip later). Education touches
+    are left out: they never exceed a cap when sent (the sweeper defers them to a day with room)."""
     program = session.get(Program, patient.program_id)
     assert program is not None
     if not is_capped(patient, program):
@@ -129,7 +130,11 @@ def check_consent(
         anchor_moment=now,
         preferred_time=patient.preferred_time,
     )
-    dues = [due for _, due in upcoming(planned, now, send_now=campaign.start == "now", already=set())]
+    dues = [
+        due
+        for occ, due in upcoming(planned, now, send_now=campaign.start == "now", already=set())
+        if occ.touch.education is None
+    ]
     query = (
         select(ScheduledTouch.due_at)
         .join(Enrollment, Enrollment.id == ScheduledTouch.enrollment_id)
@@ -137,6 +142,7 @@ def check_consent(
             Enrollment.patient_id == patient.id,
             Enrollment.status == ACTIVE,
             ScheduledTouch.status == TouchStatus.PENDING,
+            ScheduledTouch.flow_id.not_like("education:%"),
         )
     )
     if replacing is not None:

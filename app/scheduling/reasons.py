@@ -45,5 +45,17 @@ def reason_text(code: str, language: str) -> str:
         "interpreter_needed": _("Interpreter answer recorded."),
         "caregiver_may_receive": _("Caregiver messages answer recorded."),
         "social_needs_referred": _("Social-needs follow-up scheduled in two weeks."),
+        "education_daily_cap": _("Moved to tomorrow: today's 1 text is used; a lesson is never urgent."),
+        "education_weekly_cap": _("Moved to tomorrow: this week's 3 texts are used; a lesson is never urgent."),
+        "education_yields": _("Moved to tomorrow: today's 1 text is kept for a check-in; a lesson is never urgent."),
+        "lesson_sent": _("Lesson sent."),
+        "permission_granted": _("Caregiver permission recorded (scope and consent)."),
+        "permission_revoked": _("Caregiver permission withdrawn."),
+        "caregiver_opted_out": _("The caregiver replied STOP: no more texts to the caregiver."),
+        "caregiver_opted_in": _("The caregiver replied START: caregiver texts again."),
+        "answered_for_patient": _("The caregiver answered the check-in for the patient."),
+        "cannot_text": _("Skipped: the patient cannot get texts."),
+        "education_sent": _("Lesson part sent."),
+        "education_read": _("The patient replied MORE: lesson part read, next part sent."),
     }
     return texts.get(code, code.replace("_", " "))

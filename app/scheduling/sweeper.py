@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from app.escalation.paging import repage_due
 from app.flows import engine
 from app.messaging.calls import due_calls, enqueue_placing, start_voice_checkin, waiting, wake_after_wait, wants_voice
 from app.messaging.inbound import due_inbound, enqueue_processing
+from app.messaging.lessons import send_waiting_lessons, start_lesson
 from app.messaging.outbound import DEFER_FLUSH, due_for_retry, enqueue_sends
 from app.models import Conversation, Enrollment, Patient, Program, ScheduledTouch, TouchStatus
 from app.patients.consent import WELCOME_FLOW, awaiting_consent, is_capped
@@ -71,6 +73,7 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
         "inbound": 0,
         "rescheduled": 0,
         "calls": 0,
+        "lessons": 0,
     }
     # Stored texts first (store first, then process): a job lost with Redis, or a retry that is due.
     with rt.sessions() as session:
@@ -83,6 +86,8 @@ def tick(rt: Runtime, now: dt.datetime) -> dict[str, int]:
         pass
     while touches_due and _start_due_touches(rt, now, counts):
         pass
+    with rt.sessions() as session, session.begin():
+        counts["lessons"] = send_waiting_lessons(session, rt, now)
     with rt.sessions() as session, session.begin():
         counts["paged"] = repage_due(session, rt, now)
     with rt.sessions() as session:
@@ -349,6 +354,9 @@ def _process_touch(
     if spec is not None and spec.unless == "reached" and _reached(session, enrollment.id):
         finish(TouchStatus.SKIPPED, "already_reached")
         return None
+    if spec is not None and spec.education and flow_id != WELCOME_FLOW:  # the welcome goes first
+        _send_education_touch(session, rt, touch, spec.education, patient, program, now, defer, finish)
+        return None
     # The exemption's caps (1 a day, 3 a week) for an exemption patient, the program's own where it set
     # them (never above the exemption's for an exemption patient): DESIGN §4.2, FCC 15-72.
     limits = limits_for(is_capped(patient, program), program.daily_cap, program.weekly_cap)
@@ -413,6 +421,65 @@ def _process_touch(
     if campaign is not None and _record_screen_event(session, rt, campaign, enrollment, patient, now):
         return "rescheduled"
     return None
+
+
+def _send_education_touch(
+    session: Session,
+    rt: Runtime,
+    touch: ScheduledTouch,
+    topic: str,
+    patient: Patient,
+    program: Program,
+    now: dt.datetime,
+    defer: Callable[[dt.datetime, str], None],
+    finish: Callable[[str, str], None],
+) -> None:
+    """An education touch (issue 12 item 5): the lesson's first part by text. Education is never urgent: a
+    day whose cap is used moves it to the next day's texting hours (until ``stale_after`` skips it), and a
+    check-in the patient is answering now keeps it waiting (a lesson in the middle of questions confuses)."""
+    start, end = _window(program)
+    if is_capped(patient, program):
+        capped = cap_reached(_initiated_since(session, patient.id, now - dt.timedelta(days=8)), now, patient.timezone)
+        if capped is None and _check_in_later_today(session, patient, now):
+            capped = "yields"  # the day's one text is kept for the check-in: the lesson waits
+        if capped:
+            local = now.astimezone(ZoneInfo(patient.timezone))
+            tomorrow = (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            defer(next_allowed(tomorrow.astimezone(dt.UTC), patient.timezone, start, end), f"education_{capped}")
+            return
+    busy = active_conversation(session, patient.id)
+    if busy is not None and now - (last_reply_at(session, busy) or busy.started_at) < ANSWERING:
+        defer(now + BUSY_RETRY, "conversation_active")
+        return
+    lesson = start_lesson(
+        session, rt, patient, topic, now, cause="schedule", source_key=f"touch:{touch.occurrence_key}"
+    )
+    if lesson is None:
+        finish(TouchStatus.SKIPPED, "cannot_text")
+    else:
+        finish(TouchStatus.DONE, "lesson_sent")
+
+
+def _check_in_later_today(session: Session, patient: Patient, now: dt.datetime) -> bool:
+    """A pending touch that is not a lesson is due later on the patient's local day (a capped patient's one
+    text of the day belongs to it, not to a lesson)."""
+    local = now.astimezone(ZoneInfo(patient.timezone))
+    midnight = (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    return (
+        session.scalar(
+            select(ScheduledTouch.id)
+            .join(Enrollment, Enrollment.id == ScheduledTouch.enrollment_id)
+            .where(
+                Enrollment.patient_id == patient.id,
+                Enrollment.status == "active",
+                ScheduledTouch.status == TouchStatus.PENDING,
+                ScheduledTouch.due_at < midnight,
+                ScheduledTouch.flow_id.not_like("education:%"),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _record_screen_event(

@@ -281,12 +281,18 @@ def test_post_discharge_30d_for_a_heart_failure_patient() -> None:
     assert days == [
         (1, "post-discharge"),
         (2, "post-discharge"),
+        (2, "education:medicines-after-discharge"),
         (3, "post-discharge"),
+        (6, "education:when-to-call"),
         (7, "hf-daily-check"),
         (14, "hf-daily-check"),
         (30, "phq2"),
     ]
-    assert {o.due.astimezone(ZoneInfo(CHI)).strftime("%H:%M") for o in planned} == {"10:00"}
+    # Check-ins at 10:00; the lessons (issue 12 item 5) in the afternoon.
+    assert {(o.touch.education is None, o.due.astimezone(ZoneInfo(CHI)).strftime("%H:%M")) for o in planned} == {
+        (True, "10:00"),
+        (False, "15:00"),
+    }
     assert spec.touch("red-call-retry") is not None and spec.touch("red-call-retry").unless == "reached"  # type: ignore[union-attr]
 
 
