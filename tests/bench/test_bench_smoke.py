@@ -28,6 +28,13 @@ def test_the_glob_finds_the_bench_scripts() -> None:
     assert {"sms_inbound.py", "sms_outbound.py", "voice.py"} <= {p.name for p in SCRIPTS}
 
 
+def test_no_bench_module_shadows_the_standard_library() -> None:
+    # `python bench/x.py` puts bench/ first on sys.path: a bench/queue.py made every other script's
+    # `import redis` (which imports the standard library's queue) fail.
+    shadowing = [p.name for p in (ROOT / "bench").glob("*.py") if p.stem in sys.stdlib_module_names]
+    assert shadowing == []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_bench_smoke_run_verifies_its_work(script: Path, redis_url: str) -> None:

@@ -1,4 +1,4 @@
-"""``open_episodes`` picks the episodes of a page from plain columns, then loads only those (bench/queue.py):
+"""``open_episodes`` picks the episodes of a page from plain columns, then loads only those (bench/queue_pages.py):
 the order (severity, then most signs, then the earliest deadline), the filters and the cap must be what a
 nurse would get from all rows at once."""
 

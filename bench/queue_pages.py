@@ -11,7 +11,7 @@ are printed, with the SQL statements one request ran.
 
 Verified: every answer is 200; the queue rendered one row per episode up to its cap (300), the most severe
 first; the patient page names the patient and shows the latest answer. Run from the repository root:
-``.venv/bin/python bench/queue.py [--escalations 5000] [--days 730]``; ``--smoke`` uses tiny sizes.
+``.venv/bin/python bench/queue_pages.py [--escalations 5000] [--days 730]``; ``--smoke`` uses tiny sizes.
 """
 
 from __future__ import annotations
