@@ -599,18 +599,32 @@ def test_flows(only: str | None, verbose: bool) -> None:
 @click.option("--name", default="Ana", help="the patient's first name in the texts")
 @click.option("--channel", default="sms", type=click.Choice(["sms", "voice"]), help="voice: play it as a phone call")
 @click.option("--nurse-line", "nurse_line", default=None, help="voice: the nurse number an EMERGENCY offers (0)")
-def simulate(flow_id: str, lang: str, name: str, channel: str, nurse_line: str | None) -> None:
+@click.option(
+    "--modules",
+    default=None,
+    help="a combined check-in (chronic-care-check): the modules or conditions to compose, comma-separated "
+    "(hf,diabetes,copd); default all",
+)
+def simulate(flow_id: str, lang: str, name: str, channel: str, nurse_line: str | None, modules: str | None) -> None:
     """Play FLOW in the terminal: type the patient's replies (`:wait 4h` lets time pass).
 
     With --channel voice, a call: digits are keypresses (1, 183#), `say: words` (or `say[0.4]: words`
-    with a speech confidence) is speech, an empty line is silence."""
+    with a speech confidence) is speech, an empty line is silence. A combined check-in's id plays the
+    composition of ``--modules`` (every module when omitted), as a care plan would choose them."""
     from app.flows import engine
     from app.flows.simulation import simulate as run
     from app.flows.simulation import simulate_call
 
     library = _rt().content
     public = library.startable_flows()
-    if flow_id not in public:
+    if flow_id in library.compositions:
+        wanted = [m.strip() for m in modules.split(",") if m.strip()] if modules else None
+        chosen = library.combined_flow_id(flow_id, wanted or library.compositions[flow_id].modules)
+        if chosen is None:
+            raise click.ClickException(f"none of '{modules}' is a module of {flow_id}")
+        click.echo(f"(playing {chosen})")
+        flow_id = chosen
+    if flow_id not in public and flow_id not in library.flows:
         raise click.ClickException(f"unknown flow '{flow_id}' (known: {', '.join(public)})")
     ctx = engine.PatientContext(
         first_name=name,

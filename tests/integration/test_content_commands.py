@@ -122,3 +122,17 @@ def test_lint_content_checks_the_adt_mapping_with_file_line_and_reason(
     result = app_on(content_copy).test_cli_runner().invoke(args=["lint-content"])
     assert result.exit_code == 1
     assert "content/adt-mapping.yaml:5: diagnosis: unknown campaign 'hf-monitoring'" in result.output
+
+
+def test_simulate_plays_a_combined_check_in_from_its_composition_and_modules(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    every = runner.invoke(cli, ["simulate", "chronic-care-check"], input="180\n")
+    assert every.exit_code == 0, every.output
+    assert "(playing chronic-care-check.hf.diabetes.copd)" in every.output
+    assert "weight" in every.output.split("\n")[1].lower()
+    two = runner.invoke(cli, ["simulate", "chronic-care-check", "--modules", "copd,diabetes"], input="\n")
+    assert two.exit_code == 0, two.output
+    assert "(playing chronic-care-check.diabetes.copd)" in two.output
+    assert "blood sugar" in two.output
+    none = runner.invoke(cli, ["simulate", "chronic-care-check", "--modules", "gout"])
+    assert none.exit_code != 0 and "none of 'gout'" in none.output
