@@ -61,7 +61,11 @@ def wants_nurse(digits: str | None, speech: str | None) -> bool:
     return bool(words & NURSE_WORDS) and not words & {"no", "not", "nope"}
 
 
-_YES_NO_HINTS: Mapping[str, tuple[str, ...]] = {"en": ("yes", "no", "not sure"), "es": ("sí", "no", "no sé")}
+#: Yes/no words and the key words read as the 1 and 2 keys ("one" / "uno" is yes; see :func:`spoken_keys`).
+_YES_NO_HINTS: Mapping[str, tuple[str, ...]] = {
+    "en": ("yes", "no", "not sure", "one", "two"),
+    "es": ("sí", "no", "no sé", "uno", "dos"),
+}
 
 
 def speech_locale(language: str) -> str:
