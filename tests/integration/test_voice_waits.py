@@ -194,3 +194,33 @@ def test_a_snooze_into_quiet_hours_with_no_way_to_remind_ends_the_dose_as_not_co
     run_jobs()
     assert len(_calls_to(fake_twilio, patient)) == 1  # no content-free call in the morning
     assert texts_to(fake_twilio, patient.phone) == []
+
+
+def test_a_reminder_texted_at_night_and_not_answered_is_not_reminded_stale_in_the_morning(
+    rt: Runtime, client: FlaskClient, fake_twilio: FakeTwilio, run_jobs: Jobs, make_patient: PatientFactory
+) -> None:
+    """The texted reminder's own reminder (an hour later, 22:15) would wait for 08:00, after the dose is
+    stale (2 h, DESIGN §4.2): "Reminder: time for your medicine (8:00 PM)" must not arrive at 8 am."""
+    clock = install_clock(rt, EVENING)
+    patient = make_patient(preferred_channel="voice")
+    call = _snoozed_call(rt, client, fake_twilio, run_jobs, patient)
+    call.hang_up()
+    clock.advance(dt.timedelta(minutes=31))
+    _tick(client, clock)
+    run_jobs()
+    assert len(texts_to(fake_twilio, patient.phone)) == 1
+    for _ in range(4):  # through the night, an hour at a time
+        clock.advance(dt.timedelta(hours=1))
+        _tick(client, clock)
+    clock.now = NEXT_MORNING
+    _tick(client, clock)
+    run_jobs()
+    assert len(texts_to(fake_twilio, patient.phone)) == 1  # no stale reminder
+    assert len(_calls_to(fake_twilio, patient)) == 1
+    (conversation,) = conversations(rt, patient.id)
+    assert (conversation.status, conversation.result) == ("expired", "no_response")
+    assert conversation.ended_at is not None and conversation.ended_at < NEXT_MORNING - dt.timedelta(hours=8)
+    assert [(a.question_id, a.kind) for a in answers(rt, patient.id)] == [
+        ("dose", "choice"),
+        ("dose_retry", "unanswered"),
+    ]
