@@ -419,6 +419,29 @@ def _answer(
     return _enter(flow, state, ctx, target, events, now)
 
 
+def end_at_wait(flow: Flow, state: State, ctx: PatientContext, now: dt.datetime, result: str) -> Step:
+    """End a conversation waiting at a ``wait`` node whose end cannot reach the patient (a snooze by phone
+    that would end outside calling hours, with no texts): the question the wait leads to is saved
+    ``unanswered`` (the dose is "not confirmed", never assumed taken), the flow's rules run on it, and the
+    conversation ends ``expired`` with ``result`` (not ``no_response``: the patient did answer, so it is
+    no missed check-in). Nothing is said but a rule's text. Raises FlowRuntimeError when not at a wait."""
+    if state.status != "active" or state.confirming or state.node is None or flow.node(state.node).type != "wait":
+        raise FlowRuntimeError("the conversation does not wait")
+    events: list[Event] = []
+    wait = flow.node(state.node)
+    target = flow.node(_choose_next(wait, state, ctx, flow, now))
+    state = replace(state, node=target.id, attempts=0, reminded=True)
+    if target.type == "question":
+        events.append(SaveAnswer(target.answer_id, "unanswered", None, None, ""))
+        state = _record_unanswered(state, target)
+        state = _apply_rules(flow, state, ctx, events, now)
+        if state.status != "active":
+            return Step(state, tuple(events))
+    state = _wrap_up(state, events)
+    events.append(Completed(result))
+    return Step(replace(state, status="expired", result=result, wake_at=None), tuple(events))
+
+
 def _left_unanswered(
     flow: Flow, state: State, ctx: PatientContext, node: Node, events: list[Event], now: dt.datetime
 ) -> State:

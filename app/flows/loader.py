@@ -35,7 +35,7 @@ NODE_TYPES = {"message", "question", "education", "wait", "end"}
 NODE_FIELDS: dict[str, set[str]] = {
     "message": set(),
     "education": {"topic"},
-    "wait": {"after"},
+    "wait": {"after", "after_hours"},
     "end": {"result", "start_flow"},
     "question": {
         "answer",
@@ -376,7 +376,13 @@ class _Compiler:
             return Node(id=node_id, type="message", text=text, next=next_branches, line=raw.line)
         if node_type == "wait":
             minutes = parse_duration_minutes(self.require(raw, "after", what), self.path, self.line_of(raw, "after"))
-            return Node(id=node_id, type="wait", text=text, next=next_branches, wait_minutes=minutes, line=raw.line)
+            after_hours: dict[str, str] = {}
+            if "after_hours" in raw:
+                after_hours = self.local_text(raw["after_hours"], self.line_of(raw, "after_hours"), what, langs)
+            return Node(
+                id=node_id, type="wait", text=text, next=next_branches, wait_minutes=minutes,
+                after_hours=after_hours, line=raw.line,
+            )  # fmt: skip
         if node_type == "education":
             return Node(
                 id=node_id,

@@ -91,6 +91,10 @@ class Node:
     start_flow: str | None = None
     #: Wait nodes: how long to wait before going on (a snoozed medication reminder).
     wait_minutes: int = 0
+    #: Wait nodes, by phone: what the call says when the wait would end outside calling hours and the
+    #: patient cannot be texted (the question it leads to is then "not confirmed"; app/messaging/calls.py
+    #: ``wait_by_phone``), by language. Empty: a general line.
+    after_hours: LocalText = field(default_factory=dict)
     #: Yes/no questions about a symptom: a hedge ("a little", "un poco") is a YES.
     symptom: bool = False
     #: Yes/no questions: ``False`` when "only partly" ("a little", "not much", "un poco", "apenas") is the

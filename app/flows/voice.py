@@ -18,16 +18,19 @@ and ``outreach simulate --channel voice`` use the same functions, so a call beha
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from babel.dates import format_time
 
 from app.flows import engine
 from app.flows.answers import UNIT_WORDS, parse_yes_no
 from app.flows.intents import GlobalIntents
 from app.flows.model import Condition, Flow, Node
 from app.flows.text import fold, tokens
-from app.i18n import gettext_for, normalise_language
+from app.i18n import gettext_for, locale_for, normalise_language
 
 #: Twilio speech-recognition locale per language.
 SPEECH_LOCALES: Mapping[str, str] = {"en": "en-US", "es": "es-US"}
@@ -61,7 +64,11 @@ def wants_nurse(digits: str | None, speech: str | None) -> bool:
     return bool(words & NURSE_WORDS) and not words & {"no", "not", "nope"}
 
 
-_YES_NO_HINTS: Mapping[str, tuple[str, ...]] = {"en": ("yes", "no", "not sure"), "es": ("sí", "no", "no sé")}
+#: Yes/no words and the key words read as the 1 and 2 keys ("one" / "uno" is yes; see :func:`spoken_keys`).
+_YES_NO_HINTS: Mapping[str, tuple[str, ...]] = {
+    "en": ("yes", "no", "not sure", "one", "two"),
+    "es": ("sí", "no", "no sé", "uno", "dos"),
+}
 
 
 def speech_locale(language: str) -> str:
@@ -452,6 +459,34 @@ def nurse_not_reached_text(language: str) -> str:
     return _(
         "The nurse line did not answer. Your care team has been alerted. If this is an emergency, hang up and call 911."
     )
+
+
+def spoken_time(at: dt.time, language: str) -> str:
+    """A time of day as said in ``language``: "9:15 PM", "21:15" (Babel's short format, plain spaces)."""
+    text = format_time(at, format="short", locale=locale_for(normalise_language(language)))
+    return text.replace("\u202f", " ").replace("\xa0", " ")
+
+
+def wait_texted_text(language: str, start: dt.time, end: dt.time, at: dt.time) -> str:
+    """Said on a call when a wait (a snooze) would end outside calling hours: a text comes instead."""
+    _ = gettext_for(language)
+    return _("We only call between %(start)s and %(end)s, so we will send you a text at %(at)s instead.") % {
+        "start": spoken_time(start, language), "end": spoken_time(end, language), "at": spoken_time(at, language),
+    }  # fmt: skip
+
+
+def wait_unreached_text(language: str, start: dt.time, end: dt.time) -> str:
+    """Said on a call when a wait would end outside calling hours and the patient cannot be texted."""
+    _ = gettext_for(language)
+    return _("We only call between %(start)s and %(end)s, so we cannot call you back this time.") % {
+        "start": spoken_time(start, language), "end": spoken_time(end, language),
+    }  # fmt: skip
+
+
+def wait_unreached_advice(language: str) -> str:
+    """What to do, when a flow's wait gives no ``after_hours`` text of its own."""
+    _ = gettext_for(language)
+    return _("Please do what your care team told you. If you feel very sick, call 911.")
 
 
 def goodbye_text(language: str) -> str:

@@ -28,7 +28,7 @@ from app.flows import engine
 from app.flows import voice as v
 from app.flows.model import Node
 from app.flows.routing import Route, outside_plan
-from app.messaging.calls import can_call, voicemail, voices, waiting
+from app.messaging.calls import can_call, voicemail, voices, wait_by_phone, waiting
 from app.messaging.inbound import find_patient
 from app.models import (
     AuditEvent,
@@ -440,7 +440,11 @@ def _step(
             conversation = follow
     # A wait (a snooze) asks nothing until it is over: the call says its line and goodbye; the patient is
     # called (or texted) again after it (app/messaging/calls.wake_after_wait).
-    asking = conversation.status == "active" and not waiting(session, rt, conversation)
+    # A wait ending outside calling hours is texted, or the question it leads to not confirmed (wait_by_phone).
+    waits = conversation.status == "active" and waiting(session, rt, conversation)
+    if waits:
+        said = wait_by_phone(session, rt, patient, conversation, said, now)
+    asking = conversation.status == "active" and not waits
     node = _pending_node(session, rt, conversation) if asking else None
     return v.question_turn(said, node, language, voice, asking=asking)
 

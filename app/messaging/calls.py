@@ -21,18 +21,20 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.channels.base import OutboundCall, SendError
 from app.channels.rate_limit import call_key
-from app.conversations.service import pinned_flow, resume_and_say, start_and_say
+from app.conversations.service import apply_step, patient_context, pinned_flow, resume_and_say, start_and_say
 from app.db import after_commit
 from app.flows import engine
 from app.flows import voice as v
+from app.flows.instructions import render_text
 from app.messaging.outbound import UNCONFIRMED, backoff, queue_text
-from app.models import Call, CallStatus, Conversation, Message, Patient, Program
+from app.models import Call, CallStatus, Conversation, Message, Patient, Program, TimelineEvent
 from app.runtime import Runtime
 from app.scheduling.calendar import next_allowed, within_quiet_window
 
@@ -449,6 +451,76 @@ def waiting(session: Session, rt: Runtime, conversation: Conversation) -> bool:
         return False
     flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
     return v.waits(flow, engine.State.from_dict(conversation.state))
+
+
+#: ``conversations.result`` of a wait that could not reach the patient (see :func:`wait_by_phone`).
+NOT_CONFIRMED = "not_confirmed"
+
+
+def wait_by_phone(
+    session: Session,
+    rt: Runtime,
+    patient: Patient,
+    conversation: Conversation,
+    said: Sequence[engine.Say],
+    now: dt.datetime,
+) -> list[engine.Say]:
+    """A wait (med-reminder's "2 = remind me in 30 minutes") reached on a call: what the call says before
+    goodbye. Ending inside the patient's calling hours, unchanged: the sweeper calls back after it.
+
+    Ending outside them (a snooze at 20:45 to 21:15; 47 CFR 64.1200(c)(1), DESIGN §4.2) a call would be
+    held to the morning, when a medication reminder is stale (more than 2 h late) and the call would
+    carry nothing. So the patient is told now, instead of the wait's "I will remind you in 30 minutes":
+    - where the patient takes texts, the reminder comes as a text at the wait's end (a reminder the patient
+      asked for is a reply to them, not outreach: DESIGN §4.2) and the conversation goes on by text;
+    - else the call says so and what to do (the wait's ``after_hours`` text: "take your medicine the way
+      your doctor told you"), the question the wait leads to is saved unanswered — the dose is not
+      confirmed, never assumed taken — the conversation ends ``not_confirmed`` and the patient's timeline
+      shows it (``dose_not_confirmed``); nobody is called later.
+    """
+    lines = list(said)
+    state = engine.State.from_dict(conversation.state)
+    wake = state.wake_time
+    program = session.get(Program, patient.program_id)
+    assert program is not None
+    start, end = window(program)
+    if wake is None or within_quiet_window(wake, patient.timezone, start, end):
+        return lines
+    flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
+    assert state.node is not None
+    wait = flow.node(state.node)
+    if wait.text and lines and lines[-1].purpose == "info":
+        lines.pop()  # the wait's own "I will remind you in 30 minutes": replaced by what really happens
+    language = state.language
+    opens, closes = dt.time(start), dt.time(end)
+    local = wake.astimezone(ZoneInfo(patient.timezone)).time()
+    if can_text(patient):
+        conversation.channel = "sms"  # the sweeper texts the question at the wait's end, worded for texts
+        log.info("conversation id=%s: wait ends outside calling hours, texted instead", conversation.id)
+        return [*lines, engine.Say(v.wait_texted_text(language, opens, closes, local), "info")]
+    ctx = patient_context(
+        session, rt, patient, now, exclude_conversation=conversation.id, variables=conversation.variables,
+        channel=conversation.channel,
+    )  # fmt: skip
+    step = engine.end_at_wait(flow, state, ctx, now, NOT_CONFIRMED)
+    spoken = apply_step(session, rt, patient, conversation, step, now, inbound=None)
+    session.add(
+        TimelineEvent(
+            patient_id=patient.id,
+            kind="dose_not_confirmed",
+            code="wait_after_calling_hours",
+            detail={"conversation_id": conversation.id, "flow_id": conversation.flow_id, "wait_end": wake.isoformat()},
+            at=now,
+        )
+    )
+    advice = render_text(wait.after_hours, language, ctx) if wait.after_hours else v.wait_unreached_advice(language)
+    log.info("conversation id=%s: wait ends outside calling hours, no texts: not confirmed", conversation.id)
+    return [
+        *lines,
+        *spoken,
+        engine.Say(v.wait_unreached_text(language, opens, closes), "info"),
+        engine.Say(advice, "info"),
+    ]
 
 
 def wake_after_wait(

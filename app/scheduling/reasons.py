@@ -57,5 +57,9 @@ def reason_text(code: str, language: str) -> str:
         "cannot_text": _("Skipped: the patient cannot get texts."),
         "education_sent": _("Lesson part sent."),
         "education_read": _("The patient replied MORE: lesson part read, next part sent."),
+        "wait_after_calling_hours": _(
+            "Not confirmed: on a call the patient asked to be reminded later, but that time is outside calling "
+            "hours and the patient cannot get texts, so no reminder was made."
+        ),
     }
     return texts.get(code, code.replace("_", " "))

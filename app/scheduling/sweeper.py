@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from app.conversations.service import (
     close_unanswered,
     history_rows,
     last_reply_at,
+    pinned_flow,
     resume_conversation,
     start_conversation,
 )
@@ -136,8 +137,19 @@ def _wake_conversations(rt: Runtime, now: dt.datetime, counts: dict[str, int]) -
             state = engine.State.from_dict(conversation.state)
             start, end = _window(program)
             if not state.reminded and not within_quiet_window(now, patient.timezone, start, end):
-                # A reminder is outreach: it waits for the patient's morning.
-                conversation.wake_at = next_allowed(now, patient.timezone, start, end)
+                # A reminder is outreach: it waits for the patient's morning, unless the conversation is
+                # stale by then (a medication reminder texted at 21:15 expires at 23:15; DESIGN §4.2: never
+                # "take your 8 pm dose" at 8 am): no reminder, and it expires on time.
+                morning = next_allowed(now, patient.timezone, start, end)
+                flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
+                stale = dt.datetime.fromisoformat(state.started_at) + dt.timedelta(
+                    minutes=flow.waits.expire_after_minutes
+                )
+                if stale <= morning:
+                    conversation.state = replace(state, reminded=True, wake_at=max(stale, now).isoformat()).to_dict()
+                    conversation.wake_at = max(stale, now)
+                else:
+                    conversation.wake_at = morning
                 counts["deferred"] += 1
                 continue
             if conversation.channel == "voice" and waiting(session, rt, conversation):

@@ -79,6 +79,26 @@ def test_each_question_type_renders_a_gather_then_a_redirect(
     assert (redirect.text, redirect.get("method")) == (ACTION, "POST")
 
 
+@pytest.mark.parametrize(
+    ("language", "words"), [("en", ("yes", "no", "one", "two")), ("es", ("sí", "no", "uno", "dos"))]
+)
+def test_yes_no_hints_offer_the_key_words_read_as_keys(
+    library: ContentLibrary, language: str, words: tuple[str, ...]
+) -> None:
+    """ "one" / "two" ("uno" / "dos") said at a yes/no question are the 1 and 2 keys: the recogniser is told
+    to expect them, on the question's Gather and on a one-key Gather (the read-back, the menu)."""
+    question = node(library, "hf-daily-check", "breath")
+    for turn in (
+        v.question_turn([], question, language, VOICES[language], asking=True),
+        v.key_turn([], ["Press 1."], language, VOICES[language]),
+    ):
+        gather = ElementTree.fromstring(render(turn, ACTION)).find("Gather")
+        assert gather is not None
+        hints = (gather.get("hints") or "").split(", ")
+        assert all(word in hints for word in words), hints
+    assert v.read_input(question, language, digits=None, speech=words[2], confidence="0.9").text == "1"
+
+
 def test_choice_hints_are_the_choices_labels(library: ContentLibrary) -> None:
     dose = node(library, "med-reminder", "dose")
     hints = v.hints_for(dose, "en")
