@@ -25,6 +25,7 @@ ENTRY_POINTS = (
     "app.tasks",  # RQ job functions: services enqueue them by name
     "app.worker",
     "app.channels.webhooks",  # the Twilio webhooks
+    "app.channels.sms_fast_path",  # POST /twilio/sms below Flask: the same webhook, as WSGI middleware
     "app.i18n_check",  # `make check-catalog`
 )
 #: The composition root: only entry points build the runtime; services are handed one.
