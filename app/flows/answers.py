@@ -38,6 +38,9 @@ ALL_NO = frozenset().union(*NO_WORDS.values()) | NO_EMOJI
 #: One-letter shorthands that count only as the whole reply: inside a sentence "y" is Spanish "and"
 #: ("dolor de cabeza y mareo", "ciento ochenta y tres" are not a YES), and "s" / "n" are typing slips.
 SHORTHANDS = frozenset({"y", "s", "n"})
+#: Yes words that count only as the whole reply: English "ya" (yeah) is Spanish "already" inside a sentence
+#: ("ya se me quitó el dolor de pecho" is no YES to "are you more short of breath?").
+WHOLE_REPLY_ONLY = SHORTHANDS | {"ya"}
 
 #: "Some of the symptom": a YES on a symptom question (a hedged yes is still a yes to a nurse), unclear
 #: elsewhere. Folded phrases, matched as whole words.
@@ -224,7 +227,7 @@ def parse_yes_no(text: str, *, digits: bool = True) -> bool | None:
     if digits and len(words) == 1 and words[0] in {"1", "2"}:
         return words[0] == "1"
     if len(words) > 1:
-        words = [w for w in words if w not in SHORTHANDS]
+        words = [w for w in words if w not in WHOLE_REPLY_ONLY]
     saw_yes = any(w in ALL_YES for w in words)
     saw_no = any(w in ALL_NO for w in words)
     if saw_yes and not saw_no:

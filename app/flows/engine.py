@@ -210,6 +210,10 @@ class State:
     confirming: tuple[Finding, ...] = ()
     #: How many times "right now?" has been asked for ``confirming``.
     confirm_asked: int = 0
+    #: The reply that raised "right now?" when it also answers the pending question ("yes, for chest pain
+    #: last week" to "have you gone to an ER?"): after "not now" (or an unclear reply) it is taken as the
+    #: answer and the flow goes on, instead of asking the question again and losing the answer.
+    held_reply: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -241,6 +245,7 @@ class State:
                 for f in self.confirming
             ],
             "confirm_asked": self.confirm_asked,
+            "held_reply": self.held_reply,
         }
 
     @classmethod
@@ -274,6 +279,7 @@ class State:
                 for f in data.get("confirming", ())
             ),
             confirm_asked=int(data.get("confirm_asked", 0)),
+            held_reply=data.get("held_reply"),
         )
 
     @property
@@ -341,8 +347,12 @@ def resume(
     if isinstance(given, Timeout):
         if state.confirming and state.node is None:
             return Step(_confirm_timeout(state, events, now, flow, ctx.channel), tuple(events))
-        # Silence to "right now?" inside a flow: the URGENT stays open; the flow's own timing goes on.
-        state = replace(state, confirming=(), confirm_asked=0)
+        # Silence to "right now?" inside a flow: the URGENT stays open; the flow's own timing goes on (with
+        # the reply that raised it taken as the answer, when it was one).
+        held = state.held_reply
+        state = replace(state, confirming=(), confirm_asked=0, held_reply=None)
+        if held is not None and state.node is not None and flow.node(state.node).type == "question":
+            return Step(_answer(flow, state, ctx, flow.node(state.node), held, events, now), tuple(events))
         return Step(_timeout(flow, state, ctx, events, now), tuple(events))
     if isinstance(given, Silence):
         return Step(_silence(flow, state, ctx, events, now), tuple(events))
@@ -366,6 +376,10 @@ def resume(
     if state.confirming:
         return Step(_confirm_answer(flow, state, ctx, text, verdict, events, now), tuple(events))
     if verdict.confirm:
+        if state.node is not None and state.held_reply is None:
+            pending = flow.node(state.node)
+            if pending.type == "question" and understand(pending, Reply(text), state.language) is not None:
+                state = replace(state, held_reply=text)
         return Step(_ask_confirm(state, pending_findings(verdict), events, ctx.channel), tuple(events))
     if intents.opt_out_request(text):
         # Not an answer and not a failed attempt: one line on how to stop, and a flag for staff.
@@ -762,6 +776,10 @@ def _confirm_answer(
         told = f"{told} {extra}".strip() if any(f.crisis_line or f.poison_control for f in asked) else told
     events.append(Say(told, "escalation"))
     node = flow.node(state.node)
+    held, state = state.held_reply, replace(state, held_reply=None)
+    if node.type == "question" and held is not None:
+        # The reply that raised "right now?" answered the question too: save it and go on.
+        return _answer(flow, state, ctx, node, held, events, now)
     if node.type == "question":
         events.append(Say(render_prompt(node, state.language, ctx), "prompt"))
     return state

@@ -184,6 +184,9 @@ SPOKEN_ACCENTS: Mapping[str, str] = {
     "television": "televisión", "decaido": "decaído", "decaida": "decaída", "dia": "día", "dias": "días",
     "despues": "después", "tambien": "también", "todavia": "todavía", "numero": "número",
     "telefono": "teléfono", "medico": "médico", "rapido": "rápido", "dificil": "difícil", "facil": "fácil",
+    "caida": "caída", "caidas": "caídas", "caido": "caído", "groserias": "groserías",
+    "tenia": "tenía", "salio": "salió", "impidio": "impidió", "asi": "así", "aqui": "aquí",
+    "linea": "línea", "domestica": "doméstica", "farmaceutico": "farmacéutico", "revision": "revisión",
 }  # fmt: skip
 _SPANISH_WORD = re.compile(r"\b[A-Za-z]+\b")
 #: "muerto(a)", "solo(a)", "mismos(as)": said as both forms, "muerto o muerta".

@@ -149,6 +149,7 @@ def _reason_labels(language: str) -> dict[str, str]:
         "social_need_transportation": _("Social need: rides"),
         "social_need_utilities": _("Social need: power, gas or water bills"),
         "safety_screen_by_call": _("Safety questions to ask by phone (not safe to ask here)"),
+        "safety_screen_not_completed": _("Safety questions not completed: call"),
         "interpersonal_safety": _("Safety at home: call today"),
         "social_needs_not_connected": _("Not yet connected to help for a social need"),
         "head_injury_on_blood_thinner": _("Fall with a head injury on a blood thinner"),

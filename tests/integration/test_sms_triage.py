@@ -187,6 +187,28 @@ def test_a_resolved_chest_pain_then_no_keeps_the_urgent_and_the_check_in_goes_on
     assert _conversation(rt, patient.id).status == "active"
 
 
+def test_an_answer_that_raises_right_now_is_kept_after_no_and_the_check_in_goes_on(
+    rt: Runtime, fake_twilio: FakeTwilio, at_breath_question: Callable[..., Any], post_twilio: Poster
+) -> None:
+    """ "yes, and I had chest pain yesterday" answers the breath question AND mentions a past red flag: after
+    "right now?" and NO the yes is saved and the next question is asked (not the same question again)."""
+    patient = at_breath_question()
+    body = "yes, and I had chest pain yesterday"
+    verdict = rt.content.triage.assess(body, "en")
+    assert verdict.to_confirm and not verdict.emergency
+    _text(post_twilio, rt, patient.phone, body)
+    assert [a.question_id for a in answers(rt, patient.id)] == ["weight"]  # held while "right now?" is asked
+    _text(post_twilio, rt, patient.phone, "no")
+    saved = answers(rt, patient.id)
+    assert [(a.question_id, a.value) for a in saved] == [("weight", 182.0), ("breath", True)]
+    assert saved[-1].raw == body  # the message itself, linked to the answer
+    sent = texts_to(fake_twilio, patient.phone)
+    assert "nurse" in sent[-1] and "more short of breath" not in sent[-1]
+    assert "rest" in sent[-1]  # the next question: short of breath even at rest
+    assert ("URGENT", "open") in [(level, status) for level, _reason, status in _escalations(rt, patient.id)]
+    assert _conversation(rt, patient.id).status == "active"
+
+
 def test_silence_after_right_now_keeps_the_urgent_open(
     rt: Runtime, fake_twilio: FakeTwilio, at_breath_question: Callable[..., Any], post_twilio: Poster
 ) -> None:

@@ -93,6 +93,15 @@ def test_yes_no_emoji_digits_and_unclear(text: str, expected: bool | None) -> No
     assert parse_yes_no(text) is expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("ya", True), ("ya se me quitó el dolor de pecho", None), ("ya no", False), ("ya me siento mejor", None)],
+)
+def test_ya_is_a_yes_only_as_the_whole_reply(text: str, expected: bool | None) -> None:
+    """English "ya" (yeah) is Spanish "already" inside a sentence: never a YES there."""
+    assert parse_yes_no(text) is expected
+
+
 def test_yes_no_digits_can_be_turned_off() -> None:
     assert parse_yes_no("1", digits=False) is None
     assert parse_yes_no("2", digits=False) is None

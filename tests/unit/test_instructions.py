@@ -183,6 +183,12 @@ def test_render_prompt_voice_is_said_aloud(flow: Flow) -> None:
     assert "\n" not in spoken
 
 
+def test_spanish_words_the_new_flows_write_without_accents_are_said_with_them() -> None:
+    said = spoken_text("En esa caida, ¿se dio un golpe? La Linea Nacional sobre la Violencia Domestica.", "es")
+    assert said == "En esa caída, ¿se dio un golpe? La Línea Nacional sobre la Violencia Doméstica."
+    assert spoken_text("¿No tenia dinero? Responda asi.", "es") == "¿No tenía dinero? Responda así."
+
+
 def test_spoken_text_leaves_other_texts_alone() -> None:
     assert spoken_text("Take 1/2 a tablet.", "en") == "Take 1/2 a tablet."
     assert spoken_text("3/9. Trouble sleeping", "en") == "Question 3 of 9. Trouble sleeping"
