@@ -83,6 +83,7 @@ def enroll_new(
                 Enrollment.patient_id.in_(capped),
                 Enrollment.status == ACTIVE,
                 ScheduledTouch.status == TouchStatus.PENDING,
+                ScheduledTouch.flow_id.not_like("education:%"),  # lessons never exceed a cap (check_consent)
             )
         ):
             pending[patient_id].append(due_at)
@@ -94,7 +95,11 @@ def enroll_new(
         conditions = patient.conditions or []
         if patient.id in capped:
             planned = plan(campaign, anchor, patient.timezone, conditions=conditions, variables={}, anchor_moment=now)
-            dues = [due for _, due in upcoming(planned, now, send_now=campaign.start == "now", already=set())]
+            dues = [
+                due
+                for occ, due in upcoming(planned, now, send_now=campaign.start == "now", already=set())
+                if occ.touch.education is None
+            ]
             over = schedule_exceeds_caps(dues + pending[patient.id], patient.timezone)
             if over:
                 results.append(ConsentRequired(campaign.id, *over))
