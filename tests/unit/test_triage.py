@@ -297,6 +297,9 @@ REVIEW = [
     ("i dont feel safe in my house", "interpersonal_violence", "confirm"),
     ("mi esposo me pega y tengo miedo", "interpersonal_violence", "confirm"),
     ("mi hijo me maltrata", "interpersonal_violence", "confirm"),
+    ("my husband is abusive", "interpersonal_violence", "confirm"),
+    ("mi hijo se pone agresivo conmigo", "interpersonal_violence", "confirm"),
+    ("my son pushed me and took my money", "interpersonal_violence", "confirm"),
     ("no me siento segura en mi casa", "interpersonal_violence", "confirm"),
     # imminent danger: a threat to kill, strangulation, a weapon, the person here now (911)
     ("he says he will kill me", "interpersonal_violence", "current"),
