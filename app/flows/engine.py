@@ -240,6 +240,7 @@ class State:
                     "status": f.status,
                     "crisis_line": f.crisis_line,
                     "poison_control": f.poison_control,
+                    "violence_line": f.violence_line,
                     "evidence": f.evidence,
                 }
                 for f in self.confirming
@@ -274,6 +275,7 @@ class State:
                     status=f.get("status", "confirm"),
                     crisis_line=bool(f.get("crisis_line", False)),
                     poison_control=bool(f.get("poison_control", False)),
+                    violence_line=bool(f.get("violence_line", False)),
                     evidence=str(f.get("evidence", "")),
                 )
                 for f in data.get("confirming", ())
@@ -738,6 +740,7 @@ def emergency_events(
         ctx,
         crisis_line=any(f.crisis_line for f in (*told, *to_confirm)),
         poison_control=any(f.poison_control for f in (*told, *to_confirm)),
+        violence_line=any(f.violence_line for f in (*told, *to_confirm)),
         physical=any(not f.crisis_line for f in told),
     )
     events.append(Say(text, "emergency"))
@@ -772,8 +775,8 @@ def _confirm_answer(
         told = confirm_no_text(state.language, asked)
     else:
         told = nurse_today_text(state.language, ctx.program_name)
-        extra = not_now_safety_text(state.language, [f for f in asked if f.crisis_line or f.poison_control])
-        told = f"{told} {extra}".strip() if any(f.crisis_line or f.poison_control for f in asked) else told
+        lines = [f for f in asked if f.crisis_line or f.poison_control or f.violence_line]
+        told = f"{told} {not_now_safety_text(state.language, lines)}".strip() if lines else told
     events.append(Say(told, "escalation"))
     node = flow.node(state.node)
     held, state = state.held_reply, replace(state, held_reply=None)

@@ -2,7 +2,8 @@
 
 Pure (Babel strings only). Sources: DESIGN §4.3-4.4 (911 for an emergency, 988 for thoughts of suicide,
 both said when both apply); 988 Suicide & Crisis Lifeline (988lifeline.org: call or text 988; in Spanish
-press 2 on a call, or text AYUDA); Poison Control (poison.org: 1-800-222-1222, US, 24/7).
+press 2 on a call, or text AYUDA); Poison Control (poison.org: 1-800-222-1222, US, 24/7); National Domestic
+Violence Hotline (thehotline.org: call 1-800-799-7233 or text START to 88788, 24/7, English and Spanish).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def emergency_text(
     *,
     crisis_line: bool,
     poison_control: bool = False,
+    violence_line: bool = False,
     physical: bool | None = None,
 ) -> str:
     """One text for every emergency found in a message.
@@ -26,12 +28,13 @@ def emergency_text(
     ``crisis_line``: 988 is said (thoughts of suicide or self-harm); ``physical``: an emergency that is not
     only a crisis-line one (chest pain, overdose…), so "Call 911 now" leads; default: not ``crisis_line``.
     ``poison_control``: Poison Control's number is added (overdose, swallowed something harmful). 911 is in
-    every variant (DESIGN §4.4).
+    every variant (DESIGN §4.4). ``violence_line``: the National Domestic Violence Hotline is added (hit,
+    threatened or not safe at home); nothing of what the patient wrote is repeated (someone else may read it).
     """
     _ = gettext_for(language)
     if physical is None:
         physical = not crisis_line
-    if not crisis_line and not poison_control:
+    if not crisis_line and not poison_control and not violence_line:
         return _("This could be an emergency. Call 911 now. We have told your care team.")
     parts: list[str] = []
     if physical or not crisis_line:
@@ -54,8 +57,17 @@ def emergency_text(
                 "at 1-800-222-1222."
             )
         )
+    if violence_line:
+        parts.append(_violence_line(_))
     parts.append(_("We have told your care team."))
     return " ".join(parts)
+
+
+def _violence_line(_: Callable[[str], str]) -> str:
+    return _(
+        "If you are in danger now, call 911. For help with abuse or feeling unsafe at home, call the National "
+        "Domestic Violence Hotline at 1-800-799-7233 or text START to 88788 (free, private, 24/7)."
+    )
 
 
 def _right_now_questions(_: Callable[[str], str]) -> dict[str, str]:
@@ -75,6 +87,7 @@ def _right_now_questions(_: Callable[[str], str]) -> dict[str, str]:
         "suicide": suicide,
         "suicidal_thoughts": suicide,
         "self_harm": _("Are you thinking of hurting yourself right now?"),
+        "interpersonal_violence": _("Are you in danger right now?"),
         "overdose": _("Did you take too much medicine or swallow something harmful today?"),
         "bleeding": _("Are you bleeding a lot right now?"),
         "allergic_reaction": _("Is your throat or tongue swelling right now?"),
@@ -123,7 +136,8 @@ def not_now_safety_text(language: str, findings: Sequence[Finding]) -> str:
     _ = gettext_for(language)
     crisis = any(f.crisis_line for f in findings)
     poison = any(f.poison_control for f in findings)
-    physical = not findings or any(not f.crisis_line and not f.poison_control for f in findings)
+    violence = any(f.violence_line for f in findings)
+    physical = not findings or any(not (f.crisis_line or f.poison_control or f.violence_line) for f in findings)
     parts: list[str] = []
     if physical:
         parts.append(_("If it comes back or gets worse, call 911."))
@@ -134,6 +148,8 @@ def not_now_safety_text(language: str, findings: Sequence[Finding]) -> str:
                 "(Suicide & Crisis Lifeline). If you are in danger, call 911."
             )
         )
+    if violence:
+        parts.append(_violence_line(_))
     if poison:
         parts.append(
             _(

@@ -192,6 +192,7 @@ def run_case(
             "confirm",
             crisis_line=bool(item.get("crisis_line", False)),
             poison_control=bool(item.get("poison_control", False)),
+            violence_line=bool(item.get("violence_line", False)),
         )
         if isinstance(item, Mapping)
         else Finding(str(item), "confirm")

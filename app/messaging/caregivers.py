@@ -83,11 +83,20 @@ def copy_reminder(session: Session, rt: Runtime, patient: Patient, flow_id: str,
     return sent
 
 
+#: The National Domestic Violence Hotline's number, as every advice text with it says it (app/flows/safety.py).
+DV_HOTLINE = "1-800-799-7233"
+
+
 def copy_emergency(
     session: Session, rt: Runtime, patient: Patient, said: Sequence[str], key: str, now: dt.datetime
 ) -> int:
     """The patient was just told to call 911 (and 988): the advice to each caregiver with the ``escalations``
-    scope, once per ``key`` (the inbound text or conversation step). Returns how many were queued."""
+    scope, once per ``key`` (the inbound text or conversation step). Returns how many were queued.
+
+    Never when the patient was given the Domestic Violence Hotline: the caregiver may be the person they are
+    afraid of (thehotline.org safety planning: do not alert the abuser); staff have the EMERGENCY item."""
+    if any(DV_HOTLINE in line for line in said):
+        return 0
     program = session.get(Program, patient.program_id)
     assert program is not None
     crisis = any("988" in line for line in said)

@@ -226,9 +226,12 @@ def unknown_sender_text(verdict: Verdict | None = None) -> str:
             "We could not match this number to a patient. Please call your care team. "
             "If this is an emergency, call 911."
         )
-        if verdict is not None and (verdict.crisis_line or verdict.poison_control):
+        if verdict is not None and (verdict.crisis_line or verdict.poison_control or verdict.violence_line):
             text += " " + emergency_text(
-                language, crisis_line=verdict.crisis_line, poison_control=verdict.poison_control
+                language,
+                crisis_line=verdict.crisis_line,
+                poison_control=verdict.poison_control,
+                violence_line=verdict.violence_line,
             )
         texts.append(text)
     en, es = texts

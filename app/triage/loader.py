@@ -223,7 +223,7 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
     concepts: list[Concept] = []
     seen: set[str] = set()
     allowed = {
-        "id", "reason", "status", "gap", "patterns", "all_of", "crisis_line", "poison_control",
+        "id", "reason", "status", "gap", "patterns", "all_of", "crisis_line", "poison_control", "violence_line",
         "recent_is_current", "remote_is_confirm", "immune", "dropped_by", "unless", "note",
     }  # fmt: skip
     for raw in raw_concepts:
@@ -273,7 +273,7 @@ def _concepts(data: LineDict, builder: _Builder) -> tuple[list[Concept], list[Pa
         if not isinstance(unless, list) or any(part not in seen or part == concept_id for part in unless):
             raise FlowError(shown, _line(raw, "unless"), f"{what}: unless lists concepts defined above")
         flags = {}
-        for key in ("crisis_line", "poison_control", "recent_is_current", "remote_is_confirm"):
+        for key in ("crisis_line", "poison_control", "violence_line", "recent_is_current", "remote_is_confirm"):
             value = raw.get(key, False)
             if not isinstance(value, bool):
                 raise FlowError(shown, _line(raw, key), f"{what}: '{key}' is true or false")

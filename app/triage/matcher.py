@@ -187,6 +187,8 @@ class Concept:
     all_of: tuple[tuple[str, ...], ...] = ()
     crisis_line: bool = False
     poison_control: bool = False
+    #: Say the National Domestic Violence Hotline (interpersonal violence).
+    violence_line: bool = False
     #: Signs that still mean "call 911" when they happened earlier today (BE FAST: call even if they went away).
     recent_is_current: bool = False
     #: Asked about (confirm) rather than dropped when it is remote history ("last month I tried to kill myself"):
@@ -605,6 +607,7 @@ class Triage:
                     status=status,
                     crisis_line=concept.crisis_line,
                     poison_control=concept.poison_control,
+                    violence_line=concept.violence_line,
                     evidence=evidence,
                 )
             )

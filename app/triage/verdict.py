@@ -29,6 +29,9 @@ class Finding:
     crisis_line: bool = False
     #: Poison Control (1-800-222-1222) must be said (overdose, a child swallowing pills).
     poison_control: bool = False
+    #: The National Domestic Violence Hotline (1-800-799-7233, text START to 88788) must be said, with 911 in
+    #: danger (interpersonal violence: thehotline.org).
+    violence_line: bool = False
     #: The words that matched, for staff on the escalation (never logged).
     evidence: str = ""
 
@@ -79,6 +82,10 @@ class Verdict:
     @property
     def poison_control(self) -> bool:
         return any(f.poison_control for f in self.findings if f.status in ("current", "confirm"))
+
+    @property
+    def violence_line(self) -> bool:
+        return any(f.violence_line for f in self.findings if f.status in ("current", "confirm"))
 
     def to_json(self) -> dict[str, Any]:
         """The ``outreach triage`` line: ``{"level", "reasons", "confirm", "crisis_line"}`` (DESIGN §3)."""

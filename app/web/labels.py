@@ -103,6 +103,8 @@ def _reason_labels(language: str) -> dict[str, str]:
         "overdose": _("Overdose or poisoning"),
         "suicide": _("Suicide risk or self-harm"),
         "suicidal_thoughts": _("Thoughts of suicide or self-harm"),
+        "interpersonal_violence": _("Violence or abuse, or not safe at home"),
+        "head_injury": _("Fall with a blow to the head"),
         "bleeding": _("Severe bleeding"),
         "coughing_blood": _("Coughing up blood"),
         "coughing_up_blood": _("Coughing up blood"),

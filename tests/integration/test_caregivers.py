@@ -210,3 +210,17 @@ def test_shared_phone_never_holds_a_red_flag(
     assert not any("Who is answering" in t for t in texts_to(fake_twilio, shared))
     escalations = client.get("/api/v1/escalations?status=open", headers=AUTH).json["escalations"]
     assert [e["level"] for e in escalations] == ["EMERGENCY"]
+
+
+def test_no_emergency_copy_to_a_caregiver_when_the_patient_reports_violence(
+    rt: Runtime, make_patient: Callable[..., Any], post_twilio: Poster, fake_twilio: FakeTwilio
+) -> None:
+    install_clock(rt, NOON)
+    patient = make_patient()
+    _grant(rt, patient, ["escalations"])
+    start_checkin(rt, patient, NOON)
+    run_worker(rt)
+    _text(post_twilio, rt, patient.phone, "my husband says he will kill me")
+    told = texts_to(fake_twilio, patient.phone)[-1]
+    assert "911" in told and "1-800-799-7233" in told and "88788" in told and "husband" not in told
+    assert texts_to(fake_twilio, CAREGIVER) == []  # the caregiver may be the person the patient fears

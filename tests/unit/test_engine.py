@@ -419,6 +419,9 @@ RED_FLAGS: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("es", "no puedo respirar", False, ("Llame al 911 ahora",)),
     ("en", "I want to kill myself", True, ("call or text 988", "911")),
     ("es", "quiero morir", True, ("988", "oprima 2", "AYUDA", "911")),
+    # a threat to kill from another person: 911 and the Domestic Violence Hotline, never 988
+    ("en", "my husband says he will kill me", False, ("Call 911 now", "1-800-799-7233", "START to 88788")),
+    ("es", "mi pareja me amenazó con matarme", False, ("Llame al 911 ahora", "1-800-799-7233", "88788")),
 ]
 
 
@@ -778,3 +781,22 @@ def test_a_scale_word_needs_a_value_on_the_scale() -> None:
     with pytest.raises(FlowError) as caught:
         compile_flow(broken, "content/flows/mood.yaml")
     assert "needs a value from 0 to 3" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "question"),
+    [
+        ("en", "my husband hits me", "Are you in danger right now?"),
+        ("es", "mi esposo me pega y tengo miedo", "¿Está en peligro ahora mismo?"),
+    ],
+)
+def test_violence_asks_if_in_danger_and_never_repeats_what_was_written(lang: str, text: str, question: str) -> None:
+    ctx = patient(lang)
+    step = reply(begin(ctx), ctx, text)
+    assert [(e.level, e.reason) for e in escalations(step)] == [("URGENT", "interpersonal_violence")]
+    said = " ".join(e.text for e in step.events if isinstance(e, Say))
+    assert question in said
+    assert "husband" not in said and "esposo" not in said
+    no = reply(step, ctx, "no")
+    told = " ".join(e.text for e in no.events if isinstance(e, Say))
+    assert "1-800-799-7233" in told and "911" in told and "988" not in told

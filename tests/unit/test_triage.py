@@ -286,3 +286,58 @@ def test_unseen_kinds_say_the_right_lines(triage: Triage) -> None:
     assert triage.assess("i would never hurt myself").level is None
     headache = triage.assess("me duele mucho la cabeza")
     assert not headache.emergency and not headache.to_confirm
+
+
+# Review of 2026-11-30: violence from another person, passive wishes to give up, a Spanish head strike.
+REVIEW = [
+    # hit, hurt or afraid of a partner or family member, not safe at home: asked about, same day (URGENT)
+    ("my husband hits me and I am scared", "interpersonal_violence", "confirm"),
+    ("my girlfriend slapped me again today", "interpersonal_violence", "confirm"),
+    ("I am not safe at home", "interpersonal_violence", "confirm"),
+    ("i dont feel safe in my house", "interpersonal_violence", "confirm"),
+    ("mi esposo me pega y tengo miedo", "interpersonal_violence", "confirm"),
+    ("mi hijo me maltrata", "interpersonal_violence", "confirm"),
+    ("my husband is abusive", "interpersonal_violence", "confirm"),
+    ("mi hijo se pone agresivo conmigo", "interpersonal_violence", "confirm"),
+    ("my son pushed me and took my money", "interpersonal_violence", "confirm"),
+    ("no me siento segura en mi casa", "interpersonal_violence", "confirm"),
+    # imminent danger: a threat to kill, strangulation, a weapon, the person here now (911)
+    ("he says he will kill me", "interpersonal_violence", "current"),
+    ("my boyfriend choked me last night", "interpersonal_violence", "current"),
+    ("my ex pulled a knife on me", "interpersonal_violence", "current"),
+    ("my husband beat me up and he is outside", "interpersonal_violence", "current"),
+    ("me ahorcó mi pareja anoche", "interpersonal_violence", "current"),
+    ("dijo que me iba a matar", "interpersonal_violence", "current"),
+    # another person's threat to kill me is violence, not suicide
+    ("mi pareja me amenazó con matarme", "interpersonal_violence", "current"),
+    ("mi pareja me amenazó con matarme", "suicide", None),
+    ("my partner threatened to kill me", "suicide", None),
+    ("mi esposo dijo que va a matarme", "suicide", None),
+    ("me voy a matar", "suicide", "current"),
+    ("voy a matarme", "suicide", "current"),
+    # figures of speech and ordinary pain are not violence
+    ("este trafico me va a matar", "interpersonal_violence", None),
+    ("my wife will kill me if I eat cake", "interpersonal_violence", None),
+    ("el sol me pega fuerte", "interpersonal_violence", None),
+    ("my knee hurts me", "interpersonal_violence", None),
+    # passive wishes to give up or vanish: asked about (988), a habit given up is not
+    ("I feel like giving up", "suicide", "confirm"),
+    ("im homeless and i feel like giving up", "suicide", "confirm"),
+    ("some days i just want to give up", "suicide", "confirm"),
+    ("ya me quiero rendir", "suicide", "confirm"),
+    ("mejor desaparecer", "suicide", "confirm"),
+    ("I feel like giving up smoking", "suicide", None),
+    ("I gave up sugar last month", "suicide", None),
+    ("no me rindo", "suicide", None),
+    # a fall with a blow to the head, en and es, with and without accents: asked about today
+    ("I fell and hit my head", "head_injury", "confirm"),
+    ("me caí y me pegué en la cabeza", "head_injury", "confirm"),
+    ("me cai y me pegue en la cabeza", "head_injury", "confirm"),
+    ("se cayo y se golpeo la cabeza", "head_injury", "confirm"),
+    ("bumped my head on the cabinet", "head_injury", None),
+]
+
+
+@pytest.mark.parametrize(("text", "reason", "expected"), REVIEW)
+def test_review_violence_giving_up_head_strike(triage: Triage, text: str, reason: str, expected: str | None) -> None:
+    assert status_of(triage.assess(text), reason) == expected, triage.assess(text).to_json()
