@@ -23,8 +23,8 @@ Poster = Callable[..., Any]
 MORNING = dt.datetime(2026, 11, 30, 13, 0, tzinfo=dt.UTC)
 NINE = MORNING + dt.timedelta(hours=1)
 #: The combined check-in of HF + diabetes + COPD on a good day: HF (weight, 7 yes/no), the blood sugar,
-#: then COPD without its breathing and chest-pain questions (asked for HF): 10 yes/no.
-GOOD_DAY = ("180", *["no"] * 7, "120", *["no"] * 10)
+#: then COPD without its breathing, chest-pain and ankle-swelling questions (asked for HF): 9 yes/no.
+GOOD_DAY = ("180", *["no"] * 7, "120", *["no"] * 9)
 
 
 def _plan(client: FlaskClient, patient_id: int, **body: Any) -> Any:
