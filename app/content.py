@@ -97,6 +97,14 @@ class ContentLibrary:
     def threshold_names(self) -> set[str]:
         return {name for flow in self.flows.values() for name in flow.thresholds}
 
+    def threshold_defaults(self) -> dict[str, float]:
+        """Every flow threshold's default value (name -> number in its unit; the first flow naming it wins)."""
+        found: dict[str, float] = {}
+        for flow in self.flows.values():
+            for name, value in flow.thresholds.items():
+                found.setdefault(name, float(value))
+        return found
+
     def lesson(self, topic: str, language: str) -> EducationText | None:
         """The topic in the language (English when it has no such text); None for an unknown topic."""
         texts = self.education.get(topic) or {}

@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import unicodedata
 import zoneinfo
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -40,11 +41,19 @@ from app.conversations.variables import ALLOWED as VARIABLE_NAMES
 from app.i18n import SUPPORTED_LANGUAGES
 from app.models import Enrollment, Patient, Program
 from app.patients.phones import InvalidPhone, to_e164
+from app.patients.thresholds import THRESHOLD_ORDER, THRESHOLD_RANGES, threshold_problems
 
 #: Largest id PostgreSQL's ``integer`` column holds; a larger one cannot name a row.
 MAX_ID = 2**31 - 1
 #: Clinical thresholds are small numbers (lb, mg/dL, score points); anything beyond this is a mistake.
 THRESHOLD_LIMIT = 10_000.0
+RANGES_TEXT = (
+    "Allowed ranges (unit in the name: mgdl = mg/dL, lb = pounds): "
+    + ", ".join(f"{name} {low:g}-{high:g}" for name, (low, high) in THRESHOLD_RANGES.items())
+    + "; strictly increasing: "
+    + "; ".join(" < ".join(chain) for chain in THRESHOLD_ORDER)
+    + ". Otherwise 422."
+)
 #: Dates the API accepts: wide enough for any patient or campaign, narrow enough that schedule
 #: arithmetic (anchor + offsets, time zones) never overflows ``datetime``.
 DATE_MIN = dt.date(1900, 1, 1)
@@ -184,7 +193,7 @@ class PatientIn(RequestModel):
             Field(max_length=MAX_ITEMS),
         ]
         | None
-    ) = Field(default=None, description="The care plan's overrides of a flow's clinical thresholds.")
+    ) = Field(default=None, description="The care plan's overrides of a flow's clinical thresholds. " + RANGES_TEXT)
     program: Annotated[Slug | None, BeforeValidator(_empty_is_none)] = Field(
         default=None, description="Program slug (default: the first program)."
     )
@@ -197,6 +206,9 @@ class PatientIn(RequestModel):
         if value and known is not None and (unknown := sorted(set(value) - set(known))):
             # A misspelt threshold would silently change nothing: refuse it.
             raise ValueError(f"unknown thresholds: {', '.join(unknown)}")
+        if value and (problems := threshold_problems(value, known if isinstance(known, Mapping) else None)):
+            # A value that switches an alert off, or crossed bands (app/patients/thresholds.py).
+            raise ValueError("; ".join(f"{k}: {v}" for k, v in problems.items()))
         return value
 
     def as_payload(self) -> dict[str, Any]:
@@ -241,7 +253,9 @@ class CarePlanIn(RequestModel):
     conditions: Annotated[list[Condition], Field(max_length=MAX_ITEMS)] = Field(default_factory=list)
     goals: Annotated[list[GoalIn], Field(max_length=MAX_ITEMS)] = Field(default_factory=list)
     thresholds: Annotated[dict[ThresholdName, ThresholdValue], Field(max_length=MAX_ITEMS)] = Field(
-        default_factory=dict, description="Overrides of the flows' clinical thresholds (weight_gain_1_day_lb: 2)."
+        default_factory=dict,
+        description="Overrides of the flows' clinical thresholds (weight_gain_1_day_lb: 2), only for a condition "
+        "the plan monitors. " + RANGES_TEXT,
     )
     medications: Annotated[list[MedicationIn], Field(max_length=MAX_ITEMS)] = Field(default_factory=list)
     monitoring: Annotated[list[ModuleId], Field(max_length=MAX_ITEMS)] | None = Field(

@@ -250,7 +250,7 @@ def _variables(raw: dict[str, str] | None) -> dict[str, str] | None:
 def create_patient() -> tuple[Response, int]:
     """Create or update a patient by MRN: 201 created, 200 updated, 422 naming each bad field."""
     rt = _runtime()
-    data = _parse(PatientIn, context={"thresholds": rt.content.threshold_names()})
+    data = _parse(PatientIn, context={"thresholds": rt.content.threshold_defaults()})
     with rt.sessions() as session, session.begin():
         program = _program(session, data.program)
         try:
@@ -262,7 +262,7 @@ def create_patient() -> tuple[Response, int]:
                 actor="api",
                 now=rt.now(),
                 consent=data.consent.model_dump(exclude_none=True) if data.consent else None,
-                known_thresholds=rt.content.threshold_names(),
+                known_thresholds=rt.content.threshold_defaults(),
             )
         except ValidationFailed as exc:
             raise ApiError(422, "invalid", "Some fields are not valid.", exc.fields) from None

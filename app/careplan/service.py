@@ -38,6 +38,7 @@ from app.models import (
     ThresholdChange,
 )
 from app.patients.service import set_thresholds
+from app.patients.thresholds import threshold_problems
 from app.programs.combined import combined_campaign, module_campaigns
 from app.programs.enrollment import note_event, unenroll
 from app.programs.programs import campaign_allowed
@@ -88,6 +89,22 @@ def module_ids(rt: Runtime) -> dict[str, tuple[str, ...]]:
             assert flow.module is not None
             found[flow.module.id] = flow.module.conditions
     return found
+
+
+def _unmonitored_thresholds(rt: Runtime, data: PlanInput) -> dict[str, str]:
+    """The plan's thresholds that belong to a monitoring module the plan does not compose: name -> module."""
+    wanted = list(data.monitoring) if data.monitoring is not None else list(data.conditions)
+    monitored: set[str] = set()
+    for composition in rt.content.compositions.values():
+        for flow in select_modules(composition, rt.content.flows, wanted):
+            if flow.module is not None:
+                monitored.add(flow.module.id)
+    owners: dict[str, str] = {}
+    for flow in rt.content.flows.values():
+        if flow.module is not None:
+            for name in flow.thresholds:
+                owners.setdefault(name, flow.module.id)
+    return {name: owners[name] for name in sorted(data.thresholds) if name in owners and owners[name] not in monitored}
 
 
 def _monitored(rt: Runtime, patient: Patient, plan: CarePlan | None) -> list[str]:
@@ -159,6 +176,14 @@ def save_care_plan(
         problems["monitoring"] = f"unknown modules: {', '.join(unknown)} (known: {', '.join(sorted(modules))})"
     if unknown := sorted(set(data.thresholds) - rt.content.threshold_names()):
         problems["thresholds"] = f"unknown thresholds: {', '.join(unknown)}"
+    elif ranges := threshold_problems(data.thresholds, rt.content.threshold_defaults()):
+        # A value that switches an alert off (glucose 0, weight gain 9999) or crossed bands.
+        problems["thresholds"] = "; ".join(f"{k}: {v}" for k, v in ranges.items())
+    elif "monitoring" not in problems and (unmonitored := _unmonitored_thresholds(rt, data)):
+        # A glucose threshold on a COPD-only plan would never be read: the plan is likely wrong.
+        problems["thresholds"] = "; ".join(
+            f"{name}: the plan does not monitor {module}" for name, module in unmonitored.items()
+        )
     if problems:
         raise CarePlanInvalid(problems)
     plan = session.scalar(select(CarePlan).where(CarePlan.patient_id == patient.id).with_for_update())

@@ -24,6 +24,7 @@ from app.flows.compose import compile_composed, is_composed_source
 from app.flows.loader import compile_flow
 from app.flows.model import Flow
 from app.messaging.caregivers import copy_emergency, copy_reminder
+from app.messaging.consent import decline_outreach
 from app.messaging.lessons import lessons_after_check_in
 from app.messaging.outbound import queue_text
 from app.models import Answer, CarePlan, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
@@ -359,6 +360,7 @@ def apply_step(
     spoken: list[engine.Say] = [engine.Say(line, "info") for line in lead_in]
     purposes: list[str] = []
     chained: str | None = None
+    declined = False  # the welcome's "no to messages and calls" (stops automated outreach after this step)
     for event in step.events:
         if isinstance(event, engine.SaveAnswer):
             number = (
@@ -415,11 +417,12 @@ def apply_step(
             apply_record_update(
                 session, rt, patient, event, channel=conversation.channel, conversation_id=conversation.id, now=now
             )
+            declined = declined or event.changes.get("consent") == "declined"
         elif isinstance(event, engine.OptOutRequested) and inbound is not None:
             # "Please stop texting me": not an opt-out (only the keyword is); staff follow up.
             inbound.needs_review = True
             _flag(inbound, "opt_out_request")
-    if chained and patient.reachable and chained in rt.content.flows:
+    if chained and patient.reachable and not declined and chained in rt.content.flows:
         # The next flow's opening goes in the same text as this one's closing, so they arrive in order.
         session.flush()
         if conversation.channel == "voice":
@@ -430,6 +433,8 @@ def apply_step(
         start_conversation(session, rt, patient, chained, now, lead_in=said, variables=conversation.variables)
         return spoken
     if conversation.channel == "voice":
+        if declined:
+            decline_outreach(session, patient, conversation_id=conversation.id, now=now)
         return spoken
     if said and patient.reachable:
         # One text per step: separate texts can arrive out of order, and the 911 advice must come first.
@@ -442,6 +447,8 @@ def apply_step(
         kind = "prompt" if inbound is None else "reply"
         if "emergency" in purposes:
             kind = "emergency"
+        elif declined:
+            kind = "consent"  # the closing text ("no more messages; reply START") goes out after the opt-out
         reply = queue_text(
             session,
             rt,
@@ -459,6 +466,9 @@ def apply_step(
         step_key = f"{conversation.id}:{inbound.id if inbound is not None else 'start'}"
         if "emergency" in purposes:
             copy_emergency(session, rt, patient, said, step_key, now)
+    if declined:
+        # "No to messages and calls" at the welcome: no further automated outreach (after its closing text).
+        decline_outreach(session, patient, conversation_id=conversation.id, now=now)
     return spoken
 
 

@@ -44,7 +44,16 @@ from app.flows.keywords import (
     reply_text,
 )
 from app.i18n import normalise_language
-from app.models import AuditEvent, Conversation, Enrollment, Message, Patient, ScheduledTouch, TouchStatus
+from app.models import (
+    AuditEvent,
+    Conversation,
+    Enrollment,
+    Message,
+    Patient,
+    ScheduledTouch,
+    TimelineEvent,
+    TouchStatus,
+)
 
 __all__ = [
     "HELP",
@@ -55,6 +64,7 @@ __all__ = [
     "Keyword",
     "KeywordHit",
     "classify",
+    "decline_outreach",
     "keyword_language",
     "opt_in",
     "opt_out",
@@ -65,8 +75,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def opt_out(session: Session, rt: object, patient: Patient, *, now: dt.datetime, confirm: bool = True) -> bool:
-    """Stop all outreach at once. Returns whether this changed anything (so it is confirmed once)."""
+def opt_out(
+    session: Session,
+    rt: object,
+    patient: Patient,
+    *,
+    now: dt.datetime,
+    confirm: bool = True,
+    outcome: str = "opted_out",
+) -> bool:
+    """Stop all outreach at once. Returns whether this changed anything (so it is confirmed once).
+
+    ``outcome``: the reason written on each cancelled pending touch (``opted_out``: the STOP keyword;
+    ``outreach_declined``: the welcome's "no to messages and calls")."""
     if patient.opted_out:
         return False
     patient.opted_out = True
@@ -75,7 +96,7 @@ def opt_out(session: Session, rt: object, patient: Patient, *, now: dt.datetime,
     session.execute(
         update(ScheduledTouch)
         .where(ScheduledTouch.enrollment_id.in_(enrollment_ids), ScheduledTouch.status == TouchStatus.PENDING)
-        .values(status=TouchStatus.CANCELLED, outcome="opted_out", processed_at=now)
+        .values(status=TouchStatus.CANCELLED, outcome=outcome, processed_at=now)
     )
     session.execute(update(Enrollment).where(Enrollment.patient_id == patient.id).values(next_due_at=None))
     session.execute(
@@ -96,6 +117,42 @@ def opt_out(session: Session, rt: object, patient: Patient, *, now: dt.datetime,
     session.add(AuditEvent(action="patient.opted_out", subject_type="patient", subject_id=patient.id, at=now))
     log.info("patient opted out id=%s", patient.id)
     return True
+
+
+def decline_outreach(session: Session, patient: Patient, *, conversation_id: int, now: dt.datetime) -> int:
+    """The patient answered the welcome "no to messages and calls": no further automated outreach.
+
+    Opts the patient out of texts (as STOP does; START opts back in) and of calls, cancels every pending
+    touch with the outcome ``outreach_declined`` and writes an ``outreach_stopped`` timeline row (reason,
+    date, touches cancelled). Staff still get the ROUTINE task the welcome's rule opens. Returns the number
+    of pending touches cancelled."""
+    enrollment_ids = select(Enrollment.id).where(Enrollment.patient_id == patient.id)
+    pending = len(
+        session.scalars(
+            select(ScheduledTouch.id).where(
+                ScheduledTouch.enrollment_id.in_(enrollment_ids), ScheduledTouch.status == TouchStatus.PENDING
+            )
+        ).all()
+    )
+    opt_out(session, None, patient, now=now, confirm=False, outcome="outreach_declined")
+    if not patient.voice_opted_out:
+        patient.voice_opted_out = True
+        patient.voice_opted_out_at = now
+    session.add(
+        TimelineEvent(
+            patient_id=patient.id,
+            kind="record_updated",
+            code="outreach_stopped",
+            detail={
+                "reason": "welcome_declined",
+                "conversation_id": conversation_id,
+                "touches_cancelled": pending,
+                "date": now.date().isoformat(),
+            },
+            at=now,
+        )
+    )
+    return pending
 
 
 def opt_in(session: Session, patient: Patient, *, now: dt.datetime) -> bool:

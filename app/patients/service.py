@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.i18n import SUPPORTED_LANGUAGES, normalise_language
 from app.models import AuditEvent, Patient, Program, ThresholdChange
 from app.patients.phones import InvalidPhone, to_e164
+from app.patients.thresholds import threshold_problems
 
 CHANNELS = ("sms", "voice")
 
@@ -131,6 +132,11 @@ def clean_patient(data: Mapping[str, Any], known_thresholds: Collection[str] = (
         elif unknown := sorted(set(thresholds) - set(known_thresholds)):
             # A misspelt threshold would silently change nothing: refuse it.
             errors["thresholds"] = f"unknown thresholds: {', '.join(unknown)}"
+        elif problems := threshold_problems(
+            thresholds, known_thresholds if isinstance(known_thresholds, Mapping) else None
+        ):
+            # A value that switches an alert off (glucose 0, weight gain 9999) or crossed bands: refuse it.
+            errors["thresholds"] = "; ".join(f"{k}: {v}" for k, v in problems.items())
         else:
             clean["thresholds"] = {k: float(v) for k, v in thresholds.items()}
     if errors:

@@ -34,7 +34,7 @@ NOTE_MAX = 2000
 
 class CallRefused(ValueError):
     """A field of the logged call is not acceptable; ``fields`` maps each bad field to a code
-    (``outcome``: unknown, ``minutes``: range, ``at``: future)."""
+    (``outcome``: unknown, ``minutes``: range, ``at``: future, ``note``: too_long, over NOTE_MAX characters)."""
 
     def __init__(self, fields: dict[str, str]):
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
@@ -117,6 +117,9 @@ def log_call(
     """Record the call; when it falls in an open discharge's TCM period, also the discharge's contact
     attempt (method ``phone``, by the user's email). Raises CallRefused naming each bad field."""
     problems = check_call(outcome, minutes, at, now)
+    if len(note) > NOTE_MAX:
+        # Refused rather than cut: a nurse's note silently losing its end could lose what mattered.
+        problems["note"] = "too_long"
     if problems:
         raise CallRefused(problems)
     assert minutes is not None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,7 @@ def import_patients(
     totals = ImportTotals()
     seen: dict[str, int] = {}
     batch: list[tuple[int, dict[str, str]]] = []
-    known = rt.content.threshold_names()
+    known = rt.content.threshold_defaults()
 
     def flush() -> None:
         for result in _import_batch(rt, program, batch, header, known, campaign, anchor_column, anchor, actor, seen):
@@ -171,7 +171,7 @@ def import_patients(
 
 
 def _clean_row(
-    row: dict[str, str], known: set[str], anchor_column: str | None
+    row: dict[str, str], known: Mapping[str, float], anchor_column: str | None
 ) -> tuple[dict[str, Any], dt.date | None]:
     data: dict[str, Any] = dict(row)
     data["conditions"] = [c.strip() for c in (row.get("conditions") or "").split(";") if c.strip()]
@@ -200,7 +200,7 @@ def _import_batch(
     program: Program,
     batch: list[tuple[int, dict[str, str]]],
     header: list[str],
-    known: set[str],
+    known: Mapping[str, float],
     campaign: str | None,
     anchor_column: str | None,
     anchor: dt.date | None,

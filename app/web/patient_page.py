@@ -47,7 +47,7 @@ from app.models import (
 from app.patients.access import may_see, program_scope
 from app.patients.consent import consent_json
 from app.programs import enrollment as enrollment_changes
-from app.programs.care_calls import CCM_MONTHLY_MINUTES, MAX_MINUTES, CallRefused, ccm_months, log_call
+from app.programs.care_calls import CCM_MONTHLY_MINUTES, MAX_MINUTES, NOTE_MAX, CallRefused, ccm_months, log_call
 from app.programs.tcm import OUTCOMES as CALL_OUTCOMES
 from app.programs.tcm import clock_of
 from app.runtime import Runtime
@@ -528,6 +528,7 @@ def render_patient(patient_id: int) -> ResponseReturnValue:
             ).all(),
             call_outcomes=CALL_OUTCOMES,
             max_minutes=MAX_MINUTES,
+            call_note_max=NOTE_MAX,
             ccm=ccm_months(s, patient_id, program_zone, now),
             ccm_threshold=CCM_MONTHLY_MINUTES,
             tcm=[(d, clock_of(d, now)) for d in discharges],
@@ -564,6 +565,7 @@ def refusal_text(code: str, language: str) -> str:
         "minutes": _("Minutes must be a whole number from 0 to %(n)s.") % {"n": MAX_MINUTES},
         "at": _("The call cannot be in the future."),
         "reason": _("Give a reason."),
+        "note": _("The note is too long (at most %(n)s characters). Nothing was saved.") % {"n": NOTE_MAX},
     }
     return texts.get(code, code)
 
@@ -586,7 +588,7 @@ def log_call_attempt(patient_id: int) -> ResponseReturnValue:
                 me,
                 outcome=request.form.get("outcome", ""),
                 minutes=minutes,
-                note=request.form.get("note", "")[:2000],
+                note=request.form.get("note", ""),
                 at=now,
                 now=now,
             )

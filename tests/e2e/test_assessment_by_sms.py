@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.cli import main as cli
-from app.models import Enrollment, Program, ScheduledTouch
+from app.models import Enrollment, Patient, Program, ScheduledTouch
 from app.runtime import Runtime
 from tests.conftest import API_TOKEN, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
@@ -176,8 +176,11 @@ def test_nothing_but_the_welcome_goes_out_before_consent_where_the_program_requi
     assert len(phone.texts()) == sent  # no social-needs screen
     events = client.get(f"/api/v1/patients/{patient_id}/timeline", headers=AUTH).json["events"]
     skipped = [e for e in events if e["kind"] == "touch_skipped"]
-    assert [(e["code"], e["detail"]["flow"]) for e in skipped] == [("awaiting_consent", "social-needs")]
-    assert "consent" in skipped[0]["text"]["en"]
+    if answers:  # "no" cancelled the pending touches at once (see the test below)
+        assert skipped == []
+    else:
+        assert [(e["code"], e["detail"]["flow"]) for e in skipped] == [("awaiting_consent", "social-needs")]
+        assert "consent" in skipped[0]["text"]["en"]
     body = client.get(f"/api/v1/patients/{patient_id}", headers=AUTH).json
     assert body["consent"]["recorded"] is False
     tasks = [(e["level"], e["reasons"]) for e in client.get("/api/v1/escalations", headers=AUTH).json["escalations"]]
@@ -313,3 +316,38 @@ def test_in_a_gated_program_the_first_touch_of_any_campaign_is_the_welcome(
     phone.reply("1", "1", "no", "no")
     phone.tick(day1_9am + dt.timedelta(days=1))
     assert "weight" in phone.texts()[-1]  # consent given: the check-ins go on
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_no_to_messages_and_calls_stops_all_automated_outreach(
+    client: FlaskClient, program: Program, rt: Runtime, phone: Phone, language: str
+) -> None:
+    patient_id = enroll(client, phone, number="+13125550309", language=language)
+    assert "social-needs" in pending(rt, patient_id)
+    welcome(phone, "4")
+    closing = phone.texts()[-1]
+    if language == "en":
+        assert "We will not send you any more messages or calls" in closing and "reply START" in closing
+    else:
+        assert "No le vamos a enviar mas mensajes ni llamadas" in closing and "responda START" in closing
+    body = client.get(f"/api/v1/patients/{patient_id}", headers=AUTH).json
+    assert body["consent"]["recorded"] is False
+    assert pending(rt, patient_id) == {}
+    with rt.sessions() as session:
+        touches = session.execute(
+            select(ScheduledTouch.touch_id, ScheduledTouch.status, ScheduledTouch.outcome)
+            .join(Enrollment, Enrollment.id == ScheduledTouch.enrollment_id)
+            .where(Enrollment.patient_id == patient_id, ScheduledTouch.touch_id == "social-needs")
+        ).all()
+        assert [(t.status, t.outcome) for t in touches] == [("cancelled", "outreach_declined")]
+        patient = session.get(Patient, patient_id)
+        assert patient is not None and patient.opted_out and patient.voice_opted_out
+        assert patient.opted_out_at is not None and patient.voice_opted_out_at is not None
+    events = client.get(f"/api/v1/patients/{patient_id}/timeline", headers=AUTH).json["events"]
+    [stopped] = [e for e in events if e.get("code") == "outreach_stopped"]
+    assert stopped["detail"]["reason"] == "welcome_declined" and stopped["detail"]["touches_cancelled"] >= 1
+    tasks = [(e["level"], e["reasons"]) for e in client.get("/api/v1/escalations", headers=AUTH).json["escalations"]]
+    assert tasks == [("ROUTINE", ["outreach_declined"])]
+    sent = len(phone.texts())
+    phone.tick(DAY2_10AM)
+    assert len(phone.texts()) == sent  # nothing more goes out

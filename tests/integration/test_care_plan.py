@@ -23,8 +23,8 @@ Poster = Callable[..., Any]
 MORNING = dt.datetime(2026, 11, 30, 13, 0, tzinfo=dt.UTC)
 NINE = MORNING + dt.timedelta(hours=1)
 #: The combined check-in of HF + diabetes + COPD on a good day: HF (weight, 7 yes/no), the blood sugar,
-#: then COPD without its breathing and chest-pain questions (asked for HF): 10 yes/no.
-GOOD_DAY = ("180", *["no"] * 7, "120", *["no"] * 10)
+#: then COPD without its breathing, chest-pain and ankle-swelling questions (asked for HF): 9 yes/no.
+GOOD_DAY = ("180", *["no"] * 7, "120", *["no"] * 9)
 
 
 def _plan(client: FlaskClient, patient_id: int, **body: Any) -> Any:
@@ -247,3 +247,55 @@ def test_staff_can_start_the_combined_check_in_now_by_its_composition_id(
         f"/api/v1/patients/{nobody.id}/conversations", json={"flow": "chronic-care-check"}, headers=AUTH
     )
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "nothing_to_monitor"
+
+
+def test_care_plan_thresholds_that_would_switch_an_alert_off_are_refused(
+    rt: Runtime, client: FlaskClient, make_patient: Callable[..., Any]
+) -> None:
+    patient = make_patient(conditions=["heart_failure", "diabetes"])
+    both = ["heart_failure", "diabetes"]
+    refused = [
+        {"glucose_very_low_mgdl": 0},
+        {"glucose_low_mgdl": -50},
+        {"glucose_very_high_mgdl": 10000},
+        {"weight_gain_1_day_lb": 9999},
+        {"glucose_low_mgdl": 400, "glucose_high_mgdl": 100},
+        {"glucose_low_mgdl": 90, "glucose_very_low_mgdl": 90},  # each in range, but the bands touch
+    ]
+    for thresholds in refused:
+        bad = _plan(client, patient.id, conditions=both, thresholds=thresholds)
+        assert bad.status_code == 422, thresholds
+        error = bad.get_json()["error"]
+        assert error["code"] == "invalid" and "thresholds" in error["fields"], error
+    low_high = _plan(
+        client, patient.id, conditions=both, thresholds={"glucose_low_mgdl": 400, "glucose_high_mgdl": 100}
+    )
+    assert "must be below" in low_high.get_json()["error"]["fields"]["thresholds"]
+    copd_only = _plan(client, patient.id, conditions=["copd"], thresholds={"glucose_low_mgdl": 80})
+    assert copd_only.status_code == 422
+    assert "does not monitor diabetes" in copd_only.get_json()["error"]["fields"]["thresholds"]
+    # Nothing refused was written; a plausible plan is still accepted.
+    assert client.get(f"/api/v1/patients/{patient.id}/care-plan", headers=AUTH).get_json()["revision"] == 0
+    good = {"glucose_very_low_mgdl": 60, "glucose_low_mgdl": 80, "weight_gain_1_day_lb": 2}
+    ok = _plan(client, patient.id, conditions=both, thresholds=good)
+    assert ok.status_code == 200, ok.get_json()
+    with rt.sessions() as session:
+        assert len(session.scalars(select(ThresholdChange)).all()) == 3
+
+
+def test_post_patients_refuses_implausible_thresholds_in_the_error_shape(
+    rt: Runtime, client: FlaskClient, program: Any
+) -> None:
+    patient = {
+        "mrn": "T2",
+        "given_name": "Ana",
+        "family_name": "Diaz",
+        "phone": "+12025550189",
+        "conditions": ["diabetes"],
+    }
+    for thresholds in ({"glucose_very_low_mgdl": 0}, {"weight_gain_1_day_lb": 9999}, {"glucose_low_mgdl": 300}):
+        bad = client.post("/api/v1/patients", json={**patient, "thresholds": thresholds}, headers=AUTH)
+        assert bad.status_code == 422, (thresholds, bad.get_json())
+        assert "thresholds" in bad.get_json()["error"]["fields"]
+    ok = client.post("/api/v1/patients", json={**patient, "thresholds": {"glucose_low_mgdl": 80}}, headers=AUTH)
+    assert ok.status_code == 201, ok.get_json()

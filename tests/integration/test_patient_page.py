@@ -499,3 +499,24 @@ def test_the_transcript_groups_sms_and_voice_by_conversation_with_delivery_and_c
     assert 'data-status="undelivered"' in text and "not delivered" in text and "30003" in text
     spanish = nurse.get(f"/patients/{rosa.id}?lang=es").get_data(as_text=True)
     assert "fue al buzón de voz (2 intentos)" in spanish and "dicho en la llamada" in spanish
+
+
+def test_a_call_note_over_the_limit_is_refused_not_cut(nurse: FlaskClient, rt: Runtime, rosa: Patient) -> None:
+    install_clock(rt, AFTERNOON)
+    page, token = page_token(nurse, rosa.id)
+    assert 'id="call-note" name="note" rows="2" maxlength="2000"' in page
+    refused = nurse.post(
+        f"/patients/{rosa.id}/calls",
+        data={"csrf_token": token, "outcome": "reached", "minutes": "5", "note": "x" * 2001},
+        follow_redirects=True,
+    )
+    assert "The note is too long (at most 2000 characters)" in refused.get_data(as_text=True)
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(CareCall)) == 0
+    _, token = page_token(nurse, rosa.id)
+    nurse.post(
+        f"/patients/{rosa.id}/calls",
+        data={"csrf_token": token, "outcome": "reached", "minutes": "5", "note": "y" * 2000},
+    )
+    with rt.sessions() as s:
+        assert [c.note for c in s.scalars(select(CareCall)).all()] == ["y" * 2000]
