@@ -467,6 +467,8 @@ class GoalOut(BaseModel):
     text: str
     weekly_check: bool
     confidence: int | None
+    #: When the confidence was given (ISO 8601; the weekly goal check's answer or the plan save).
+    confidence_at: str | None = None
 
 
 class ThresholdOut(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.conversations.goal_answers import CONFIDENCE_QUESTION, GOAL_FLOW, record_goal_confidence
 from app.conversations.record_updates import apply_record_update
 from app.conversations.variables import render_variables
 from app.escalation.service import escalate_event, open_or_join
@@ -391,6 +392,9 @@ def apply_step(
                     given_by_caregiver_id=inbound.caregiver_id if inbound else None,
                 )
             )
+            if conversation.flow_id == GOAL_FLOW and event.question_id == CONFIDENCE_QUESTION and number is not None:
+                # The weekly goal check: the 0-10 answer goes back to the care-plan goal, with when.
+                record_goal_confidence(session, patient, conversation.variables, number, now)
         elif isinstance(event, engine.Escalate):
             if inbound is not None and event.rule_id.startswith(("red-flag:", "confirm:")):
                 _flag(inbound, event.rule_id.replace("red-flag:", "red_flag:"))
