@@ -266,6 +266,9 @@ class ConversationIn(RequestModel):
 
     flow: FlowId
     variables: Variables | None = None
+    #: Who the flow is for: the patient, or the patient's caregiver (a flow about the caregiver, such as
+    #: ``caregiver-strain``: texted to the caregiver's phone, answers recorded as given by the caregiver).
+    to: Literal["patient", "caregiver"] = "patient"
 
 
 class EscalationQuery(BaseModel):

@@ -27,7 +27,7 @@ from app.flows.model import Flow
 from app.messaging.caregivers import copy_emergency, copy_reminder
 from app.messaging.lessons import lessons_after_check_in
 from app.messaging.outbound import queue_text
-from app.models import Answer, CarePlan, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
+from app.models import Answer, Caregiver, CarePlan, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.runtime import Runtime
 from app.triage.verdict import Finding
 
@@ -411,7 +411,8 @@ def apply_step(
             conversation.result = event.result
             conversation.ended_at = now
             chained = event.start_flow
-            if event.result == "no_response":
+            if event.result == "no_response" and ADDRESSED_TO not in (conversation.variables or {}):
+                # (A caregiver's silence says nothing about whether the patient can be reached.)
                 _check_unreachable(session, patient, conversation, now)
         elif isinstance(event, engine.LanguageChanged):
             patient.language = event.language
@@ -440,6 +441,11 @@ def apply_step(
         to = patient.phone
         if inbound is not None and inbound.caregiver_id is not None and inbound.from_number:
             to = inbound.from_number  # a caregiver answered: the reply (and next question) goes back to them
+        addressed = addressed_caregiver(session, conversation)
+        if conversation.variables and ADDRESSED_TO in conversation.variables:
+            if addressed is None:
+                return spoken  # the caregiver opted out or the permission was withdrawn: nothing is sent
+            to = addressed.phone
         if conversation.status != "active":
             # A lesson the check-in's answers call for (a low sugar → the rule of 15) closes its last text.
             said.extend(lessons_after_check_in(session, rt, patient, conversation, now))
@@ -460,10 +466,28 @@ def apply_step(
         )
         if to != patient.phone:
             reply.caregiver_id = inbound.caregiver_id if inbound is not None else None
+        if addressed is not None:
+            reply.caregiver_id = addressed.id
         step_key = f"{conversation.id}:{inbound.id if inbound is not None else 'start'}"
         if "emergency" in purposes:
             copy_emergency(session, rt, patient, said, step_key, now)
     return spoken
+
+
+#: A conversation's variable naming the caregiver it is addressed to (a flow about the caregiver, such as
+#: caregiver-strain): its texts go to that caregiver's phone and only that caregiver's replies answer it.
+ADDRESSED_TO = "caregiver_id"
+
+
+def addressed_caregiver(session: Session, conversation: Conversation) -> Caregiver | None:
+    """The active caregiver (not revoked, not opted out) ``conversation`` is addressed to, or None."""
+    raw = (conversation.variables or {}).get(ADDRESSED_TO)
+    if raw is None or not str(raw).isdigit():
+        return None
+    caregiver = session.get(Caregiver, int(raw))
+    if caregiver is None or caregiver.patient_id != conversation.patient_id or not caregiver.active:
+        return None
+    return caregiver
 
 
 def _channel_name(rt: Runtime, conversation: Conversation) -> str:
