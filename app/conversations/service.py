@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.conversations.addressing import ADDRESSED_TO, addressed_caregiver
 from app.conversations.goal_answers import CONFIDENCE_QUESTION, GOAL_FLOW, record_goal_confidence
 from app.conversations.record_updates import apply_record_update
 from app.conversations.variables import render_variables
@@ -27,7 +28,7 @@ from app.flows.model import Flow
 from app.messaging.caregivers import copy_emergency, copy_reminder
 from app.messaging.lessons import lessons_after_check_in
 from app.messaging.outbound import queue_text
-from app.models import Answer, Caregiver, CarePlan, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
+from app.models import Answer, CarePlan, Conversation, FlowVersion, Message, Patient, Program, ScheduledTouch
 from app.runtime import Runtime
 from app.triage.verdict import Finding
 
@@ -472,22 +473,6 @@ def apply_step(
         if "emergency" in purposes:
             copy_emergency(session, rt, patient, said, step_key, now)
     return spoken
-
-
-#: A conversation's variable naming the caregiver it is addressed to (a flow about the caregiver, such as
-#: caregiver-strain): its texts go to that caregiver's phone and only that caregiver's replies answer it.
-ADDRESSED_TO = "caregiver_id"
-
-
-def addressed_caregiver(session: Session, conversation: Conversation) -> Caregiver | None:
-    """The active caregiver (not revoked, not opted out) ``conversation`` is addressed to, or None."""
-    raw = (conversation.variables or {}).get(ADDRESSED_TO)
-    if raw is None or not str(raw).isdigit():
-        return None
-    caregiver = session.get(Caregiver, int(raw))
-    if caregiver is None or caregiver.patient_id != conversation.patient_id or not caregiver.active:
-        return None
-    return caregiver
 
 
 def _channel_name(rt: Runtime, conversation: Conversation) -> str:

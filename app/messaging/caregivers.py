@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.conversations.addressing import ADDRESSED_TO
 from app.flows.keywords import Keyword, classify
 from app.i18n import gettext_for
 from app.messaging.outbound import queue_text
@@ -153,8 +154,6 @@ def from_caregiver(
 def _addressed_route(session: Session, rows: Sequence[Caregiver]) -> CaregiverRoute | None:
     """A check-in addressed to one of these caregivers (caregiver-strain) is answered by that caregiver,
     whatever their scope: the questions are about the caregiver."""
-    from app.conversations.service import ADDRESSED_TO
-
     ids = {str(c.id): c for c in rows if not c.opted_out}
     for conversation in session.scalars(
         select(Conversation).where(

@@ -31,8 +31,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from app.channels.cleaning import PHONE_MAX, clean_text
+from app.conversations.addressing import ADDRESSED_TO
 from app.conversations.service import (
-    ADDRESSED_TO,
     HistoryRow,
     active_conversation,
     history_rows,

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.conversations.addressing import ADDRESSED_TO
 from app.conversations.service import (
-    ADDRESSED_TO,
     ConversationBusy,
     NothingToMonitor,
     active_conversation,
