@@ -28,6 +28,8 @@ SAMPLE_PATIENT_PLAIN = {"first_name": "Guadalupe", "appointment_at": "2026-12-16
 SAMPLE_PATIENT_FILLED = {"first_name": "María", "appointment_at": "2026-12-19T10:30:00-06:00"}
 SAMPLE_PROGRAM = {"program_name": "North Valley Clinic", "program_phone": "555-010-0100"}
 SAMPLE_MEDICATION = {"medication_name": "metoprolol succinate", "dose_time": "08:00"}
+#: A care-plan goal as a weekly goal check names it (the patient's words, so the same in both languages).
+SAMPLE_GOAL = {"goal_text": "walk 10 minutes a day"}
 SAMPLE_TIMEZONE = "America/Chicago"
 MAX_GRADE_EN = 6.0
 MIN_FERNANDEZ_HUERTA_ES = 70.0
@@ -100,7 +102,7 @@ def sample_variables(language: str, *, filled: bool) -> dict[str, str]:
     from app.conversations.variables import render_variables
 
     patient = SAMPLE_PATIENT_FILLED if filled else SAMPLE_PATIENT_PLAIN
-    raw = {"appointment_at": patient["appointment_at"], **SAMPLE_MEDICATION}
+    raw = {"appointment_at": patient["appointment_at"], **SAMPLE_MEDICATION, **SAMPLE_GOAL}
     resource = SAMPLE_RESOURCE.get(language, SAMPLE_RESOURCE["en"])
     return {
         "first_name": patient["first_name"],

@@ -658,6 +658,8 @@ class CarePlanGoal(Base):
     weekly_check: Mapped[bool] = mapped_column(Boolean, default=True)
     #: The patient's last answer to "how sure are you that you can do it?", 0-10.
     confidence: Mapped[int | None] = mapped_column(Integer)
+    #: When that answer was given (the weekly goal check's reply, or the plan save that set it).
+    confidence_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class CarePlanMedication(Base):

@@ -280,6 +280,9 @@ class ConversationIn(RequestModel):
 
     flow: FlowId
     variables: Variables | None = None
+    #: Who the flow is for: the patient, or the patient's caregiver (a flow about the caregiver, such as
+    #: ``caregiver-strain``: texted to the caregiver's phone, answers recorded as given by the caregiver).
+    to: Literal["patient", "caregiver"] = "patient"
 
 
 class EscalationQuery(BaseModel):
@@ -481,6 +484,8 @@ class GoalOut(BaseModel):
     text: str
     weekly_check: bool
     confidence: int | None
+    #: When the confidence was given (ISO 8601; the weekly goal check's answer or the plan save).
+    confidence_at: str | None = None
 
 
 class ThresholdOut(BaseModel):

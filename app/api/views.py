@@ -49,6 +49,7 @@ from app.patients.api_tokens import TOKEN_PREFIX, ApiCaller, authenticate
 from app.patients.caregivers import (
     InvalidCaregiver,
     caregiver_json,
+    caregivers_of,
     clean_caregiver,
     grant_caregiver_permission,
     revoke_caregiver,
@@ -369,8 +370,16 @@ def start_conversation_now(patient_id: int) -> tuple[Response, int]:
         if patient is None:
             raise ApiError(404, "not_found", "No such patient.")
         _allow(patient.program_id)
+        caregiver_id: int | None = None
+        if data.to == "caregiver":
+            allowed = caregivers_of(session, patient.id)
+            if not allowed:
+                raise ApiError(409, "no_caregiver", "The patient has no caregiver with permission to get texts.")
+            caregiver_id = allowed[0].id
         try:
-            conversation = start_flow_now(session, rt, patient, data.flow, rt.now(), variables)
+            conversation = start_flow_now(
+                session, rt, patient, data.flow, rt.now(), variables, caregiver_id=caregiver_id
+            )
         except UnknownFlow:
             raise ApiError(422, "invalid", "Unknown flow.", {"flow": f"unknown flow '{data.flow}'"}) from None
         except MissingVariables as exc:

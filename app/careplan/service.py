@@ -7,7 +7,8 @@ The plan is where the check-ins take their orders from:
   the engine reads (``weight_gain_1_day_lb: 2``); every change is a ``threshold_changes`` row (from, to,
   who, when) and an audit event;
 - ``goals`` the patient chose ("walk 10 minutes a day"), each with a weekly check and the patient's last
-  0-10 confidence;
+  0-10 confidence and when it was given; a goal with the weekly check on enrolls the patient in the weekly
+  goal check (app/careplan/goals.py), which writes each answer back to the goal;
 - ``medications`` with dose times ("08:00"): their times are the ``dose_times`` of the patient's active
   medication-reminder enrollments (campaigns with ``times: dose_times``);
 - ``monitoring``: the modules the daily check-in composes (``hf``, ``diabetes``, ``copd``; None: the
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.careplan.goals import sync_goal_check
 from app.flows.compose import select_modules
 from app.models import (
     AuditEvent,
@@ -145,7 +147,15 @@ def care_plan_json(session: Session, rt: Runtime, patient: Patient) -> dict[str,
         "updated_by": plan.updated_by if plan is not None else None,
         "updated_at": plan.updated_at.isoformat() if plan is not None else None,
         "conditions": list(patient.conditions or []),
-        "goals": [{"text": g.text, "weekly_check": g.weekly_check, "confidence": g.confidence} for g in goals],
+        "goals": [
+            {
+                "text": g.text,
+                "weekly_check": g.weekly_check,
+                "confidence": g.confidence,
+                "confidence_at": g.confidence_at.isoformat() if g.confidence_at is not None else None,
+            }
+            for g in goals
+        ],
         "thresholds": [
             {
                 "name": name,
@@ -197,8 +207,15 @@ def save_care_plan(
     plan.monitoring = list(data.monitoring) if data.monitoring is not None else None
     patient.conditions = list(dict.fromkeys(data.conditions))
     set_thresholds(session, patient, data.thresholds, actor, now)
+    # A goal kept with the same confidence keeps when it was given (the weekly check's answer); a new
+    # confidence from staff is dated now.
+    given = {
+        g.text: (g.confidence, g.confidence_at)
+        for g in session.scalars(select(CarePlanGoal).where(CarePlanGoal.patient_id == patient.id)).all()
+    }
     session.execute(delete(CarePlanGoal).where(CarePlanGoal.patient_id == patient.id))
     for position, goal in enumerate(data.goals):
+        old_confidence, old_at = given.get(goal.text, (None, None))
         session.add(
             CarePlanGoal(
                 patient_id=patient.id,
@@ -206,6 +223,7 @@ def save_care_plan(
                 text=goal.text,
                 weekly_check=goal.weekly_check,
                 confidence=goal.confidence,
+                confidence_at=None if goal.confidence is None else old_at if goal.confidence == old_confidence else now,
             )
         )
     session.execute(delete(CarePlanMedication).where(CarePlanMedication.patient_id == patient.id))
@@ -222,6 +240,7 @@ def save_care_plan(
     session.flush()
     _feed_dose_times(session, rt, patient, data.medications, now)
     _combine_monitoring(session, rt, patient, plan, actor, now)
+    sync_goal_check(session, rt, patient, actor, now)
     monitoring_changed = before["monitored_modules"] != _monitored(rt, patient, plan)
     reschedule_if_changed(session, rt, patient, now)
     if monitoring_changed:

@@ -10,7 +10,10 @@ two-week follow-up. The flow says *what* changes as data; this module is the one
   ``flow:<id>``; ``declined`` records nothing and writes a ``consent_declined`` timeline row for staff;
 - ``preferred_time``: morning | afternoon | evening (``any`` clears it); check-ins move into that window
   (app/scheduling/occurrences.py ``touch_times``);
-- ``interpreter_needed``, ``caregiver_may_receive``: true / false on the patient;
+- ``interpreter_needed``, ``caregiver_may_receive``: true / false on the patient; a yes to the caregiver
+  question grants the known caregiver phone (``patients.caregiver_phone``) the ``reminders`` scope
+  (app/patients/caregivers.py, basis ``patient_text`` for a typed reply, ``verbal`` for a call), or, with no
+  phone on file, opens a ROUTINE task ``caregiver_phone_needed`` so staff collect it;
 - ``event``: the date (the patient's today) of a campaign anchor event on every active enrollment whose
   campaign has a touch anchored on it (``social_needs_referred`` → the follow-up 14 days later).
 
@@ -28,8 +31,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import after_commit
+from app.escalation.levels import EscalationLevel
+from app.escalation.service import escalate
 from app.flows import engine
 from app.models import Enrollment, Patient, TimelineEvent
+from app.patients.caregivers import caregivers_of, grant_caregiver_permission
 from app.patients.consent import CHANNELS, record_consent
 from app.runtime import Runtime
 
@@ -73,6 +79,8 @@ def apply_record_update(
             if patient.caregiver_may_receive is not bool(value):
                 patient.caregiver_may_receive = bool(value)
                 changed.append(key)
+            if bool(value):
+                _caregiver_allowed(session, rt, patient, channel, conversation_id, now)
         elif key == "event" and _record_event(session, rt, patient, str(value), now):
             changed.append(str(value))
     for code in changed:
@@ -100,6 +108,44 @@ _PATIENT_FIELDS = ("preferred_time", "interpreter_needed", "caregiver_may_receiv
 
 def _shown(patient: Patient, code: str) -> object:
     return getattr(patient, code, None) if code in _PATIENT_FIELDS else True
+
+
+#: The task a caregiver "yes" opens when no caregiver phone is on file (app/web/labels.py has its words).
+CAREGIVER_PHONE_NEEDED = "caregiver_phone_needed"
+
+
+def _caregiver_allowed(
+    session: Session, rt: Runtime, patient: Patient, channel: str, conversation_id: int, now: dt.datetime
+) -> None:
+    """The patient said a caregiver may also get messages: grant the known caregiver phone copies of
+    reminders (only that scope: answering for the patient or getting escalation advice needs staff to ask),
+    unless it already has them; with no phone known, a ROUTINE task asks staff to collect it."""
+    how = "voice" if channel == "voice" else "sms"
+    phone = patient.caregiver_phone
+    if not phone:
+        escalate(
+            session,
+            rt,
+            patient,
+            level=EscalationLevel.ROUTINE.value,
+            reason=CAREGIVER_PHONE_NEEDED,
+            rule_id="welcome:caregiver_phone_needed",
+            detail={"source": "welcome", "channel": how},
+            conversation_id=conversation_id,
+            now=now,
+        )
+        return
+    if any(c.phone == phone for c in caregivers_of(session, patient.id, "reminders")):
+        return
+    grant_caregiver_permission(
+        session,
+        patient,
+        phone=phone,
+        scopes=["reminders"],
+        basis="verbal" if how == "voice" else "patient_text",
+        recorded_by=f"welcome flow: patient reply ({how}, conversation {conversation_id})",
+        now=now,
+    )
 
 
 def _consent(

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.conversations.addressing import ADDRESSED_TO, addressed_caregiver
+from app.conversations.goal_answers import CONFIDENCE_QUESTION, GOAL_FLOW, record_goal_confidence
 from app.conversations.record_updates import apply_record_update
 from app.conversations.variables import render_variables
 from app.escalation.service import escalate_event, open_or_join
@@ -393,6 +395,9 @@ def apply_step(
                     given_by_caregiver_id=inbound.caregiver_id if inbound else None,
                 )
             )
+            if conversation.flow_id == GOAL_FLOW and event.question_id == CONFIDENCE_QUESTION and number is not None:
+                # The weekly goal check: the 0-10 answer goes back to the care-plan goal, with when.
+                record_goal_confidence(session, patient, conversation.variables, number, now)
         elif isinstance(event, engine.Escalate):
             if inbound is not None and event.rule_id.startswith(("red-flag:", "confirm:")):
                 _flag(inbound, event.rule_id.replace("red-flag:", "red_flag:"))
@@ -409,7 +414,8 @@ def apply_step(
             conversation.result = event.result
             conversation.ended_at = now
             chained = event.start_flow
-            if event.result == "no_response":
+            if event.result == "no_response" and ADDRESSED_TO not in (conversation.variables or {}):
+                # (A caregiver's silence says nothing about whether the patient can be reached.)
                 _check_unreachable(session, patient, conversation, now)
         elif isinstance(event, engine.LanguageChanged):
             patient.language = event.language
@@ -441,6 +447,11 @@ def apply_step(
         to = patient.phone
         if inbound is not None and inbound.caregiver_id is not None and inbound.from_number:
             to = inbound.from_number  # a caregiver answered: the reply (and next question) goes back to them
+        addressed = addressed_caregiver(session, conversation)
+        if conversation.variables and ADDRESSED_TO in conversation.variables:
+            if addressed is None:
+                return spoken  # the caregiver opted out or the permission was withdrawn: nothing is sent
+            to = addressed.phone
         if conversation.status != "active":
             # A lesson the check-in's answers call for (a low sugar → the rule of 15) closes its last text.
             said.extend(lessons_after_check_in(session, rt, patient, conversation, now))
@@ -463,6 +474,8 @@ def apply_step(
         )
         if to != patient.phone:
             reply.caregiver_id = inbound.caregiver_id if inbound is not None else None
+        if addressed is not None:
+            reply.caregiver_id = addressed.id
         step_key = f"{conversation.id}:{inbound.id if inbound is not None else 'start'}"
         if "emergency" in purposes:
             copy_emergency(session, rt, patient, said, step_key, now)

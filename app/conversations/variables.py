@@ -12,7 +12,9 @@ from babel.dates import format_date, format_time
 
 from app.i18n import locale_for
 
-ALLOWED = {"appointment_at", "medication_name", "dose_time", "dose_times"}
+ALLOWED = {"appointment_at", "medication_name", "dose_time", "dose_times", "goal_text"}
+#: How long a variable may be (a care-plan goal is up to 300 characters, app/api/schemas.py GoalIn).
+LIMITS = {"goal_text": 300}
 
 
 class InvalidVariables(ValueError):
@@ -51,7 +53,7 @@ def clean_variables(raw: Any) -> dict[str, str]:
             except ValueError:
                 raise InvalidVariables("dose_times must be 1 to 12 times like 08:00,20:00") from None
             text = ",".join(sorted({dt.time.fromisoformat(p).strftime("%H:%M") for p in parts}))
-        clean[key] = text[:100]
+        clean[key] = text[: LIMITS.get(key, 100)]
     return clean
 
 
@@ -68,5 +70,7 @@ def render_variables(variables: Mapping[str, str], language: str, timezone: str)
         )
     if "medication_name" in variables:
         rendered["medication_name"] = variables["medication_name"]
+    if "goal_text" in variables:
+        rendered["goal_text"] = variables["goal_text"]
     # Babel puts a narrow no-break space before AM/PM; a plain space keeps the text in GSM-7.
     return {key: value.replace("\u202f", " ").replace("\xa0", " ") for key, value in rendered.items()}

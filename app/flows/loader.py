@@ -71,6 +71,8 @@ PLACEHOLDERS = {
     "appointment_time",
     "medication_name",
     "dose_time",
+    # The care-plan goal a weekly goal check asks about (campaign goal-check's enrollment variable).
+    "goal_text",
     # The program's resource list for a social need (content/resources.yaml, app/flows/resources.py).
     "resources_housing",
     "resources_food",

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.conversations.addressing import ADDRESSED_TO
 from app.flows.keywords import Keyword, classify
 from app.i18n import gettext_for
 from app.messaging.outbound import queue_text
 from app.models import Caregiver, Conversation, Message, Patient, Program, TimelineEvent
-from app.patients.caregivers import caregiver_route, caregivers_at, caregivers_of, describe
+from app.patients.caregivers import CaregiverRoute, caregiver_route, caregivers_at, caregivers_of, describe
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def from_caregiver(
         ).all()
     )
     conversations = {c.patient_id: c.patient_id in in_check_in for c in rows}
-    decided = caregiver_route(
+    decided = _addressed_route(session, rows) or caregiver_route(
         [(c.id, c.patient_id, frozenset(c.scopes or []), c.opted_out) for c in rows], conversations
     )
     assert decided is not None
@@ -157,6 +158,21 @@ def from_caregiver(
         )
     log.info("inbound from %s for patient id=%s: %s", describe(caregiver), patient.id, decided.kind)
     return ("answer" if decided.kind == "answer" else "inbox"), patient, caregiver
+
+
+def _addressed_route(session: Session, rows: Sequence[Caregiver]) -> CaregiverRoute | None:
+    """A check-in addressed to one of these caregivers (caregiver-strain) is answered by that caregiver,
+    whatever their scope: the questions are about the caregiver."""
+    ids = {str(c.id): c for c in rows if not c.opted_out}
+    for conversation in session.scalars(
+        select(Conversation).where(
+            Conversation.patient_id.in_([c.patient_id for c in rows]), Conversation.status == "active"
+        )
+    ).all():
+        caregiver = ids.get(str((conversation.variables or {}).get(ADDRESSED_TO)))
+        if caregiver is not None and caregiver.patient_id == conversation.patient_id:
+            return CaregiverRoute("answer", caregiver.id, caregiver.patient_id)
+    return None
 
 
 def _caregiver_keyword(

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from app.channels.cleaning import PHONE_MAX, clean_text
+from app.conversations.addressing import ADDRESSED_TO
 from app.conversations.service import (
     HistoryRow,
     active_conversation,
@@ -480,6 +481,9 @@ def _process(
     active: ActiveFlow | None = None
     if not patient.opted_out:
         conversation = known.conversation if known is not None else active_conversation(session, patient.id, lock=True)
+        if conversation is not None and caregiver is None and ADDRESSED_TO in (conversation.variables or {}):
+            # The check-in is the caregiver's (caregiver-strain): the patient's text is not an answer to it.
+            conversation = None
         if conversation is not None:
             flow = pinned_flow(session, rt, conversation.flow_id, conversation.flow_version)
             active = ActiveFlow(flow, engine.State.from_dict(conversation.state))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.conversations.addressing import ADDRESSED_TO
 from app.conversations.service import (
     ConversationBusy,
     NothingToMonitor,
@@ -87,8 +88,14 @@ def start_flow_now(
     flow_id: str,
     now: dt.datetime,
     variables: Mapping[str, str] | None = None,
+    *,
+    caregiver_id: int | None = None,
 ) -> Conversation:
     """Start ``flow_id`` for ``patient`` at ``now`` (UTC) and queue its first text once, in this transaction.
+
+    ``caregiver_id``: the flow is addressed to that caregiver of the patient (texted to the caregiver's
+    phone, never by call; only the caregiver's replies answer it: app/conversations/service.py
+    ``ADDRESSED_TO``).
 
     The caller passes the patient row locked (``with_for_update``) so two requests for one patient
     cannot both start. Raises ``UnknownFlow`` (also for an internal flow), ``MissingVariables`` (the flow's
@@ -126,7 +133,9 @@ def start_flow_now(
             allowed_at,
         )
     # The preferred channel decides (issue 9, item 9): a call, or a text.
-    begin = start_voice_checkin if wants_voice(patient) else start_conversation
+    begin = start_voice_checkin if wants_voice(patient) and caregiver_id is None else start_conversation
+    if caregiver_id is not None:
+        variables = {**(variables or {}), ADDRESSED_TO: str(caregiver_id)}
     try:
         with session.begin_nested():
             return begin(session, rt, patient, flow.id, now, variables=variables)

@@ -160,6 +160,8 @@ def _reason_labels(language: str) -> dict[str, str]:
         "medication_cost": _("Hard to pay for medicines"),
         "hospital_use": _("ER visit or hospital stay since last contact"),
         "caregiver_strain": _("Caregiver under strain"),
+        "goal_low_confidence": _("Not sure they can keep to their goal (4 or less out of 10)"),
+        "caregiver_phone_needed": _("Caregiver may get messages: ask for their phone number"),
         "outreach_declined": _("Said no to messages and calls in the welcome"),
     }
 

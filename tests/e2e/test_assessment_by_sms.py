@@ -159,6 +159,42 @@ def test_messages_only_and_an_interpreter_in_spanish(
     assert pending(rt, patient_id)["social-needs"] == dt.datetime(2026, 12, 9, 10, 0)
 
 
+def test_caregiver_yes_with_a_known_phone_grants_the_caregiver_reminders(
+    client: FlaskClient, program: Program, rt: Runtime, phone: Phone
+) -> None:
+    patient_id = enroll(client, phone, number="+13125550304", caregiver_phone="(312) 555-0399")
+    welcome(phone, "1", "morning", "yes", "no")
+    [caregiver] = client.get(f"/api/v1/patients/{patient_id}/caregivers", headers=AUTH).json["caregivers"]
+    assert (caregiver["phone"], caregiver["scopes"], caregiver["consent"]["basis"]) == (
+        "+13125550399",
+        ["reminders"],
+        "patient_text",
+    )
+    assert "welcome" in caregiver["consent"]["recorded_by"]
+    assert client.get("/api/v1/escalations", headers=AUTH).json["escalations"] == []
+    codes = [e["code"] for e in client.get(f"/api/v1/patients/{patient_id}/timeline", headers=AUTH).json["events"]]
+    assert "permission_granted" in codes
+
+
+def test_caregiver_yes_without_a_phone_opens_a_routine_task_to_collect_it(
+    client: FlaskClient, program: Program, rt: Runtime, phone: Phone
+) -> None:
+    patient_id = enroll(client, phone, number="+13125550305", language="es")
+    welcome(phone, "1", "mañana", "sí", "no")
+    assert client.get(f"/api/v1/patients/{patient_id}/caregivers", headers=AUTH).json["caregivers"] == []
+    [task] = client.get("/api/v1/escalations", headers=AUTH).json["escalations"]
+    assert (task["level"], task["reasons"], task["patient_id"]) == ("ROUTINE", ["caregiver_phone_needed"], patient_id)
+
+
+def test_caregiver_no_grants_nothing_and_opens_nothing(
+    client: FlaskClient, program: Program, rt: Runtime, phone: Phone
+) -> None:
+    patient_id = enroll(client, phone, number="+13125550306", caregiver_phone="(312) 555-0398")
+    welcome(phone, "1", "morning", "no", "no")
+    assert client.get(f"/api/v1/patients/{patient_id}/caregivers", headers=AUTH).json["caregivers"] == []
+    assert client.get("/api/v1/escalations", headers=AUTH).json["escalations"] == []
+
+
 @pytest.mark.parametrize("answers", [(), ("4",)], ids=["no answer", "said no"])
 def test_nothing_but_the_welcome_goes_out_before_consent_where_the_program_requires_it(
     client: FlaskClient, program: Program, rt: Runtime, phone: Phone, answers: tuple[str, ...]

@@ -65,7 +65,8 @@ def test_three_conditions_are_one_conversation_a_day_asking_breathing_once(
     assert response.get_json()["monitored_modules"] == ["hf", "diabetes", "copd"]
     enrollments = client.get(f"/api/v1/patients/{patient.id}/enrollments", headers=AUTH).get_json()["enrollments"]
     active = [e["campaign"] for e in enrollments if e["status"] == "active"]
-    assert active == ["chronic-care"]  # the three module campaigns gave way to one combined check-in
+    # The three module campaigns gave way to one combined check-in; the goal has its own weekly check.
+    assert active == ["chronic-care", "goal-check"]
 
     for day in range(2):
         clock.set(NINE + dt.timedelta(days=day))
@@ -299,3 +300,65 @@ def test_post_patients_refuses_implausible_thresholds_in_the_error_shape(
         assert "thresholds" in bad.get_json()["error"]["fields"]
     ok = client.post("/api/v1/patients", json={**patient, "thresholds": {"glucose_low_mgdl": 80}}, headers=AUTH)
     assert ok.status_code == 201, ok.get_json()
+
+
+def test_weekly_goal_check_writes_the_confidence_back_and_a_low_one_opens_a_routine_task(
+    rt: Runtime, client: FlaskClient, make_patient: Callable[..., Any], post_twilio: Poster, fake_twilio: FakeTwilio
+) -> None:
+    clock = install_clock(rt, MORNING)
+    patient = make_patient(conditions=["heart_failure"])
+    response = _plan(
+        client,
+        patient.id,
+        conditions=["heart_failure"],
+        goals=[
+            {"text": "take my water pill every morning", "weekly_check": False},
+            {"text": "walk 10 minutes a day", "confidence": 7},
+        ],
+    )
+    assert response.status_code == 200, response.get_json()
+    enrollments = client.get(f"/api/v1/patients/{patient.id}/enrollments", headers=AUTH).get_json()["enrollments"]
+    assert [e["campaign"] for e in enrollments if e["status"] == "active"] == ["goal-check"]
+
+    # A week later at 11:00 New York: "This week, did you walk 10 minutes a day?"
+    clock.set(dt.datetime(2026, 12, 7, 16, 0, tzinfo=dt.UTC))
+    assert tick(rt, rt.now())["started"] == 1
+    run_worker(rt)
+    [question] = texts_to(fake_twilio, patient.phone)
+    assert "Your goal: walk 10 minutes a day. This week, did you do it?" in question
+    _text(post_twilio, rt, patient.phone, "no")
+    assert "from 0 (not sure) to 10 (very sure)" in texts_to(fake_twilio, patient.phone)[-1]
+    _text(post_twilio, rt, patient.phone, "3")
+    assert "talk about your goal" in texts_to(fake_twilio, patient.phone)[-1]
+
+    goals = client.get(f"/api/v1/patients/{patient.id}/care-plan", headers=AUTH).get_json()["goals"]
+    assert [(g["text"], g["confidence"]) for g in goals] == [
+        ("take my water pill every morning", None),
+        ("walk 10 minutes a day", 3),
+    ]
+    assert goals[1]["confidence_at"] == "2026-12-07T16:00:00+00:00"
+    assert goals[0]["confidence_at"] is None
+    [task] = client.get("/api/v1/escalations", headers=AUTH).get_json()["escalations"]
+    assert (task["level"], task["reasons"]) == ("ROUTINE", ["goal_low_confidence"])
+
+    # A plan with no weekly-checked goal stops the weekly check.
+    assert _plan(client, patient.id, conditions=["heart_failure"], goals=[]).status_code == 200
+    enrollments = client.get(f"/api/v1/patients/{patient.id}/enrollments", headers=AUTH).get_json()["enrollments"]
+    assert [e["campaign"] for e in enrollments if e["status"] == "active"] == []
+
+
+def test_a_confident_answer_is_written_back_without_a_task(
+    rt: Runtime, client: FlaskClient, make_patient: Callable[..., Any], post_twilio: Poster, fake_twilio: FakeTwilio
+) -> None:
+    clock = install_clock(rt, MORNING)
+    patient = make_patient(conditions=["heart_failure"], language="es")
+    assert _plan(client, patient.id, goals=[{"text": "caminar 10 minutos"}]).status_code == 200
+    clock.set(dt.datetime(2026, 12, 7, 16, 0, tzinfo=dt.UTC))
+    assert tick(rt, rt.now())["started"] == 1
+    run_worker(rt)
+    assert "Su meta: caminar 10 minutos" in texts_to(fake_twilio, patient.phone)[-1]
+    _text(post_twilio, rt, patient.phone, "sí")
+    _text(post_twilio, rt, patient.phone, "9")
+    [goal] = client.get(f"/api/v1/patients/{patient.id}/care-plan", headers=AUTH).get_json()["goals"]
+    assert goal["confidence"] == 9
+    assert client.get("/api/v1/escalations", headers=AUTH).get_json()["escalations"] == []

@@ -224,3 +224,39 @@ def test_no_emergency_copy_to_a_caregiver_when_the_patient_reports_violence(
     told = texts_to(fake_twilio, patient.phone)[-1]
     assert "911" in told and "1-800-799-7233" in told and "88788" in told and "husband" not in told
     assert texts_to(fake_twilio, CAREGIVER) == []  # the caregiver may be the person the patient fears
+
+
+def test_caregiver_strain_is_asked_of_the_caregiver_and_recorded_as_their_answers(
+    rt: Runtime, client: FlaskClient, make_patient: Callable[..., Any], post_twilio: Poster, fake_twilio: FakeTwilio
+) -> None:
+    from app.models import Answer
+
+    install_clock(rt, NOON)
+    patient = make_patient()
+    url = f"/api/v1/patients/{patient.id}/conversations"
+    # No caregiver with permission yet: nothing is sent to anyone.
+    refused = client.post(url, json={"flow": "caregiver-strain", "to": "caregiver"}, headers=AUTH)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "no_caregiver"
+    caregiver_id = _grant(rt, patient, ["reminders"])  # not "answer": the questions are the caregiver's own
+    started = client.post(url, json={"flow": "caregiver-strain", "to": "caregiver"}, headers=AUTH)
+    assert started.status_code == 201, started.json
+    run_worker(rt)
+    assert texts_to(fake_twilio, patient.phone) == []
+    [question] = texts_to(fake_twilio, CAREGIVER)
+    assert "Caring for someone" in question
+
+    _text(post_twilio, rt, patient.phone, "often")  # the patient's own text answers nothing of the caregiver's
+    _text(post_twilio, rt, CAREGIVER, "often")
+    assert "break" in texts_to(fake_twilio, CAREGIVER)[-1]
+    _text(post_twilio, rt, CAREGIVER, "no")
+    assert "help and support" in " ".join(texts_to(fake_twilio, CAREGIVER)[-2:])
+    with rt.sessions() as session:
+        answers = session.execute(
+            select(Answer.question_id, Answer.value_text, Answer.given_by_caregiver_id).where(
+                Answer.patient_id == patient.id, Answer.flow_id == "caregiver-strain"
+            )
+        ).all()
+    assert sorted(answers) == [("break", "no", caregiver_id), ("worn_out", "often", caregiver_id)]
+    [task] = client.get("/api/v1/escalations", headers=AUTH).json["escalations"]
+    assert task["level"] == "ROUTINE" and task["reasons"][0] == "caregiver_strain"
+    assert all("Caring for someone" not in t for t in texts_to(fake_twilio, patient.phone))
