@@ -623,8 +623,9 @@ def simulate(flow_id: str, lang: str, name: str, channel: str, nurse_line: str |
         if chosen is None:
             raise click.ClickException(f"none of '{modules}' is a module of {flow_id}")
         click.echo(f"(playing {chosen})")
+        public = [*public, chosen]
         flow_id = chosen
-    if flow_id not in public and flow_id not in library.flows:
+    if flow_id not in public:
         raise click.ClickException(f"unknown flow '{flow_id}' (known: {', '.join(public)})")
     ctx = engine.PatientContext(
         first_name=name,
