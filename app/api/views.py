@@ -435,7 +435,16 @@ def list_messages(patient_id: int) -> Response:
         return jsonify({"messages": [message_json(m) for m in rows]})
 
 
-@bp.get("/patients/<id:patient_id>/caregivers")
+# One rule for both methods (as care-plan): an out-of-range id is then no route (404) for POST too, not a
+# 405 from the GET rule's path matching before the id converter refuses it.
+@bp.route("/patients/<id:patient_id>/caregivers", methods=["GET", "POST"])
+def caregivers(patient_id: int) -> Response | tuple[Response, int]:
+    """GET: the patient's caregivers (200, 404). POST: see :func:`add_caregiver`."""
+    if request.method == "POST":
+        return add_caregiver(patient_id)
+    return list_caregivers(patient_id)
+
+
 def list_caregivers(patient_id: int) -> Response:
     with _runtime().sessions() as session:
         _patient(session, patient_id)
@@ -443,7 +452,6 @@ def list_caregivers(patient_id: int) -> Response:
         return jsonify({"caregivers": [caregiver_json(c) for c in rows]})
 
 
-@bp.post("/patients/<id:patient_id>/caregivers")
 def add_caregiver(patient_id: int) -> tuple[Response, int]:
     """The patient's permission for a caregiver phone with a scope: 201 new, 200 updated, 422 per bad field."""
     rt = _runtime()

@@ -309,3 +309,23 @@ def test_the_same_limits_hold_on_sqlite_and_postgresql(
     assert client.post("/api/v1/patients", headers=AUTH, json={**ANA, "mrn": "M" * 64}).status_code == 201
     with rt.sessions() as session:
         assert session.scalar(select(func.count(Patient.id))) == 1
+
+
+def test_an_id_path_is_one_rule_so_an_out_of_range_id_is_404_for_every_method(app: Flask, client: FlaskClient) -> None:
+    # Two rules on one path (GET in one, POST in another) answer 405 for an id the converter refuses,
+    # because Werkzeug matched the other rule's path first: schemathesis found it on /caregivers.
+    rules: dict[str, int] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") and "<id:" in rule.rule:
+            rules[rule.rule] = rules.get(rule.rule, 0) + 1
+    assert [path for path, count in rules.items() if count > 1] == []
+    supported = {
+        "/api/v1/patients/0/caregivers": ("get", "post"),
+        "/api/v1/patients/99999999999/caregivers": ("get", "post"),
+        "/api/v1/patients/0/care-plan": ("get", "put"),
+    }
+    for path, methods in supported.items():
+        for method in methods:
+            response = getattr(client, method)(path, json={}, headers=AUTH)
+            assert response.status_code == 404, (method, path, response.get_json())
+            assert response.get_json()["error"]["code"] == "not_found"
