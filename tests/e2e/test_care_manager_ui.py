@@ -239,7 +239,9 @@ def test_queue_lists_emergency_then_urgent_then_routine(
         reason="unreachable",
         rule_id="missed-check-ins",
         detail={"missed": 2},
-        now=now - dt.timedelta(days=3),
+        # Ten days back: its deadline (the end of the next business day) has passed whatever day and hour the
+        # suite runs; three days back was not yet overdue early on a Monday (opened on a Friday).
+        now=now - dt.timedelta(days=10),
     )
     escalate(
         rt,
